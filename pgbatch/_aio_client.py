@@ -1,0 +1,207 @@
+"""AsyncClient: the SQL API from asyncio code (psycopg ``AsyncConnection``).
+
+This file is the source of the sync ``Client`` too: ``tools/gen_sync.py``
+derives ``pgbatch/_client.py`` from it, and a test fails when the two drift.
+Every method runs one ``pgbatch._ops.Op``: one SQL function call.
+
+Connections: a client owns a pool (``AsyncConnectionPool``, autocommit
+connections, one round trip per call) unless it is given one. Every method
+also takes ``conn=``: the call then runs on the caller's connection, inside
+whatever transaction the caller has open, and commits only when the caller
+commits (an enqueue in a rolled-back transaction leaves no job and wakes
+nobody, because NOTIFY is delivered at commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from pgbatch import _ops
+from pgbatch._errors import translate
+from pgbatch._types import (
+    AckEffects,
+    AckOutcome,
+    AckRequest,
+    ClaimedJob,
+    EnqueueRequest,
+    Json,
+    QueueStats,
+)
+
+T = TypeVar("T")
+AnyConn = psycopg.AsyncConnection[Any]
+
+DEFAULT_LEASE = timedelta(seconds=30)
+
+
+class AsyncClient:
+    """The pgbatch SQL API over psycopg (asyncio)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+        """Use ``pool`` (its connections should be autocommit; see ``make_pool``)."""
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10) -> AsyncClient:
+        """Open a pool of autocommit connections to ``conninfo`` and return a client on it."""
+        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            conninfo, min_size=min_size, max_size=max_size, kwargs={"autocommit": True},
+            open=False, name="pgbatch",
+        )
+        await pool.open(wait=True)
+        return cls(pool)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self.pool.close()
+
+    async def run(self, op: _ops.Op[T], conn: AnyConn | None = None) -> T:
+        """Run one API call on ``conn`` (caller's transaction) or a pooled connection."""
+        try:
+            if conn is not None:
+                cur = await conn.execute(op.query, op.params)
+                rows = await cur.fetchall()
+            else:
+                async with self.pool.connection() as pooled:
+                    cur = await pooled.execute(op.query, op.params)
+                    rows = await cur.fetchall()
+        except psycopg.Error as exc:
+            mapped = translate(exc)
+            if mapped is not None:
+                raise mapped from exc
+            raise
+        return op.decode(rows)
+
+    async def enqueue(self, queue: str, payload: Json = None, *, run_at: datetime | None = None,
+                      priority: int = 0, dedup_key: str | None = None, max_attempts: int = 20,
+                      id: UUID | None = None, conn: AnyConn | None = None) -> UUID:
+        """Enqueue one job; returns its id (or the live duplicate's, see dedup_key)."""
+        return await self.run(
+            _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)
+
+    async def enqueue_many(self, requests: Sequence[EnqueueRequest], *,
+                           conn: AnyConn | None = None) -> list[UUID]:
+        """Enqueue many jobs in one call; returns their ids in order."""
+        return await self.run(_ops.enqueue_many(requests), conn)
+
+    async def claim(self, queue: str, max_jobs: int = 1, *, lease: timedelta = DEFAULT_LEASE,
+                    worker_id: str | None = None, conn: AnyConn | None = None) -> list[ClaimedJob]:
+        """Claim up to ``max_jobs`` due jobs of ``queue`` (one transaction)."""
+        return await self.run(_ops.claim(queue, max_jobs, lease, worker_id), conn)
+
+    async def ack(self, job_id: UUID, claim_token: UUID, effects: AckEffects | None = None, *,
+                  conn: AnyConn | None = None) -> list[UUID]:
+        """Mark a claimed job done, applying ``effects`` atomically; returns follow-up ids."""
+        return await self.run(_ops.ack(job_id, claim_token, effects), conn)
+
+    async def ack_many(self, acks: Sequence[AckRequest], *,
+                       conn: AnyConn | None = None) -> list[AckOutcome]:
+        """Settle many claims in one transaction; one outcome per entry."""
+        return await self.run(_ops.ack_many(acks), conn)
+
+    async def nack(self, job_id: UUID, claim_token: UUID, *, error: Json = None,
+                   retry_at: datetime | None = None,
+                   backoff_base: timedelta = timedelta(seconds=1),
+                   backoff_cap: timedelta = timedelta(hours=1),
+                   conn: AnyConn | None = None) -> str:
+        """Fail an attempt: retry later, or dead-letter at the last attempt; returns the state."""
+        return await self.run(
+            _ops.nack(job_id, claim_token, error, retry_at, backoff_base, backoff_cap), conn)
+
+    async def dead_letter(self, job_id: UUID, claim_token: UUID, reason: str | None = None, *,
+                          conn: AnyConn | None = None) -> None:
+        """Move a claimed job to dead."""
+        await self.run(_ops.dead_letter(job_id, claim_token, reason), conn)
+
+    async def renew_lease(self, job_id: UUID, claim_token: UUID, lease: timedelta = DEFAULT_LEASE,
+                          *, conn: AnyConn | None = None) -> datetime:
+        """Extend a claim's lease; returns the new expiry."""
+        return await self.run(_ops.renew_lease(job_id, claim_token, lease), conn)
+
+    async def release(self, job_id: UUID, claim_token: UUID, *,
+                      conn: AnyConn | None = None) -> None:
+        """Give a claim back without consuming an attempt."""
+        await self.run(_ops.release(job_id, claim_token), conn)
+
+    async def requeue_dead_job(self, job_id: UUID, run_at: datetime | None = None, *,
+                               conn: AnyConn | None = None) -> UUID:
+        """Revive a dead job with a fresh attempt count."""
+        return await self.run(_ops.requeue_dead_job(job_id, run_at), conn)
+
+    async def cancel_job(self, job_id: UUID, *, conn: AnyConn | None = None) -> str:
+        """Cancel a pending job, or flag a claimed one; returns the resulting state."""
+        return await self.run(_ops.cancel_job(job_id), conn)
+
+    async def reap_expired(self, limit: int = 1000, *, conn: AnyConn | None = None) -> int:
+        """End claims whose lease expired; returns how many."""
+        return await self.run(_ops.reap_expired(limit), conn)
+
+    async def sweep_retention(self, done_after: timedelta = timedelta(days=1),
+                              dead_after: timedelta = timedelta(days=7), limit: int = 10000, *,
+                              conn: AnyConn | None = None) -> int:
+        """Delete old archived records; returns how many."""
+        return await self.run(_ops.sweep_retention(done_after, dead_after, limit), conn)
+
+    async def pause_queue(self, queue: str, *, conn: AnyConn | None = None) -> None:
+        """Stop claims on ``queue``."""
+        await self.run(_ops.pause_queue(queue), conn)
+
+    async def resume_queue(self, queue: str, *, conn: AnyConn | None = None) -> None:
+        """Restart claims on ``queue``."""
+        await self.run(_ops.resume_queue(queue), conn)
+
+    async def set_queue_notify(self, queue: str, enabled: bool, *,
+                               conn: AnyConn | None = None) -> None:
+        """Switch NOTIFY on enqueue on or off for ``queue``."""
+        await self.run(_ops.set_queue_notify(queue, enabled), conn)
+
+    async def queue_stats(self, queue: str | None = None, *,
+                          conn: AnyConn | None = None) -> list[QueueStats]:
+        """Counts per queue (all queues when ``queue`` is None)."""
+        return await self.run(_ops.queue_stats(queue), conn)
+
+    async def channel_name(self, queue: str, *, conn: AnyConn | None = None) -> str:
+        """The NOTIFY channel of ``queue``."""
+        return await self.run(_ops.channel_name(queue), conn)
+
+    async def kv_get(self, key: str, *, conn: AnyConn | None = None) -> Json:
+        """The value ack effects stored under ``key``, or None."""
+        return await self.run(_ops.kv_get(key), conn)
+
+    async def announce_due(self, *, conn: AnyConn | None = None) -> int:
+        """Announce jobs that became due since the last call; returns how many."""
+        return await self.run(_ops.announce_due(), conn)
+
+    async def compact_counters(self, *, conn: AnyConn | None = None) -> int:
+        """Fold archived-job counter deltas; returns how many rows were folded."""
+        return await self.run(_ops.compact_counters(), conn)
+
+    async def next_due(self, queues: Sequence[str], *,
+                       conn: AnyConn | None = None) -> datetime | None:
+        """The earliest run_at of a pending job in ``queues``."""
+        return await self.run(_ops.next_due(queues), conn)
+
+    async def register_node(self, node_id: str, boot_id: UUID, info: Json = None, *,
+                            conn: AnyConn | None = None) -> int:
+        """Register a worker node incarnation; returns claims released from its previous one."""
+        return await self.run(_ops.register_node(node_id, boot_id, info), conn)
+
+    async def heartbeat_node(self, node_id: str, boot_id: UUID, *,
+                             conn: AnyConn | None = None) -> bool:
+        """Record a node heartbeat; False when a newer incarnation replaced this one."""
+        return await self.run(_ops.heartbeat_node(node_id, boot_id), conn)
+
+    async def deregister_node(self, node_id: str, boot_id: UUID, *,
+                              conn: AnyConn | None = None) -> bool:
+        """Remove a node's registration at a clean shutdown."""
+        return await self.run(_ops.deregister_node(node_id, boot_id), conn)
+
+    async def check_compat(self, supported: int, *, conn: AnyConn | None = None) -> int:
+        """Raise IncompatibleSchema if the database is newer than ``supported``."""
+        return await self.run(_ops.check_compat(supported), conn)

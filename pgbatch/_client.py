@@ -1,0 +1,207 @@
+"""Client: the SQL API from threads or plain code (psycopg ``Connection``).
+
+GENERATED from pgbatch/_aio_client.py by tools/gen_sync.py: do not edit.
+A test fails when the two drift.
+Every method runs one ``pgbatch._ops.Op``: one SQL function call.
+
+Connections: a client owns a pool (``ConnectionPool``, autocommit
+connections, one round trip per call) unless it is given one. Every method
+also takes ``conn=``: the call then runs on the caller's connection, inside
+whatever transaction the caller has open, and commits only when the caller
+commits (an enqueue in a rolled-back transaction leaves no job and wakes
+nobody, because NOTIFY is delivered at commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from pgbatch import _ops
+from pgbatch._errors import translate
+from pgbatch._types import (
+    AckEffects,
+    AckOutcome,
+    AckRequest,
+    ClaimedJob,
+    EnqueueRequest,
+    Json,
+    QueueStats,
+)
+
+T = TypeVar("T")
+AnyConn = psycopg.Connection[Any]
+
+DEFAULT_LEASE = timedelta(seconds=30)
+
+
+class Client:
+    """The pgbatch SQL API over psycopg (sync)."""
+
+    def __init__(self, pool: ConnectionPool[Any]) -> None:
+        """Use ``pool`` (its connections should be autocommit; see ``make_pool``)."""
+        self.pool = pool
+
+    @classmethod
+    def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10) -> Client:
+        """Open a pool of autocommit connections to ``conninfo`` and return a client on it."""
+        pool: ConnectionPool[Any] = ConnectionPool(
+            conninfo, min_size=min_size, max_size=max_size, kwargs={"autocommit": True},
+            open=False, name="pgbatch",
+        )
+        pool.open(wait=True)
+        return cls(pool)
+
+    def close(self) -> None:
+        """Close the pool."""
+        self.pool.close()
+
+    def run(self, op: _ops.Op[T], conn: AnyConn | None = None) -> T:
+        """Run one API call on ``conn`` (caller's transaction) or a pooled connection."""
+        try:
+            if conn is not None:
+                cur = conn.execute(op.query, op.params)
+                rows = cur.fetchall()
+            else:
+                with self.pool.connection() as pooled:
+                    cur = pooled.execute(op.query, op.params)
+                    rows = cur.fetchall()
+        except psycopg.Error as exc:
+            mapped = translate(exc)
+            if mapped is not None:
+                raise mapped from exc
+            raise
+        return op.decode(rows)
+
+    def enqueue(self, queue: str, payload: Json = None, *, run_at: datetime | None = None,
+                      priority: int = 0, dedup_key: str | None = None, max_attempts: int = 20,
+                      id: UUID | None = None, conn: AnyConn | None = None) -> UUID:
+        """Enqueue one job; returns its id (or the live duplicate's, see dedup_key)."""
+        return self.run(
+            _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest], *,
+                           conn: AnyConn | None = None) -> list[UUID]:
+        """Enqueue many jobs in one call; returns their ids in order."""
+        return self.run(_ops.enqueue_many(requests), conn)
+
+    def claim(self, queue: str, max_jobs: int = 1, *, lease: timedelta = DEFAULT_LEASE,
+                    worker_id: str | None = None, conn: AnyConn | None = None) -> list[ClaimedJob]:
+        """Claim up to ``max_jobs`` due jobs of ``queue`` (one transaction)."""
+        return self.run(_ops.claim(queue, max_jobs, lease, worker_id), conn)
+
+    def ack(self, job_id: UUID, claim_token: UUID, effects: AckEffects | None = None, *,
+                  conn: AnyConn | None = None) -> list[UUID]:
+        """Mark a claimed job done, applying ``effects`` atomically; returns follow-up ids."""
+        return self.run(_ops.ack(job_id, claim_token, effects), conn)
+
+    def ack_many(self, acks: Sequence[AckRequest], *,
+                       conn: AnyConn | None = None) -> list[AckOutcome]:
+        """Settle many claims in one transaction; one outcome per entry."""
+        return self.run(_ops.ack_many(acks), conn)
+
+    def nack(self, job_id: UUID, claim_token: UUID, *, error: Json = None,
+                   retry_at: datetime | None = None,
+                   backoff_base: timedelta = timedelta(seconds=1),
+                   backoff_cap: timedelta = timedelta(hours=1),
+                   conn: AnyConn | None = None) -> str:
+        """Fail an attempt: retry later, or dead-letter at the last attempt; returns the state."""
+        return self.run(
+            _ops.nack(job_id, claim_token, error, retry_at, backoff_base, backoff_cap), conn)
+
+    def dead_letter(self, job_id: UUID, claim_token: UUID, reason: str | None = None, *,
+                          conn: AnyConn | None = None) -> None:
+        """Move a claimed job to dead."""
+        self.run(_ops.dead_letter(job_id, claim_token, reason), conn)
+
+    def renew_lease(self, job_id: UUID, claim_token: UUID, lease: timedelta = DEFAULT_LEASE,
+                          *, conn: AnyConn | None = None) -> datetime:
+        """Extend a claim's lease; returns the new expiry."""
+        return self.run(_ops.renew_lease(job_id, claim_token, lease), conn)
+
+    def release(self, job_id: UUID, claim_token: UUID, *,
+                      conn: AnyConn | None = None) -> None:
+        """Give a claim back without consuming an attempt."""
+        self.run(_ops.release(job_id, claim_token), conn)
+
+    def requeue_dead_job(self, job_id: UUID, run_at: datetime | None = None, *,
+                               conn: AnyConn | None = None) -> UUID:
+        """Revive a dead job with a fresh attempt count."""
+        return self.run(_ops.requeue_dead_job(job_id, run_at), conn)
+
+    def cancel_job(self, job_id: UUID, *, conn: AnyConn | None = None) -> str:
+        """Cancel a pending job, or flag a claimed one; returns the resulting state."""
+        return self.run(_ops.cancel_job(job_id), conn)
+
+    def reap_expired(self, limit: int = 1000, *, conn: AnyConn | None = None) -> int:
+        """End claims whose lease expired; returns how many."""
+        return self.run(_ops.reap_expired(limit), conn)
+
+    def sweep_retention(self, done_after: timedelta = timedelta(days=1),
+                              dead_after: timedelta = timedelta(days=7), limit: int = 10000, *,
+                              conn: AnyConn | None = None) -> int:
+        """Delete old archived records; returns how many."""
+        return self.run(_ops.sweep_retention(done_after, dead_after, limit), conn)
+
+    def pause_queue(self, queue: str, *, conn: AnyConn | None = None) -> None:
+        """Stop claims on ``queue``."""
+        self.run(_ops.pause_queue(queue), conn)
+
+    def resume_queue(self, queue: str, *, conn: AnyConn | None = None) -> None:
+        """Restart claims on ``queue``."""
+        self.run(_ops.resume_queue(queue), conn)
+
+    def set_queue_notify(self, queue: str, enabled: bool, *,
+                               conn: AnyConn | None = None) -> None:
+        """Switch NOTIFY on enqueue on or off for ``queue``."""
+        self.run(_ops.set_queue_notify(queue, enabled), conn)
+
+    def queue_stats(self, queue: str | None = None, *,
+                          conn: AnyConn | None = None) -> list[QueueStats]:
+        """Counts per queue (all queues when ``queue`` is None)."""
+        return self.run(_ops.queue_stats(queue), conn)
+
+    def channel_name(self, queue: str, *, conn: AnyConn | None = None) -> str:
+        """The NOTIFY channel of ``queue``."""
+        return self.run(_ops.channel_name(queue), conn)
+
+    def kv_get(self, key: str, *, conn: AnyConn | None = None) -> Json:
+        """The value ack effects stored under ``key``, or None."""
+        return self.run(_ops.kv_get(key), conn)
+
+    def announce_due(self, *, conn: AnyConn | None = None) -> int:
+        """Announce jobs that became due since the last call; returns how many."""
+        return self.run(_ops.announce_due(), conn)
+
+    def compact_counters(self, *, conn: AnyConn | None = None) -> int:
+        """Fold archived-job counter deltas; returns how many rows were folded."""
+        return self.run(_ops.compact_counters(), conn)
+
+    def next_due(self, queues: Sequence[str], *,
+                       conn: AnyConn | None = None) -> datetime | None:
+        """The earliest run_at of a pending job in ``queues``."""
+        return self.run(_ops.next_due(queues), conn)
+
+    def register_node(self, node_id: str, boot_id: UUID, info: Json = None, *,
+                            conn: AnyConn | None = None) -> int:
+        """Register a worker node incarnation; returns claims released from its previous one."""
+        return self.run(_ops.register_node(node_id, boot_id, info), conn)
+
+    def heartbeat_node(self, node_id: str, boot_id: UUID, *,
+                             conn: AnyConn | None = None) -> bool:
+        """Record a node heartbeat; False when a newer incarnation replaced this one."""
+        return self.run(_ops.heartbeat_node(node_id, boot_id), conn)
+
+    def deregister_node(self, node_id: str, boot_id: UUID, *,
+                              conn: AnyConn | None = None) -> bool:
+        """Remove a node's registration at a clean shutdown."""
+        return self.run(_ops.deregister_node(node_id, boot_id), conn)
+
+    def check_compat(self, supported: int, *, conn: AnyConn | None = None) -> int:
+        """Raise IncompatibleSchema if the database is newer than ``supported``."""
+        return self.run(_ops.check_compat(supported), conn)

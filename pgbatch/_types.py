@@ -1,0 +1,143 @@
+"""Value types of the client API: requests you build and rows you get back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pgbatch._errors import InvalidPayload
+
+#: A JSON value as Python sees it.
+Json = Any
+
+
+def dump_json(value: Json, *, what: str = "payload") -> str:
+    """Serialise ``value`` as strict JSON text, or raise InvalidPayload."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"invalid {what}: not JSON-serialisable ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class EnqueueRequest:
+    """One job to enqueue: the shape of ``enqueue_many`` and of ack effects."""
+
+    queue: str
+    payload: Json = None
+    run_at: datetime | None = None
+    priority: int = 0
+    dedup_key: str | None = None
+    max_attempts: int = 20
+    id: UUID | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        """The request as the JSON object the SQL API takes."""
+        out: dict[str, Json] = {"queue": self.queue, "priority": self.priority,
+                                "max_attempts": self.max_attempts}
+        if self.payload is not None:
+            out["payload"] = json.loads(dump_json(self.payload))
+        if self.run_at is not None:
+            out["run_at"] = self.run_at.isoformat()
+        if self.dedup_key is not None:
+            out["dedup_key"] = self.dedup_key
+        if self.id is not None:
+            out["id"] = str(self.id)
+        return out
+
+
+@dataclass(frozen=True)
+class AckEffects:
+    """What an ack applies in its own transaction: all of it, or none.
+
+    ``enqueue``: follow-up jobs; ``kv_put``: keys to set in ``pgbatch.kv``;
+    ``kv_delete``: keys to remove.
+    """
+
+    enqueue: Sequence[EnqueueRequest] = ()
+    kv_put: Mapping[str, Json] = field(default_factory=dict)
+    kv_delete: Sequence[str] = ()
+
+    def is_empty(self) -> bool:
+        """True when the effects change nothing."""
+        return not (self.enqueue or self.kv_put or self.kv_delete)
+
+    def to_json(self) -> dict[str, Json]:
+        """The effects as the JSON object ``ack`` takes."""
+        out: dict[str, Json] = {}
+        if self.enqueue:
+            out["enqueue"] = [r.to_json() for r in self.enqueue]
+        if self.kv_put:
+            out["kv_put"] = json.loads(dump_json(dict(self.kv_put), what="kv_put value"))
+        if self.kv_delete:
+            out["kv_delete"] = list(self.kv_delete)
+        return out
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """A job this worker holds until it settles it or the lease expires."""
+
+    id: UUID
+    queue: str
+    payload: Json
+    priority: int
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    claim_token: UUID
+    lease_expires_at: datetime
+    created_at: datetime
+    dedup_key: str | None
+    last_error: Json
+
+
+@dataclass(frozen=True)
+class AckRequest:
+    """One entry of ``ack_many``."""
+
+    job_id: UUID
+    claim_token: UUID
+    effects: AckEffects | None = None
+
+    def to_json(self) -> dict[str, Json]:
+        """The entry as the JSON object ``ack_many`` takes."""
+        out: dict[str, Json] = {"job_id": str(self.job_id), "claim_token": str(self.claim_token)}
+        if self.effects is not None and not self.effects.is_empty():
+            out["effects"] = self.effects.to_json()
+        return out
+
+
+@dataclass(frozen=True)
+class AckOutcome:
+    """The outcome of one ``ack_many`` entry."""
+
+    job_id: UUID
+    status: str  # 'acked' | 'claim_lost' | 'not_found' | 'error'
+    error_code: str | None
+    message: str | None
+    follow_ups: list[UUID]
+
+    @property
+    def ok(self) -> bool:
+        """True when the entry was acked."""
+        return self.status == "acked"
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Counts for one queue (see ``pgbatch.queue_stats``)."""
+
+    queue: str
+    pending: int
+    scheduled: int
+    claimed: int
+    done: int
+    dead: int
+    cancelled: int
+    oldest_pending_age: timedelta | None
+    paused: bool

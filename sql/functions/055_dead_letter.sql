@@ -1,0 +1,22 @@
+-- dead_letter: moves a claimed job to dead (no further attempts), storing
+-- `reason` as last_error {"type": "DeadLettered", "message": reason}.
+-- ClaimLost (PB001) when the claim is gone; idempotent for the same token.
+create or replace function pgbatch.dead_letter(job_id uuid, claim_token uuid, reason text default null)
+returns void
+language plpgsql
+as $$
+declare
+    r pgbatch.job;
+begin
+    delete from pgbatch.job j
+     where j.id = dead_letter.job_id and j.claim_token = dead_letter.claim_token
+    returning j.* into r;
+    if not found then
+        perform pgbatch._settled_result(job_id, claim_token, 'dead_letter');
+        return;
+    end if;
+    perform pgbatch._durable_commit();
+    perform pgbatch._archive(r, 'dead', claim_token, '{"op": "dead_letter"}',
+                             jsonb_build_object('type', 'DeadLettered', 'message', reason));
+end
+$$;

@@ -1,0 +1,45 @@
+-- requeue_dead_job: revives a dead job as pending at `run_at` (default now)
+-- with a fresh attempt count; returns its id. JobNotFound (PB003) when no
+-- dead record exists (never created, or swept by retention); InvalidState
+-- (PB004) when the job is not dead; DedupConflict (PB010) when a live job
+-- already holds its dedup_key.
+create or replace function pgbatch.requeue_dead_job(job_id uuid, run_at timestamptz default null)
+returns uuid
+language plpgsql
+as $$
+declare
+    a       pgbatch.job_archive;
+    v_now   timestamptz := pgbatch.now();
+    v_at    timestamptz := coalesce(requeue_dead_job.run_at, v_now);
+    v_state text;
+begin
+    delete from pgbatch.job_archive x
+     where x.id = requeue_dead_job.job_id and x.state = 'dead'
+    returning x.* into a;
+    if not found then
+        select x.state into v_state from pgbatch.job_archive x where x.id = requeue_dead_job.job_id;
+        if v_state is null then
+            select j.state into v_state from pgbatch.job j where j.id = requeue_dead_job.job_id;
+        end if;
+        if v_state is null then
+            perform pgbatch._raise('PB003', format('job %s not found (no dead record: never dead, or swept by retention)', job_id));
+        end if;
+        perform pgbatch._raise('PB004', format('job %s is %s, not dead', job_id, v_state));
+    end if;
+    perform pgbatch._durable_commit();
+    insert into pgbatch.job (id, queue, payload, priority, run_at, max_attempts, dedup_key, created_at, last_error)
+    values (a.id, a.queue, a.payload, a.priority, v_at, a.max_attempts, a.dedup_key, a.created_at, a.last_error)
+    on conflict (queue, dedup_key) where dedup_key is not null do nothing;
+    if not found then
+        perform pgbatch._raise('PB010', format('job %s cannot be requeued: a live job of queue %s holds dedup_key %s',
+                                               job_id, a.queue, a.dedup_key));
+    end if;
+    insert into pgbatch.queue_count (queue, dead) values (a.queue, -1);
+    if v_at <= v_now then
+        perform pgbatch._announce(a.queue, 1);
+    else
+        perform pgbatch._announce(a.queue, 0, v_at);
+    end if;
+    return a.id;
+end
+$$;
