@@ -3,8 +3,12 @@
 -- '@' + Unix milliseconds), so a listener can arm a timer instead of polling.
 -- Does nothing when the queue's notifications are switched off
 -- (set_queue_notify). Also creates the queue's row on first use.
--- NOTIFY folds identical payloads inside one transaction, so a second
--- announcement in the same transaction carries a '/n' suffix to stay distinct.
+-- NOTIFY folds identical payloads on one channel inside one transaction, so
+-- the n-th announcement on the same channel in a transaction (n > 1) carries
+-- a '/n' suffix to stay distinct; the first one on each channel has none (a
+-- transaction that announces queues b then a still sends a plain '100' to a).
+-- The per-channel counts live in the transaction-local setting
+-- pgbatch.notify_seqs (a JSON object: channel -> count).
 create or replace function pgbatch._announce(queue text, ready bigint, due_at timestamptz default null)
 returns void
 language plpgsql
@@ -12,6 +16,7 @@ as $$
 declare
     v_notify boolean;
     v_channel text;
+    v_seqs jsonb;
     v_seq integer;
     v_suffix text := '';
 begin
@@ -24,8 +29,9 @@ begin
         return;
     end if;
     v_channel := pgbatch.channel_name(_announce.queue);
-    v_seq := coalesce(nullif(current_setting('pgbatch.notify_seq', true), '')::integer, 0) + 1;
-    perform set_config('pgbatch.notify_seq', v_seq::text, true);
+    v_seqs := coalesce(nullif(current_setting('pgbatch.notify_seqs', true), '')::jsonb, '{}');
+    v_seq := coalesce((v_seqs ->> v_channel)::integer, 0) + 1;
+    perform set_config('pgbatch.notify_seqs', jsonb_set(v_seqs, array[v_channel], to_jsonb(v_seq))::text, true);
     if v_seq > 1 then
         v_suffix := '/' || v_seq;
     end if;

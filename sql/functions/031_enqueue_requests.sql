@@ -65,7 +65,7 @@ begin
         elsif v_problem like '%payload too large%' then
             perform pgbatch._raise('PB006', v_problem);
         end if;
-        perform pgbatch._raise('PB007', 'invalid enqueue request ' || v_problem);
+        perform pgbatch._raise('PB007', 'invalid enqueue ' || v_problem);
     end if;
 
     begin

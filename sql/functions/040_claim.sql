@@ -4,7 +4,11 @@
 -- the fence every settlement checks. Returns them in claim order: priority
 -- descending, then run_at, then enqueue order. A paused queue yields nothing.
 -- worker_id is recorded as claimed_by (the node registry releases a restarted
--- node's claims by it). Commits without waiting for the WAL flush.
+-- node's claims by it). Commits without waiting for the WAL flush, unless
+-- the caller's transaction already wrote something (see _relax_commit).
+-- Keep claim transactions short: a claim that meets a row another claimer
+-- took while it ran keeps a lock on that row (READ COMMITTED re-check) until
+-- its transaction ends, and an ack of that job waits for it meanwhile.
 create or replace function pgbatch.claim(
     queue     text,
     max_jobs  integer  default 1,

@@ -15,6 +15,7 @@ begin
     if lease is null or lease <= interval '0' then
         perform pgbatch._raise('PB007', format('invalid lease: %s, must be positive', coalesce(lease::text, 'NULL')));
     end if;
+    perform pgbatch._relax_commit();
     update pgbatch.job j
        set lease_expires_at = pgbatch.now() + renew_lease.lease
      where j.id = renew_lease.job_id and j.claim_token = renew_lease.claim_token
@@ -26,7 +27,6 @@ begin
         perform pgbatch._raise('PB009', format('job %s was cancelled', job_id),
                                'stop working on it and nack it; it ends cancelled');
     end if;
-    perform pgbatch._relax_commit();
     return v_expires;
 end
 $$;

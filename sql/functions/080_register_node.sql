@@ -8,18 +8,20 @@ create or replace function pgbatch.register_node(node_id text, boot_id uuid, inf
 returns integer
 language plpgsql
 as $$
+#variable_conflict use_column
 declare
     v_old   uuid;
     v_n     integer := 0;
     r       pgbatch.job;
     v_ready jsonb := '{}';
 begin
-    if node_id is null or length(node_id) = 0 or length(node_id) > 200 then
+    if register_node.node_id is null or length(register_node.node_id) = 0
+       or length(register_node.node_id) > 200 then
         perform pgbatch._raise('PB007', 'invalid node_id: must be 1 to 200 characters');
     end if;
     select n.boot_id into v_old from pgbatch.node n where n.node_id = register_node.node_id for update;
     insert into pgbatch.node as n (node_id, boot_id, started_at, heartbeat_at, info)
-    values (register_node.node_id, register_node.boot_id, pgbatch.now(), pgbatch.now(), coalesce(info, '{}'))
+    values (register_node.node_id, register_node.boot_id, pgbatch.now(), pgbatch.now(), coalesce(register_node.info, '{}'))
     on conflict (node_id) do update
        set boot_id = excluded.boot_id, started_at = excluded.started_at,
            heartbeat_at = excluded.heartbeat_at, info = excluded.info;

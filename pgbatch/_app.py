@@ -1,0 +1,312 @@
+"""The application object: a task registry plus the pools that enqueue.
+
+    app = pgbatch.App("postgresql://...")
+
+    @app.task(queue="emails", max_attempts=5)
+    def send_email(to: str) -> None: ...
+
+    send_email.defer(to="a@example.com")                 # own transaction
+    send_email.enqueue({"to": "b@example.com"}, conn=c)  # inside the caller's transaction
+
+A task's job payload is ``{"task": <name>, "kwargs": {...}}``. A task function
+may be sync (run on a worker thread) or ``async`` (run on the worker's event
+loop). It may return ``AckEffects`` (follow-up jobs, kv writes) that are
+applied atomically with its ack. With ``pass_context=True`` it receives a
+``JobContext`` first; with ``transactional=True`` that context carries
+``conn``, a connection inside an open transaction in which the worker also
+acks the job: the task's own writes commit together with the ack, or not at
+all (e.g. when the claim was lost).
+
+Class-based handlers subclass ``Handler`` and implement exactly one of
+``process`` and ``process_with_effects`` (each defaults to the other).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, ParamSpec, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from pgbatch._aio_client import AsyncClient
+from pgbatch._client import Client
+from pgbatch._errors import InvalidArgument
+from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest, Json
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class JobContext:
+    """What a running job knows about itself.
+
+    ``conn`` is set only for ``transactional`` tasks: a connection inside the
+    transaction that will also ack the job (sync ``psycopg.Connection`` for
+    sync tasks, ``AsyncConnection`` for async ones). ``cancelled`` is set when
+    ``cancel_job`` was called for the job (seen at the next lease renewal);
+    ``claim_lost`` when the lease could not be renewed because the job was
+    reaped: its result will not be acked.
+    """
+
+    job: ClaimedJob
+    task_name: str
+    worker_id: str
+    conn: Any = None
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    claim_lost: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number (1 for the first)."""
+        return self.job.attempt
+
+    @property
+    def job_id(self) -> UUID:
+        """The job's id."""
+        return self.job.id
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """How a task's jobs are enqueued and run."""
+
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 20
+    lease: timedelta = timedelta(seconds=30)
+    timeout: float | None = None
+    backoff_base: timedelta = timedelta(seconds=1)
+    backoff_cap: timedelta = timedelta(hours=1)
+    pass_context: bool = False
+    transactional: bool = False
+
+
+class Handler:
+    """Base class of class-based tasks: implement exactly one of the two methods.
+
+    ``process(ctx)`` does the work; ``process_with_effects(ctx)`` does the work
+    and returns ``AckEffects`` applied atomically with the ack. Each defaults
+    to the other. Either may be ``async def``.
+    """
+
+    def process(self, ctx: JobContext, **kwargs: Any) -> Any:
+        """Do the job's work (default: ``process_with_effects`` without effects)."""
+        return self.process_with_effects(ctx, **kwargs)
+
+    def process_with_effects(self, ctx: JobContext, **kwargs: Any) -> Any:
+        """Do the work and return ``AckEffects`` or None (default: ``process``)."""
+        return self.process(ctx, **kwargs)
+
+
+def _handler_entry(handler: Handler) -> Callable[..., Any]:
+    cls = type(handler)
+    own_process = cls.process is not Handler.process
+    own_effects = cls.process_with_effects is not Handler.process_with_effects
+    if own_process == own_effects:
+        raise TypeError(
+            f"{cls.__name__} must implement exactly one of process() and "
+            "process_with_effects()")
+    return handler.process_with_effects if own_effects else handler.process
+
+
+class Task(Generic[P, R]):
+    """A registered task: call ``defer``/``enqueue`` to create jobs for it."""
+
+    def __init__(self, app: App, name: str, fn: Callable[..., Any], options: TaskOptions) -> None:
+        self.app = app
+        self.name = name
+        self.fn = fn
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the task function directly (no job is created)."""
+        return self.fn(*args, **kwargs)
+
+    def request(self, kwargs: Mapping[str, Json] | None = None, *, run_at: datetime | None = None,
+                priority: int | None = None, dedup_key: str | None = None,
+                max_attempts: int | None = None, id: UUID | None = None,
+                queue: str | None = None) -> EnqueueRequest:
+        """An ``EnqueueRequest`` for this task (for ``enqueue_many`` or ack effects)."""
+        return EnqueueRequest(
+            queue=queue or self.options.queue,
+            payload={"task": self.name, "kwargs": dict(kwargs or {})},
+            run_at=run_at,
+            priority=self.options.priority if priority is None else priority,
+            dedup_key=dedup_key,
+            max_attempts=self.options.max_attempts if max_attempts is None else max_attempts,
+            id=id,
+        )
+
+    def enqueue(self, kwargs: Mapping[str, Json] | None = None, *,
+                conn: psycopg.Connection[Any] | None = None, run_at: datetime | None = None,
+                priority: int | None = None, dedup_key: str | None = None,
+                max_attempts: int | None = None, id: UUID | None = None) -> UUID:
+        """Enqueue a job (in ``conn``'s transaction when given); returns its id."""
+        r = self.request(kwargs, run_at=run_at, priority=priority, dedup_key=dedup_key,
+                         max_attempts=max_attempts, id=id)
+        return self.app.client.enqueue(r.queue, r.payload, run_at=r.run_at, priority=r.priority,
+                                       dedup_key=r.dedup_key, max_attempts=r.max_attempts,
+                                       id=r.id, conn=conn)
+
+    async def aenqueue(self, kwargs: Mapping[str, Json] | None = None, *,
+                       conn: psycopg.AsyncConnection[Any] | None = None,
+                       run_at: datetime | None = None, priority: int | None = None,
+                       dedup_key: str | None = None, max_attempts: int | None = None,
+                       id: UUID | None = None) -> UUID:
+        """Async ``enqueue``."""
+        r = self.request(kwargs, run_at=run_at, priority=priority, dedup_key=dedup_key,
+                         max_attempts=max_attempts, id=id)
+        client = await self.app.aclient()
+        return await client.enqueue(r.queue, r.payload, run_at=r.run_at, priority=r.priority,
+                                    dedup_key=r.dedup_key, max_attempts=r.max_attempts,
+                                    id=r.id, conn=conn)
+
+    def defer(self, **kwargs: Json) -> UUID:
+        """Enqueue a job with these keyword arguments, in its own transaction."""
+        return self.enqueue(kwargs)
+
+    async def defer_async(self, **kwargs: Json) -> UUID:
+        """Async ``defer``."""
+        return await self.aenqueue(kwargs)
+
+
+def resolve_dsn(dsn: str | None) -> str:
+    """``dsn``, else ``$PGBATCH_DSN``, else the embedded server's (started if needed)."""
+    if dsn:
+        return dsn
+    env = os.environ.get("PGBATCH_DSN")
+    if env:
+        return env
+    from pgbatch._server import default_server  # noqa: PLC0415 - only when embedded
+
+    return default_server().dsn()
+
+
+class App:
+    """Task registry and connection pools of one application.
+
+    ``dsn``: libpq connection string or URI; default ``$PGBATCH_DSN``, else the
+    embedded PostgreSQL in the user's data directory. Pools open lazily, so
+    defining an ``App`` at import time costs nothing.
+    """
+
+    def __init__(self, dsn: str | None = None, *, pool_size: int = 10,
+                 default_queue: str = "default") -> None:
+        self._dsn = dsn
+        self.pool_size = pool_size
+        self.default_queue = default_queue
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._client: Client | None = None
+        self._aclient: AsyncClient | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dsn(self) -> str:
+        """The resolved connection string."""
+        if self._dsn is None or not self._dsn:
+            self._dsn = resolve_dsn(self._dsn)
+        return self._dsn
+
+    # -- registry --------------------------------------------------------------
+    def task(self, fn: Callable[P, R] | None = None, *, name: str | None = None,
+             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
+             lease: float | timedelta = 30.0, timeout: float | None = None,
+             backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
+             pass_context: bool = False, transactional: bool = False) -> Any:
+        """Register a function (or a ``Handler`` subclass) as a task.
+
+        ``lease``: seconds a claim lasts without renewal; the worker renews it
+        every third of that while the job runs, so a job may run longer, but a
+        worker that stops renewing (crash, freeze) loses the job to another
+        after this long. ``timeout``: seconds after which the attempt fails.
+        ``backoff_base``/``backoff_cap``: retry delay ``base*2^(attempt-1)``
+        capped, with jitter. ``transactional`` implies ``pass_context``.
+        """
+        def register(target: Callable[P, R]) -> Task[P, R]:
+            opts = TaskOptions(
+                queue=queue or self.default_queue, priority=priority, max_attempts=max_attempts,
+                lease=_td(lease), timeout=timeout, backoff_base=_td(backoff_base),
+                backoff_cap=_td(backoff_cap), pass_context=pass_context or transactional,
+                transactional=transactional,
+            )
+            if max_attempts < 1:
+                raise InvalidArgument(f"max_attempts must be at least 1, got {max_attempts}")
+            if opts.lease <= timedelta(0):
+                raise InvalidArgument(f"lease must be positive, got {lease}")
+            func: Callable[..., Any]
+            if isinstance(target, type) and issubclass(target, Handler):
+                func = _handler_entry(target())
+                opts = TaskOptions(**{**opts.__dict__, "pass_context": True})
+                task_name = name or f"{target.__module__}.{target.__qualname__}"
+            else:
+                func = target
+                task_name = name or f"{target.__module__}.{target.__qualname__}"
+            if task_name in self.tasks:
+                raise ValueError(f"task {task_name!r} is already registered")
+            t: Task[P, R] = Task(self, task_name, func, opts)
+            self.tasks[task_name] = t
+            return t
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def queues(self) -> list[str]:
+        """The queues of the registered tasks, in registration order."""
+        seen: dict[str, None] = {}
+        for t in self.tasks.values():
+            seen.setdefault(t.options.queue, None)
+        return list(seen)
+
+    # -- clients ---------------------------------------------------------------
+    @property
+    def client(self) -> Client:
+        """The sync client (opens its pool on first use)."""
+        with self._lock:
+            if self._client is None:
+                pool: ConnectionPool[Any] = ConnectionPool(
+                    self.dsn, min_size=1, max_size=self.pool_size,
+                    kwargs={"autocommit": True}, open=True, name="pgbatch-sync")
+                self._client = Client(pool)
+            return self._client
+
+    async def aclient(self) -> AsyncClient:
+        """The async client of the running loop (opens its pool on first use)."""
+        if self._aclient is None:
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                self.dsn, min_size=1, max_size=self.pool_size,
+                kwargs={"autocommit": True}, open=False, name="pgbatch-async")
+            await pool.open(wait=True)
+            self._aclient = AsyncClient(pool)
+        return self._aclient
+
+    def close(self) -> None:
+        """Close the sync pool."""
+        with self._lock:
+            if self._client is not None:
+                self._client.pool.close()
+                self._client = None
+
+    async def aclose(self) -> None:
+        """Close the async pool (and the sync one)."""
+        if self._aclient is not None:
+            await self._aclient.close()
+            self._aclient = None
+        self.close()
+
+
+def _td(value: float | timedelta) -> timedelta:
+    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+
+
+#: What a task call produces for the worker: a value, or an awaitable of one.
+TaskResult = AckEffects | None | Awaitable[AckEffects | None]

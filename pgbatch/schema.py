@@ -1,0 +1,198 @@
+"""SQLAlchemy Core tables mirroring schema ``pgbatch`` (``sql/schema/*.sql``).
+
+For read-only admin queries (job listings, dashboards, ad-hoc reports) written
+with SQLAlchemy::
+
+    from sqlalchemy import create_engine, select
+    from pgbatch.schema import job
+
+    with create_engine("postgresql+psycopg://…").connect() as conn:
+        rows = conn.execute(
+            select(job.c.id, job.c.queue, job.c.state)
+            .where(job.c.queue == "emails")
+            .order_by(job.c.priority.desc(), job.c.run_at, job.c.seq)
+            .limit(50)
+        ).all()
+
+The tables are private to pgbatch: **change jobs only through the SQL
+functions** (``pgbatch.enqueue``, ``pgbatch.ack``, … or the Python client),
+which keep the counters, the archive, leases and NOTIFY wakeups consistent.
+Writing to these tables directly can break those invariants.
+
+These objects describe the schema; they never create it (``pgbatch migrate``
+does). A test migrates a database and checks, with alembic's autogenerate
+comparison and a catalog diff of ``metadata.create_all``, that this module
+matches it: columns, types, nullability, server defaults, identity columns,
+primary keys, check constraints and indexes (partial ones included).
+``pgbatch.alembic_version`` (alembic's version table) and the composite types
+returned by functions (``claimed_job``, ``ack_outcome``, ``queue_stat``) are
+not tables of pgbatch's model and are not listed here.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+
+__all__ = [
+    "SCHEMA",
+    "job",
+    "job_archive",
+    "kv",
+    "meta",
+    "metadata",
+    "node",
+    "queue",
+    "queue_count",
+]
+
+#: The PostgreSQL schema every pgbatch object lives in.
+SCHEMA = "pgbatch"
+
+#: The metadata of every pgbatch table (schema ``pgbatch``).
+metadata = MetaData(schema=SCHEMA)
+
+_TSTZ = TIMESTAMP(timezone=True)
+
+#: Schema metadata (``schema_compat``: the breaking-change level of the schema).
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: One row per queue that was ever used, paused or configured.
+queue = Table(
+    "queue",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("notify", Boolean, nullable=False, server_default=text("true")),
+    Column("announced_until", _TSTZ, nullable=False, server_default=func.now()),
+    Column("created_at", _TSTZ, nullable=False, server_default=func.now()),
+)
+
+#: Live jobs (pending and claimed). Settled jobs move to :data:`job_archive`.
+job = Table(
+    "job",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    # Enqueue order, the last claim-order tie-breaker.
+    Column("seq", BigInteger, Identity(always=True), nullable=False),
+    Column("queue", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("run_at", _TSTZ, nullable=False),
+    Column(
+        "state",
+        Text,
+        CheckConstraint("state in ('pending', 'claimed')", name="job_state_check"),
+        nullable=False,
+        server_default=text("'pending'::text"),
+    ),
+    Column("attempt", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    Column("dedup_key", Text),
+    Column("created_at", _TSTZ, nullable=False),
+    Column("claim_token", UUID(as_uuid=True)),
+    Column("claimed_by", Text),
+    Column("claimed_at", _TSTZ),
+    Column("lease_expires_at", _TSTZ),
+    Column("cancel_requested", Boolean, nullable=False, server_default=text("false")),
+    Column("last_error", JSONB),
+    Column("settled_token", UUID(as_uuid=True)),
+    Column("settled_result", JSONB),
+    CheckConstraint("(state = 'claimed') = (claim_token is not null)", name="job_check"),
+    postgresql_with={"fillfactor": "80"},
+)
+Index(
+    "job_claim_idx",
+    job.c.queue,
+    job.c.priority.desc(),
+    job.c.run_at,
+    job.c.seq,
+    postgresql_where=text("state = 'pending'"),
+)
+Index("job_lease_idx", job.c.lease_expires_at, postgresql_where=text("state = 'claimed'"))
+Index(
+    "job_dedup_idx",
+    job.c.queue,
+    job.c.dedup_key,
+    unique=True,
+    postgresql_where=text("dedup_key is not null"),
+)
+Index("job_claimed_by_idx", job.c.claimed_by, postgresql_where=text("state = 'claimed'"))
+
+#: Settled jobs (done, dead, cancelled) kept until ``sweep_retention()``.
+job_archive = Table(
+    "job_archive",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("queue", Text, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("run_at", _TSTZ, nullable=False),
+    Column(
+        "state",
+        Text,
+        CheckConstraint("state in ('done', 'dead', 'cancelled')", name="job_archive_state_check"),
+        nullable=False,
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("dedup_key", Text),
+    Column("created_at", _TSTZ, nullable=False),
+    Column("finished_at", _TSTZ, nullable=False),
+    Column("claim_token", UUID(as_uuid=True)),
+    Column("claimed_by", Text),
+    Column("last_error", JSONB),
+    Column("result", JSONB),
+)
+Index("job_archive_retention_idx", job_archive.c.state, job_archive.c.finished_at)
+Index("job_archive_queue_idx", job_archive.c.queue, job_archive.c.state)
+
+#: Append-only per-queue counter deltas of archived jobs (summed by ``queue_stats()``).
+queue_count = Table(
+    "queue_count",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("queue", Text, nullable=False),
+    Column("done", BigInteger, nullable=False, server_default=text("0")),
+    Column("dead", BigInteger, nullable=False, server_default=text("0")),
+    Column("cancelled", BigInteger, nullable=False, server_default=text("0")),
+)
+Index("queue_count_queue_idx", queue_count.c.queue)
+
+#: Key/value store written by ack effects, read with ``pgbatch.kv_get()``.
+kv = Table(
+    "kv",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", JSONB, nullable=False),
+    Column("updated_at", _TSTZ, nullable=False, server_default=func.now()),
+)
+
+#: Worker node registry (``register_node()`` / ``heartbeat_node()``).
+node = Table(
+    "node",
+    metadata,
+    Column("node_id", Text, primary_key=True),
+    Column("boot_id", UUID(as_uuid=True), nullable=False),
+    Column("started_at", _TSTZ, nullable=False),
+    Column("heartbeat_at", _TSTZ, nullable=False),
+    Column("info", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
