@@ -5,6 +5,7 @@ transaction; this package is a thin runtime over those functions.
 """
 
 from pgbatch._aio_client import AsyncClient
+from pgbatch._app import App, Handler, JobContext, Task, TaskOptions
 from pgbatch._client import Client
 from pgbatch._errors import (
     ClaimLost,
@@ -21,6 +22,8 @@ from pgbatch._errors import (
     PgBatchError,
     ValidationError,
 )
+from pgbatch._maintenance import MaintenanceConfig
+from pgbatch._migrate import MigrationError, SchemaNotMigrated
 from pgbatch._types import (
     AckEffects,
     AckOutcome,
@@ -29,11 +32,13 @@ from pgbatch._types import (
     EnqueueRequest,
     QueueStats,
 )
+from pgbatch._worker import Worker, WorkerError, run_worker, run_worker_concurrent
 
 __all__ = [
     "AckEffects",
     "AckOutcome",
     "AckRequest",
+    "App",
     "AsyncClient",
     "ClaimLost",
     "ClaimedJob",
@@ -41,6 +46,7 @@ __all__ = [
     "DedupConflict",
     "DuplicateJobId",
     "EnqueueRequest",
+    "Handler",
     "IncompatibleSchema",
     "InvalidArgument",
     "InvalidEffects",
@@ -48,10 +54,20 @@ __all__ = [
     "InvalidQueueName",
     "InvalidState",
     "JobCancelled",
+    "JobContext",
     "JobNotFound",
+    "MaintenanceConfig",
+    "MigrationError",
     "PgBatchError",
     "QueueStats",
+    "SchemaNotMigrated",
+    "Task",
+    "TaskOptions",
     "ValidationError",
+    "Worker",
+    "WorkerError",
+    "run_worker",
+    "run_worker_concurrent",
 ]
 
 __version__ = "0.1.0"
