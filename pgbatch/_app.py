@@ -27,7 +27,7 @@ import inspect
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar
 from uuid import UUID
@@ -44,24 +44,41 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass
 class JobContext:
     """What a running job knows about itself.
 
     ``conn`` is set only for ``transactional`` tasks: a connection inside the
     transaction that will also ack the job (sync ``psycopg.Connection`` for
     sync tasks, ``AsyncConnection`` for async ones). ``cancelled`` is set when
-    ``cancel_job`` was called for the job (seen at the next lease renewal);
-    ``claim_lost`` when the lease could not be renewed because the job was
-    reaped: its result will not be acked.
+    ``cancel_job`` was called for the job (seen at the next lease renewal), or
+    when the worker is shutting down and gives the job back; ``claim_lost``
+    when the lease could not be renewed because the job was reaped: its
+    result will not be acked. A long sync task should check ``cancelled``.
     """
 
-    job: ClaimedJob
-    task_name: str
-    worker_id: str
-    conn: Any = None
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    claim_lost: threading.Event = field(default_factory=threading.Event)
+    __slots__ = ("_cancelled", "_claim_lost", "conn", "job", "task_name", "worker_id")
+
+    def __init__(self, job: ClaimedJob, task_name: str, worker_id: str, conn: Any = None) -> None:
+        self.job = job
+        self.task_name = task_name
+        self.worker_id = worker_id
+        self.conn = conn
+        self._cancelled: threading.Event | None = None
+        self._claim_lost: threading.Event | None = None
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set when the job should stop (cancelled, or released at shutdown)."""
+        if self._cancelled is None:
+            self._cancelled = threading.Event()
+        return self._cancelled
+
+    @property
+    def claim_lost(self) -> threading.Event:
+        """Set when the claim was lost (lease reaped): the result will not be acked."""
+        if self._claim_lost is None:
+            self._claim_lost = threading.Event()
+        return self._claim_lost
 
     @property
     def attempt(self) -> int:

@@ -78,6 +78,10 @@ class WakeupDispatcher(Generic[J]):
         return self._tokens.get(queue, 0)
 
     # -- waiters ---------------------------------------------------------------
+    def is_claiming(self, queue: str) -> bool:
+        """Whether a claim on ``queue`` is in flight."""
+        return queue in self._claiming
+
     def take_token(self) -> str | None:
         """A waiter about to park first takes a remembered wakeup, if any."""
         for queue in self.queues:

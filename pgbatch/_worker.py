@@ -164,7 +164,7 @@ class Worker:
         self._running: dict[uuid.UUID, _Running] = {}
         self._backlog: list[ClaimedJob] = []
         self._backlog_renew: dict[uuid.UUID, float] = {}
-        self._rr = 0
+        self._last_claim = dict.fromkeys(self.queues, time.monotonic())
         self._fatal: BaseException | None = None
         self._signals = 0
         self._queue_lease = {q: self._lease_for_queue(q) for q in self.queues}
@@ -323,36 +323,43 @@ class Worker:
 
     # -- slots -------------------------------------------------------------------
     async def _slot(self, index: int) -> None:
-        deadline = time.monotonic() + self.poll_interval
         while not self._stopping.is_set():
             if self._backlog:
                 await self._run_job(self._take_backlog())
-                deadline = time.monotonic() + self.poll_interval
                 continue
-            wake = await self.dispatcher.wait(max(deadline - time.monotonic(), 0.0))
+            wake = await self.dispatcher.wait(self._next_poll_in())
             if self._stopping.is_set():
                 if wake is not None and wake.job is not None:
                     self._backlog.append(wake.job)
                 if wake is not None and wake.queue is not None:
                     self.dispatcher.end_claim(wake.queue, full=False)
                 return
-            if wake is not None and wake.queue is None and wake.job is None:
-                continue  # an empty wakeup: re-check the stop flag
             if wake is None:
-                # poll: the safety net; also arm timers for jobs due later
-                queue = self.queues[self._rr % len(self.queues)]
-                self._rr += 1
-                self.dispatcher.begin_claim(queue)
-                got = await self._claim(queue, poll=True)
-                deadline = time.monotonic() + self.poll_interval
+                # poll: the safety net, at most once per interval per queue and
+                # process (a claim for any reason counts); also arms timers for
+                # jobs due later
+                queue = self._poll_queue()
+                if queue is not None:
+                    self.dispatcher.begin_claim(queue)
+                    await self._claim(queue, poll=True)
             elif wake.job is not None:
-                got = True
                 await self._run_job(wake.job)
-            else:
-                assert wake.queue is not None
-                got = await self._claim(wake.queue)
-            if got:
-                deadline = time.monotonic() + self.poll_interval
+            elif wake.queue is not None:
+                await self._claim(wake.queue)
+            # else: an empty wakeup, to re-check the stop flag
+
+    def _next_poll_in(self) -> float:
+        oldest = min(self._last_claim.values())
+        return max(oldest + self.poll_interval - time.monotonic(), 0.0) + 0.001
+
+    def _poll_queue(self) -> str | None:
+        now = time.monotonic()
+        queue = min(self._last_claim, key=self._last_claim.__getitem__)
+        if self._last_claim[queue] + self.poll_interval > now:
+            return None
+        if self.dispatcher.is_claiming(queue):
+            return None
+        return queue
 
     async def _claim(self, queue: str, *, poll: bool = False) -> bool:
         """Claim a batch for the free slots; run one job here, hand out the rest."""
@@ -361,6 +368,7 @@ class Worker:
         # let slots that are finishing in this same loop iteration park first, so
         # the batch is sized to all the capacity that is free now
         await asyncio.sleep(0)
+        self._last_claim[queue] = time.monotonic()
         want = min(1 + self.dispatcher.idle_count + self._prefetch_room(), self.max_batch)
         backoff = 0.05
         while True:

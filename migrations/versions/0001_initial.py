@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "f78741db5a34168aa688fd7c827987a25180a6676fc1b88afc08674496799dc4"
+SQL_SHA256 = "c15996270f574692a8cba44bf64f405b2822a575e03df2191aacabf262ea250f"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

@@ -354,7 +354,10 @@ $$;
 -- asynchronously, so nothing is relaxed. Call it before the function's own
 -- writes. The transaction-local setting pgbatch.relaxed keeps the
 -- synchronous_commit that was in effect, so a caller-driven settlement later
--- in the same transaction restores exactly it (_durable_commit).
+-- in the same transaction restores exactly it (_durable_commit). Writes the
+-- caller makes after the claim in the same transaction commit relaxed too,
+-- unless a settlement restores durability or the caller SETs LOCAL
+-- synchronous_commit itself afterwards.
 create or replace function pgbatch._relax_commit()
 returns void
 language plpgsql
@@ -920,7 +923,7 @@ begin
             returning 1
         )
         select array_agg(d.id is not null order by e.ord) into v_hit
-          from e left join del d on d.id = e.id and not e.has_effects;
+          from e left join del d on d.id = e.id and d.claim_token = e.tok and not e.has_effects;
     exception when data_exception then
         perform pgbatch._raise('PB007', 'invalid ack entry: ' || sqlerrm);
     end;

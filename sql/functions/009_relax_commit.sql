@@ -7,7 +7,10 @@
 -- asynchronously, so nothing is relaxed. Call it before the function's own
 -- writes. The transaction-local setting pgbatch.relaxed keeps the
 -- synchronous_commit that was in effect, so a caller-driven settlement later
--- in the same transaction restores exactly it (_durable_commit).
+-- in the same transaction restores exactly it (_durable_commit). Writes the
+-- caller makes after the claim in the same transaction commit relaxed too,
+-- unless a settlement restores durability or the caller SETs LOCAL
+-- synchronous_commit itself afterwards.
 create or replace function pgbatch._relax_commit()
 returns void
 language plpgsql

@@ -53,7 +53,7 @@ begin
             returning 1
         )
         select array_agg(d.id is not null order by e.ord) into v_hit
-          from e left join del d on d.id = e.id and not e.has_effects;
+          from e left join del d on d.id = e.id and d.claim_token = e.tok and not e.has_effects;
     exception when data_exception then
         perform pgbatch._raise('PB007', 'invalid ack entry: ' || sqlerrm);
     end;
