@@ -233,7 +233,8 @@ def test_10000_jobs_drained_by_8_claimers_each_claimed_and_acked_exactly_once(
     unexpected = [s for s in lock_waits
                   if "pgbatch.claim" not in (s[4] or "") and "pgbatch.ack" not in (s[4] or "")]
     assert unexpected == [], f"unexpected lock waits: {unexpected[:10]}"
-    idle_blockers = [s for s in lock_waits if s[5] and any(b == "idle in transaction" for b in s[5])]
+    idle_blockers = [s for s in lock_waits
+                     if s[5] and any(b == "idle in transaction" for b in s[5])]
     assert idle_blockers == [], f"claims waited on idle transactions: {idle_blockers[:10]}"
 
 
