@@ -1,0 +1,7 @@
+"""``python -m pgbatch``: the ``pgbatch`` command line."""
+
+import sys
+
+from pgbatch.cli import main
+
+sys.exit(main())
