@@ -19,11 +19,12 @@ from pgbatch._errors import (
     InvalidState,
     JobCancelled,
     JobNotFound,
+    MigrationError,
     PgBatchError,
+    SchemaNotMigrated,
     ValidationError,
 )
 from pgbatch._maintenance import MaintenanceConfig
-from pgbatch._migrate import MigrationError, SchemaNotMigrated
 from pgbatch._types import (
     AckEffects,
     AckOutcome,

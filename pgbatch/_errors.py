@@ -95,6 +95,17 @@ class IncompatibleSchema(PgBatchError):
     sqlstate = "PB011"
 
 
+class SchemaNotMigrated(PgBatchError):
+    """The database has no pgbatch schema, or an older one than this code needs.
+
+    The fix is the same in both cases: run ``pgbatch migrate`` against it.
+    """
+
+
+class MigrationError(PgBatchError):
+    """A migration cannot run against this database (nothing was changed)."""
+
+
 #: SQLSTATE -> exception class, for every code the SQL API raises.
 ERRORS: dict[str, type[PgBatchError]] = {
     cls.sqlstate: cls

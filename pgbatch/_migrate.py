@@ -51,7 +51,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from pgbatch._errors import PgBatchError, translate
+from pgbatch._errors import MigrationError, SchemaNotMigrated, translate
 from pgbatch._install import SCHEMA_COMPAT
 
 __all__ = [
@@ -86,17 +86,6 @@ MIGRATION_LOCK_KEY = int.from_bytes(b"pgbatch\x01", "big")
 _ALEMBIC_LOCK = threading.RLock()
 
 _DRIVER = "postgresql+psycopg"
-
-
-class SchemaNotMigrated(PgBatchError):
-    """The database has no pgbatch schema, or an older one than this code needs.
-
-    The fix is the same in both cases: run ``pgbatch migrate`` against it.
-    """
-
-
-class MigrationError(PgBatchError):
-    """A migration cannot run against this database (nothing was changed)."""
 
 
 # --------------------------------------------------------------------------
