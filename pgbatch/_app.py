@@ -29,7 +29,7 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from uuid import UUID
 
 import psycopg
@@ -42,6 +42,8 @@ from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest, Json
 
 P = ParamSpec("P")
 R = TypeVar("R")
+P2 = ParamSpec("P2")
+R2 = TypeVar("R2")
 
 
 class JobContext:
@@ -196,6 +198,12 @@ class Task(Generic[P, R]):
         return await self.aenqueue(kwargs)
 
 
+class _TaskDecorator(Protocol):
+    """What ``App.task(...)`` returns when called with options only."""
+
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
 def resolve_dsn(dsn: str | None) -> str:
     """``dsn``, else ``$PGBATCH_DSN``, else the embedded server's (started if needed)."""
     if dsn:
@@ -234,11 +242,26 @@ class App:
         return self._dsn
 
     # -- registry --------------------------------------------------------------
+    @overload
+    def task(self, fn: Callable[P, R], *, name: str | None = None,
+             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
+             lease: float | timedelta = 30.0, timeout: float | None = None,
+             backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
+             pass_context: bool = False, transactional: bool = False) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: None = None, *, name: str | None = None,
+             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
+             lease: float | timedelta = 30.0, timeout: float | None = None,
+             backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
+             pass_context: bool = False, transactional: bool = False) -> _TaskDecorator: ...
+
     def task(self, fn: Callable[P, R] | None = None, *, name: str | None = None,
              queue: str | None = None, priority: int = 0, max_attempts: int = 20,
              lease: float | timedelta = 30.0, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
-             pass_context: bool = False, transactional: bool = False) -> Any:
+             pass_context: bool = False, transactional: bool = False,
+             ) -> Task[P, R] | _TaskDecorator:
         """Register a function (or a ``Handler`` subclass) as a task.
 
         ``lease``: seconds a claim lasts without renewal; the worker renews it
@@ -248,7 +271,7 @@ class App:
         ``backoff_base``/``backoff_cap``: retry delay ``base*2^(attempt-1)``
         capped, with jitter. ``transactional`` implies ``pass_context``.
         """
-        def register(target: Callable[P, R]) -> Task[P, R]:
+        def register(target: Callable[P2, R2]) -> Task[P2, R2]:
             opts = TaskOptions(
                 queue=queue or self.default_queue, priority=priority, max_attempts=max_attempts,
                 lease=_td(lease), timeout=timeout, backoff_base=_td(backoff_base),
@@ -269,7 +292,7 @@ class App:
                 task_name = name or f"{target.__module__}.{target.__qualname__}"
             if task_name in self.tasks:
                 raise ValueError(f"task {task_name!r} is already registered")
-            t: Task[P, R] = Task(self, task_name, func, opts)
+            t: Task[P2, R2] = Task(self, task_name, func, opts)
             self.tasks[task_name] = t
             return t
 

@@ -6,7 +6,11 @@ dispatcher call: a count payload (``"3"``, or ``"3/2"`` for a second
 announcement in one transaction) announces ready jobs; an ``"@<unix ms>"``
 payload says a job becomes due at that time, and arms a timer that announces
 it then (corrected by the measured offset between this host's clock and the
-database's, so timers follow database time).
+database's, and by that measurement's error bound, so timers follow database
+time and never fire early). Due times are kept per queue
+(the earliest ``MAX_DUE_TIMES``): when one timer fires, the next is armed, so
+a job due after another one is announced at its own time too. Due times
+dropped by that cap are announced by the maintenance loop (``announce_due``).
 
 If the connection drops (server restart, ``pg_terminate_backend``), the
 listener reconnects with capped exponential backoff, LISTENs again, and wakes
@@ -17,6 +21,7 @@ away waits for the next poll.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +50,9 @@ def parse_payload(payload: str) -> tuple[int, float | None]:
 class Listener:
     """Owns the LISTEN connection of one worker process."""
 
+    #: Due times remembered per queue; later ones are left to ``announce_due``.
+    MAX_DUE_TIMES = 1000
+
     def __init__(
         self,
         conninfo: str,
@@ -60,44 +68,83 @@ class Listener:
         self.on_reconnect = on_reconnect
         self.max_backoff = max_backoff
         self.clock_offset = 0.0  # database time minus local time, seconds
+        self.clock_error = 0.0  # how far clock_offset may be off, at most, seconds
         self.connected = asyncio.Event()
         self.reconnects = 0
         self._channels: dict[str, str] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, tuple[asyncio.TimerHandle, float]] = {}  # queue: (timer, due)
+        self._dues: dict[str, list[float]] = {}  # queue: heap of due times (database time)
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._stopping = False
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(
             self.conninfo, autocommit=True, application_name="pgbatch-listener")
-        t0 = time.time()
         cur = await conn.execute(
-            "select extract(epoch from clock_timestamp())::float8,"
-            " array(select pgbatch.channel_name(q) from unnest(%s::text[]) q)",
+            "select array(select pgbatch.channel_name(q) from unnest(%s::text[]) q)",
             (self.queues,))
         row = await cur.fetchone()
-        t1 = time.time()
         assert row is not None
-        self.clock_offset = float(row[0]) - (t0 + t1) / 2
-        self._channels = dict(zip(row[1], self.queues, strict=True))
+        self._channels = dict(zip(row[0], self.queues, strict=True))
         for channel in self._channels:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        await self._measure_clock(conn)
         return conn
 
-    def _arm_timer(self, queue: str, due_unix: float) -> None:
-        loop = asyncio.get_running_loop()
-        delay = due_unix - self.clock_offset - time.time() + 0.001
-        existing = self._timers.get(queue)
-        when = loop.time() + max(delay, 0.0)
-        if existing is not None and not existing.cancelled() and existing.when() <= when:
-            return  # an earlier timer will wake a claimer first; it re-arms from next_due
-        if existing is not None:
-            existing.cancel()
-        self._timers[queue] = loop.call_at(when, self._fire_timer, queue)
+    async def _measure_clock(self, conn: psycopg.AsyncConnection[Any], samples: int = 3) -> None:
+        """Estimate the database clock's offset from the sample with the shortest round trip.
 
-    def _fire_timer(self, queue: str) -> None:
+        The database read its clock somewhere inside the round trip, so the
+        estimate (database time minus the round trip's midpoint) is off by at
+        most half of it: ``clock_error``. Timers wait that much longer, so they
+        never fire before the database considers the job due (a claim made too
+        early finds nothing, and the job would wait for the next poll).
+        """
+        best: tuple[float, float] | None = None  # (offset, round trip)
+        for _ in range(samples):
+            t0 = time.time()
+            cur = await conn.execute("select extract(epoch from clock_timestamp())::float8")
+            row = await cur.fetchone()
+            t1 = time.time()
+            assert row is not None
+            if best is None or t1 - t0 < best[1]:
+                best = (float(row[0]) - (t0 + t1) / 2, t1 - t0)
+        assert best is not None
+        self.clock_offset, self.clock_error = best[0], best[1] / 2
+
+    def _arm_timer(self, queue: str, due_unix: float) -> None:
+        dues = self._dues.setdefault(queue, [])
+        if due_unix not in dues:
+            heapq.heappush(dues, due_unix)
+        if len(dues) > self.MAX_DUE_TIMES:
+            dues.sort()  # a sorted list is a heap
+            del dues[self.MAX_DUE_TIMES:]
+        self._schedule(queue)
+
+    def _schedule(self, queue: str) -> None:
+        """Make the queue's timer fire at its earliest remembered due time."""
+        dues = self._dues.get(queue)
+        existing = self._timers.get(queue)
+        if not dues:
+            return
+        if existing is not None:
+            if existing[1] <= dues[0]:
+                return  # already armed for the earliest one
+            existing[0].cancel()
+        loop = asyncio.get_running_loop()
+        # +1 ms: due times are whole milliseconds, rounded down
+        delay = dues[0] - self.clock_offset + self.clock_error - time.time() + 0.001
+        when = loop.time() + max(delay, 0.0)
+        self._timers[queue] = (loop.call_at(when, self._fire_timer, queue, dues[0]), dues[0])
+
+    def _fire_timer(self, queue: str, due_unix: float) -> None:
         self._timers.pop(queue, None)
+        dues = self._dues.get(queue, [])
+        now = max(time.time() + self.clock_offset, due_unix)
+        while dues and dues[0] <= now:
+            heapq.heappop(dues)
         self.on_ready(queue, 1)
+        self._schedule(queue)
 
     def arm_due(self, queue: str, due_unix: float) -> None:
         """Arm a timer announcing ``queue`` at database time ``due_unix`` (Unix seconds)."""
@@ -145,9 +192,10 @@ class Listener:
     async def stop(self) -> None:
         """Stop listening and close the connection."""
         self._stopping = True
-        for timer in self._timers.values():
+        for timer, _ in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        self._dues.clear()
         conn = self._conn
         if conn is not None:
             await _close_quietly(conn)

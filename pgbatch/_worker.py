@@ -108,14 +108,16 @@ class Worker:
     seconds running jobs get to finish after a stop request.
 
     ``prefetch``: jobs a claim may take beyond the free slots, kept in a local
-    buffer so the next job starts without a claim round trip. ``None``
-    (default) adapts: up to ``concurrency`` while recent jobs are short (under
-    ``SHORT_JOB`` seconds on average), none while they are long, so a slow
-    job never holds buffered claims that another worker could run. Buffered
-    jobs' leases are renewed like running ones.
+    buffer so the next job starts without a claim round trip and claims come
+    in larger batches. ``None`` (default) adapts: up to ``PREFETCH_FACTOR *
+    concurrency`` while recent jobs are short (under ``SHORT_JOB`` seconds on
+    average; the buffer then drains within a fraction of a second), none while
+    they are long, so a slow job never holds buffered claims that another
+    worker could run. Buffered jobs' leases are renewed like running ones.
     """
 
     SHORT_JOB = 0.05
+    PREFETCH_FACTOR = 4
 
     def __init__(
         self,
@@ -161,9 +163,10 @@ class Worker:
         self._threads: DaemonThreadRunner | None = None
         self._stopping = asyncio.Event()
         self._abort = False
-        self._running: dict[uuid.UUID, _Running] = {}
+        self._running: dict[int, _Running] = {}  # by id(job)
         self._backlog: list[ClaimedJob] = []
-        self._backlog_renew: dict[uuid.UUID, float] = {}
+        self._backlog_renew: dict[int, float] = {}  # by id(job)
+        self._refills: set[asyncio.Task[Any]] = set()
         self._last_claim = dict.fromkeys(self.queues, time.monotonic())
         self._fatal: BaseException | None = None
         self._signals = 0
@@ -269,6 +272,9 @@ class Worker:
             await asyncio.wait(pending, timeout=self.shutdown_grace)
         if self._abort:
             return
+        if self._refills:
+            # a refill claim in flight lands in the buffer, which is released below
+            await asyncio.wait(list(self._refills), timeout=10)
         for r in list(self._running.values()):
             await self._release(r)
         for job in self._backlog:
@@ -291,7 +297,7 @@ class Worker:
             pass
         except psycopg.Error as exc:
             log.warning("could not release job %s (%s); its lease will expire", r.job.id, exc)
-        self._running.pop(r.job.id, None)
+        self._running.pop(id(r.job), None)
 
     async def _shutdown(self, background: list[asyncio.Task[Any]],
                         slots: list[asyncio.Task[Any]]) -> None:
@@ -348,28 +354,46 @@ class Worker:
                 await self._claim(wake.queue)
             # else: an empty wakeup, to re-check the stop flag
 
+    def _pollable(self) -> dict[str, float]:
+        """Last claim time of each queue that has no claim in flight."""
+        return {q: t for q, t in self._last_claim.items() if not self.dispatcher.is_claiming(q)}
+
     def _next_poll_in(self) -> float:
-        oldest = min(self._last_claim.values())
+        # a queue whose claim is in flight (e.g. retrying while the database is
+        # away) is not due for a poll: counting it would wake idle slots every
+        # millisecond until that claim returns
+        pollable = self._pollable()
+        if not pollable:
+            return self.poll_interval
+        oldest = min(pollable.values())
         return max(oldest + self.poll_interval - time.monotonic(), 0.0) + 0.001
 
     def _poll_queue(self) -> str | None:
-        now = time.monotonic()
-        queue = min(self._last_claim, key=self._last_claim.__getitem__)
-        if self._last_claim[queue] + self.poll_interval > now:
+        pollable = self._pollable()
+        if not pollable:
             return None
-        if self.dispatcher.is_claiming(queue):
+        queue = min(pollable, key=pollable.__getitem__)
+        if pollable[queue] + self.poll_interval > time.monotonic():
             return None
         return queue
 
-    async def _claim(self, queue: str, *, poll: bool = False) -> bool:
-        """Claim a batch for the free slots; run one job here, hand out the rest."""
+    async def _claim(self, queue: str, *, poll: bool = False, run_first: bool = True) -> bool:
+        """Claim a batch for the free slots; run one job here, hand out the rest.
+
+        With ``run_first=False`` (a background refill of the prefetch buffer)
+        every claimed job is handed out or buffered.
+        """
         client = self._client
         assert client is not None
         # let slots that are finishing in this same loop iteration park first, so
         # the batch is sized to all the capacity that is free now
         await asyncio.sleep(0)
         self._last_claim[queue] = time.monotonic()
-        want = min(1 + self.dispatcher.idle_count + self._prefetch_room(), self.max_batch)
+        want = min(int(run_first) + self.dispatcher.idle_count + self._prefetch_room(),
+                   self.max_batch)
+        if want <= 0:
+            self.dispatcher.end_claim(queue, full=False)
+            return False
         backoff = 0.05
         while True:
             try:
@@ -397,30 +421,55 @@ class Worker:
             if poll and self.listener is not None:
                 await self._arm_next_due(queue)
             return False
-        mine, rest = jobs[0], jobs[1:]
+        mine, rest = (jobs[0], jobs[1:]) if run_first else (None, jobs)
         renew_at = time.monotonic() + self._queue_lease[queue].total_seconds() / 3
         for job in rest:
             if not self.dispatcher.hand(job):
                 self._backlog.append(job)
-                self._backlog_renew[job.id] = renew_at
+                self._backlog_renew[id(job)] = renew_at
         self.dispatcher.end_claim(queue, full=len(jobs) == want)
+        if mine is None:
+            return True
         if self._stopping.is_set():
             self._backlog.append(mine)
             return True
         await self._run_job(mine)
         return True
 
+    def _prefetch_limit(self) -> int:
+        if self.prefetch is not None:
+            return self.prefetch
+        short = self.stats.started > 0 and self._avg_runtime < self.SHORT_JOB
+        return self.PREFETCH_FACTOR * self.concurrency if short else 0
+
     def _prefetch_room(self) -> int:
-        limit = self.prefetch
-        if limit is None:
-            short = self.stats.started > 0 and self._avg_runtime < self.SHORT_JOB
-            limit = self.concurrency if short else 0
-        return max(limit - len(self._backlog), 0)
+        return max(self._prefetch_limit() - len(self._backlog), 0)
 
     def _take_backlog(self) -> ClaimedJob:
         job = self._backlog.pop(0)
-        self._backlog_renew.pop(job.id, None)
+        self._backlog_renew.pop(id(job), None)
+        self._maybe_refill()
         return job
+
+    def _maybe_refill(self) -> None:
+        """Claim the next batch in the background while the buffer still holds work.
+
+        Only when the last claim came back full (it left a token: there is
+        probably more) and the buffer is down to half its limit, so claim
+        round trips overlap with running jobs instead of alternating with them.
+        """
+        if self._stopping.is_set():
+            return
+        limit = self._prefetch_limit()
+        if limit == 0 or len(self._backlog) > limit // 2:
+            return
+        queue = self.dispatcher.take_token()
+        if queue is None:
+            return
+        self.dispatcher.begin_claim(queue)
+        task = asyncio.create_task(self._claim(queue, run_first=False), name="pgbatch-refill")
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
 
     async def _arm_next_due(self, queue: str) -> None:
         assert self._client is not None
@@ -451,7 +500,7 @@ class Worker:
         r = _Running(job, task, ctx, lease, now + lease.total_seconds() / 3)
         current = asyncio.current_task()
         r.handle = current
-        self._running[job.id] = r
+        self._running[id(job)] = r
         try:
             kwargs = payload.get("kwargs") or {}
             if not isinstance(kwargs, dict):
@@ -460,10 +509,10 @@ class Worker:
         except asyncio.CancelledError:
             if r.released or self._abort:
                 # shutdown released it (or we are aborting): nothing to settle
-                self._running.pop(job.id, None)
+                self._running.pop(id(job), None)
                 raise
             # cancelled through cancel_job or a lost claim: settle as failed
-            self._running.pop(job.id, None)
+            self._running.pop(id(job), None)
             uncancel = getattr(current, "uncancel", None)
             if uncancel is not None:
                 uncancel()
@@ -472,24 +521,24 @@ class Worker:
                                              "message": "cancelled while running"})
             return
         except _TransactionalAcked:
-            self._running.pop(job.id, None)
+            self._running.pop(id(job), None)
             self.stats.succeeded += 1
             return
         except ClaimLost as exc:
-            self._running.pop(job.id, None)
+            self._running.pop(id(job), None)
             log.warning("lost claim: job %s (attempt %d) could not be acked: %s",
                         job.id, job.attempt, exc)
             if self.settler is not None:
                 self.settler.stats.claim_lost += 1
             return
         except Exception as exc:  # noqa: BLE001 - a task failure is a nack, not a crash
-            self._running.pop(job.id, None)
+            self._running.pop(id(job), None)
             if r.released:
                 return
             self.stats.failed += 1
             await self._nack(job, task, _error_info(exc))
             return
-        self._running.pop(job.id, None)
+        self._running.pop(id(job), None)
         self._avg_runtime = 0.9 * self._avg_runtime + 0.1 * (time.monotonic() - now)
         if r.released:
             return
@@ -562,7 +611,7 @@ class Worker:
             due = [r for r in self._running.values() if r.renew_at <= now and not r.released]
             for r in due:
                 await self._renew(r)
-            for job in [j for j in self._backlog if self._backlog_renew.get(j.id, now) < now]:
+            for job in [j for j in self._backlog if self._backlog_renew.get(id(j), now) < now]:
                 await self._renew_buffered(job)
             nxt = min((r.renew_at for r in self._running.values()), default=now + 1.0)
             nxt = min([nxt, *self._backlog_renew.values()])
@@ -595,7 +644,7 @@ class Worker:
     async def _renew_buffered(self, job: ClaimedJob) -> None:
         assert self._client is not None
         lease = self._queue_lease[job.queue]
-        self._backlog_renew[job.id] = time.monotonic() + lease.total_seconds() / 3
+        self._backlog_renew[id(job)] = time.monotonic() + lease.total_seconds() / 3
         try:
             await self._client.renew_lease(job.id, job.claim_token, lease)
         except (ClaimLost, JobNotFound, JobCancelled):
@@ -603,7 +652,7 @@ class Worker:
             # when its lease is reaped)
             if job in self._backlog:
                 self._backlog.remove(job)
-            self._backlog_renew.pop(job.id, None)
+            self._backlog_renew.pop(id(job), None)
         except psycopg.Error as exc:
             log.warning("lease renewal of buffered job %s failed (%s)", job.id, exc)
 
