@@ -5,7 +5,6 @@ re-implements anything the SQL functions do, and both stay in step.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -56,7 +55,7 @@ def _int(rows: list[Row]) -> int:
 def _effects_json(effects: AckEffects | None) -> str | None:
     if effects is None or effects.is_empty():
         return None
-    return json.dumps(effects.to_json())
+    return dump_json(effects.to_json(), what="effects")
 
 
 def enqueue(queue: str, payload: Json, run_at: datetime | None, priority: int,
@@ -71,7 +70,7 @@ def enqueue(queue: str, payload: Json, run_at: datetime | None, priority: int,
 
 def enqueue_many(requests: Sequence[EnqueueRequest]) -> Op[list[UUID]]:
     return Op("select pgbatch.enqueue_many(%s::jsonb)",
-              (json.dumps([r.to_json() for r in requests]),), _uuids)
+              (dump_json([r.to_json() for r in requests], what="enqueue requests"),), _uuids)
 
 
 def claim(
@@ -94,7 +93,7 @@ def ack(job_id: UUID, claim_token: UUID, effects: AckEffects | None) -> Op[list[
 def ack_many(acks: Sequence[AckRequest]) -> Op[list[AckOutcome]]:
     return Op(
         "select job_id, status, error_code, message, follow_ups from pgbatch.ack_many(%s::jsonb)",
-        (json.dumps([a.to_json() for a in acks]),),
+        (dump_json([a.to_json() for a in acks], what="ack entries"),),
         lambda rows: [AckOutcome(r[0], r[1], r[2], r[3], list(r[4] or [])) for r in rows],
     )
 

@@ -40,7 +40,7 @@ class EnqueueRequest:
         out: dict[str, Json] = {"queue": self.queue, "priority": self.priority,
                                 "max_attempts": self.max_attempts}
         if self.payload is not None:
-            out["payload"] = json.loads(dump_json(self.payload))
+            out["payload"] = self.payload  # serialised (and checked) with the whole request
         if self.run_at is not None:
             out["run_at"] = self.run_at.isoformat()
         if self.dedup_key is not None:
@@ -72,7 +72,7 @@ class AckEffects:
         if self.enqueue:
             out["enqueue"] = [r.to_json() for r in self.enqueue]
         if self.kv_put:
-            out["kv_put"] = json.loads(dump_json(dict(self.kv_put), what="kv_put value"))
+            out["kv_put"] = dict(self.kv_put)
         if self.kv_delete:
             out["kv_delete"] = list(self.kv_delete)
         return out

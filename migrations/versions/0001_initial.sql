@@ -542,8 +542,7 @@ begin
         select ord,
                case
                  when jsonb_typeof(req) <> 'object' then 'must be a JSON object'
-                 when exists (select 1 from jsonb_object_keys(req) k
-                               where k not in ('queue', 'payload', 'run_at', 'priority', 'dedup_key', 'max_attempts', 'id'))
+                 when req - array['queue', 'payload', 'run_at', 'priority', 'dedup_key', 'max_attempts', 'id'] <> '{}'::jsonb
                    then 'unknown key(s): ' || (select string_agg(k, ', ') from jsonb_object_keys(req) k
                                                 where k not in ('queue', 'payload', 'run_at', 'priority', 'dedup_key', 'max_attempts', 'id'))
                  when jsonb_typeof(req -> 'queue') is distinct from 'string' then 'queue must be a string'
