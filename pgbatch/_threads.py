@@ -3,7 +3,8 @@
 A sync task cannot be interrupted, so a worker that must exit (grace period
 over, or a second signal) cannot wait for it. ``concurrent.futures`` joins its
 threads at interpreter exit; these threads are daemons, so the process can
-exit while a task still runs (its claim then expires and is reaped).
+exit while a task still runs (its claim then expires and is reaped). A task
+that finishes after its worker's event loop closed is dropped quietly.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ class DaemonThreadRunner:
             try:
                 result = fn()
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                loop.call_soon_threadsafe(_set_exception, fut, exc)
+                _deliver(loop, _set_exception, fut, exc)
             else:
-                loop.call_soon_threadsafe(_set_result, fut, result)
+                _deliver(loop, _set_result, fut, result)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on a pool thread and await its result."""
@@ -61,6 +62,14 @@ class DaemonThreadRunner:
             for t in self._threads:
                 t.join(timeout)
         return [t.name for t in self._threads if t.is_alive()]
+
+
+def _deliver(loop: asyncio.AbstractEventLoop, setter: Callable[[asyncio.Future[Any], Any], None],
+             fut: asyncio.Future[Any], value: Any) -> None:
+    try:
+        loop.call_soon_threadsafe(setter, fut, value)
+    except RuntimeError:
+        pass  # the loop is closed: the worker exited while this task ran, nobody waits
 
 
 def _set_result(fut: asyncio.Future[Any], value: Any) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -57,14 +58,20 @@ from pgbatch._types import AckEffects, ClaimedJob
 log = logging.getLogger("pgbatch.worker")
 
 
-def default_node_id() -> str:
-    """``hostname:pid``: unique, but new at every start (no fast recovery).
+_default_ids = itertools.count(1)
 
-    Give a stable ``node_id`` (a pod or unit name) so that a restarted worker
-    releases its previous incarnation's claims at once. Two live processes must
-    never share one: each start releases the other's claims.
+
+def default_node_id() -> str:
+    """``hostname:pid`` (``hostname:pid:n`` for a process's n-th worker, n > 1).
+
+    Unique, but new at every start (no fast recovery). Give a stable
+    ``node_id`` (a pod or unit name) so that a restarted worker releases its
+    previous incarnation's claims at once. Two live workers must never share
+    one, in one process or in two: each start releases the other's claims.
     """
-    return f"{socket.gethostname()}:{os.getpid()}"
+    n = next(_default_ids)
+    base = f"{socket.gethostname()}:{os.getpid()}"
+    return base if n == 1 else f"{base}:{n}"
 
 
 @dataclass
