@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -67,45 +68,49 @@ class Maintenance:
     """Heartbeats this node; when leader, reaps, announces, compacts and sweeps."""
 
     def __init__(self, conninfo: str, client: AsyncClient, node_id: str, boot_id: UUID,
-                 config: MaintenanceConfig | None = None) -> None:
+                 config: MaintenanceConfig | None = None,
+                 on_replaced: Callable[[], None] | None = None) -> None:
         self.conninfo = conninfo
         self.client = client
         self.node_id = node_id
         self.boot_id = boot_id
         self.config = config or MaintenanceConfig()
+        self.on_replaced = on_replaced
         self.stats = MaintenanceStats()
+        # the dedicated connection that holds (or keeps asking for) the leader lock
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
+        self._leader = False
         self._stop = asyncio.Event()
 
     @property
     def is_leader(self) -> bool:
         """Whether this node held the leader lock at its last tick."""
-        return self._lock_conn is not None
+        return self._leader
 
     async def _try_lead(self) -> bool:
-        if self._lock_conn is not None:
-            try:
-                await self._lock_conn.execute("select 1")
-                return True
-            except psycopg.Error:
-                await self._drop_lock()
+        conn = self._lock_conn
         try:
-            conn = await psycopg.AsyncConnection.connect(
-                self.conninfo, autocommit=True, application_name="pgbatch-maintenance")
+            if conn is None or conn.closed:
+                conn = self._lock_conn = await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True, application_name="pgbatch-maintenance")
+            if self._leader:
+                await conn.execute("select 1")  # the lock lives as long as this session
+                return True
+            cur = await conn.execute("select pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,))
+            row = await cur.fetchone()
         except psycopg.Error:
+            await self._drop_lock()
             return False
-        cur = await conn.execute("select pg_try_advisory_lock(%s)", (LEADER_LOCK_KEY,))
-        row = await cur.fetchone()
         if row and row[0]:
-            self._lock_conn = conn
+            self._leader = True
             self.stats.became_leader += 1
             log.info("node %s is the maintenance leader", self.node_id)
             return True
-        await conn.close()
         return False
 
     async def _drop_lock(self) -> None:
         conn, self._lock_conn = self._lock_conn, None
+        self._leader = False
         if conn is not None:
             try:
                 await conn.close()
@@ -118,8 +123,10 @@ class Maintenance:
         alive = await self.client.heartbeat_node(self.node_id, self.boot_id)
         if not alive and not self.stats.replaced:
             self.stats.replaced = True
-            log.error("node %s was registered again by another process; this one is stale",
-                      self.node_id)
+            log.error("node %s was registered again by another process; this one is stale "
+                      "and stops claiming", self.node_id)
+            if self.on_replaced is not None:
+                self.on_replaced()
         if not await self._try_lead():
             return
         self.stats.leader_ticks += 1

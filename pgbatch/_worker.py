@@ -242,9 +242,11 @@ class Worker:
             await self._wait_connected(self.listener)
         if self.maintenance_enabled:
             self.maintenance = Maintenance(self.app.dsn, client, self.node_id, self.boot_id,
-                                           self.maintenance_config)
+                                           self.maintenance_config, on_replaced=self.stop)
             background.append(asyncio.create_task(self.maintenance.run(),
                                                   name="pgbatch-maintenance"))
+        for part in background:
+            part.add_done_callback(self._part_done)
         slots = [asyncio.create_task(self._slot(i), name=f"pgbatch-slot-{i}")
                  for i in range(self.concurrency)]
         # the first claim of every queue: jobs may already be waiting
@@ -261,6 +263,17 @@ class Worker:
                     loop.remove_signal_handler(sig)
         if self._fatal is not None:
             raise WorkerError(f"worker stopped: {self._fatal}") from self._fatal
+
+    def _part_done(self, task: asyncio.Task[Any]) -> None:
+        """A background part (settler, lease keeper, listener, maintenance) ended."""
+        if task.cancelled() or self._stopping.is_set():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.error("worker part %s failed; stopping the worker", task.get_name(),
+                      exc_info=exc)
+            self._fatal = exc
+            self.stop()
 
     async def _wait_connected(self, listener: Listener) -> None:
         # jobs announced before LISTEN took effect are found by the initial claim

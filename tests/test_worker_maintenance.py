@@ -103,3 +103,29 @@ def test_exactly_one_worker_leads_maintenance_and_another_takes_over_when_it_sto
             wait_until(lambda: reaped(follower) == 1, 5, "the new leader to count it")
     finally:
         app.close()
+
+
+def test_a_worker_replaced_under_its_node_id_stops_claiming(db: TestDatabase) -> None:
+    """Another incarnation registered the same node id: this one is stale and stops."""
+    conn = db.connect()
+    app = App(db.dsn)
+
+    @app.task(queue="stale")
+    def noop() -> None:
+        return None
+
+    worker = Worker(app, concurrency=2, node_id="stale-node", poll_interval=30,
+                    maintenance_config=MaintenanceConfig(interval=0.1))
+    with LoopThread() as lt:
+        lt.start(worker)
+        fut = lt._runs[id(worker)]
+        # a new incarnation of the same node registers (e.g. a restarted pod)
+        conn.execute("select pgbatch.register_node('stale-node', gen_random_uuid())")
+        wait_until(fut.done, 10, "the stale worker to stop")
+        fut.result(timeout=1)  # a clean stop, not a crash
+        replaced = lt.call(lambda: worker.maintenance is not None
+                           and worker.maintenance.stats.replaced)
+        assert replaced
+    # and it no longer claims: a job enqueued now stays pending
+    (jid,) = enqueue_jobs(conn, "stale", "tests.noop")
+    assert job_row(conn, jid)["state"] == "pending"
