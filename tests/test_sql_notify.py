@@ -156,6 +156,17 @@ def test_announce_due_announces_jobs_that_became_due(wire: Wire) -> None:
     assert wire.received() == []
 
 
+def test_announce_due_does_not_repeat_jobs_announced_at_enqueue(wire: Wire) -> None:
+    now = db_now(wire.sender)
+    enqueue(wire.sender, "a")  # creates the queue (and its announcement watermark)
+    set_clock(wire.sender, now + timedelta(minutes=1))
+    enqueue(wire.sender, "a")  # claimable at once: announced now
+    assert wire.received() == ["1", "1"]
+    set_clock(wire.sender, now + timedelta(minutes=5))
+    assert scalar(wire.sender, "select pgbatch.announce_due()") == 0
+    assert wire.received() == []
+
+
 def test_set_queue_notify_off_silences_the_queue(wire: Wire) -> None:
     wire.sender.execute("select pgbatch.set_queue_notify('a', false)")
     enqueue(wire.sender, "a")

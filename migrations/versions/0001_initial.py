@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "8d2ca98dbaaed06655680ce61fb73c9adc7d99ec1ad1761204bb0d7992c535ee"
+SQL_SHA256 = "db3ba5eab378e7132ac17b9fccd93be5bcaa78f851e2d99016dd2055771aa59c"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

@@ -1428,6 +1428,8 @@ as $$ select kv.value from pgbatch.kv kv where kv.key = kv_get.key $$;
 -- announce_due: for every queue with notifications on, announces the jobs
 -- that became due since the last call (run_at in (announced_until, now]):
 -- the maintenance loop's safety net for due-time hints a listener missed.
+-- Jobs that were claimable the moment they were enqueued (run_at =
+-- created_at) were announced then and are not announced again.
 -- Returns the number of jobs announced. Commits without waiting for the WAL
 -- flush.
 create or replace function pgbatch.announce_due()
@@ -1447,7 +1449,8 @@ begin
     loop
         select count(*) into v_n from pgbatch.job j
          where j.queue = q.name and j.state = 'pending'
-           and j.run_at > q.announced_until and j.run_at <= v_now;
+           and j.run_at > q.announced_until and j.run_at <= v_now
+           and j.run_at > j.created_at;
         update pgbatch.queue x set announced_until = v_now where x.name = q.name;
         if v_n > 0 then
             perform pgbatch._announce(q.name, v_n);
