@@ -135,7 +135,6 @@ Index(
     unique=True,
     postgresql_where=text("dedup_key is not null"),
 )
-Index("job_claimed_by_idx", job.c.claimed_by, postgresql_where=text("state = 'claimed'"))
 
 #: Settled jobs (done, dead, cancelled) kept until ``sweep_retention()``.
 job_archive = Table(
@@ -163,7 +162,6 @@ job_archive = Table(
     Column("result", JSONB),
 )
 Index("job_archive_retention_idx", job_archive.c.state, job_archive.c.finished_at)
-Index("job_archive_queue_idx", job_archive.c.queue, job_archive.c.state)
 
 #: Append-only per-queue counter deltas of archived jobs (summed by ``queue_stats()``).
 queue_count = Table(

@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "db3ba5eab378e7132ac17b9fccd93be5bcaa78f851e2d99016dd2055771aa59c"
+SQL_SHA256 = "6ad80f81e895b7080967999640489b57a65a606eea71afff7a3fee9016382b5f"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

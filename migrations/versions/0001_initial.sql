@@ -71,9 +71,9 @@ create index job_lease_idx on pgbatch.job (lease_expires_at)
 -- Deduplication among live jobs: a unique index, because only live jobs live here.
 create unique index job_dedup_idx on pgbatch.job (queue, dedup_key)
     where dedup_key is not null;
--- Node registry fast path: claims held by a node.
-create index job_claimed_by_idx on pgbatch.job (claimed_by)
-    where state = 'claimed';
+-- (The node registry's fast path, register_node, finds a node's claims through
+-- job_lease_idx: claimed rows are few, and every extra index on this table is
+-- one more write per claim.)
 
 -- ==== schema/040_job_archive.sql ====
 -- Settled jobs kept for inspection, idempotent settlement retries and
@@ -95,8 +95,10 @@ create table pgbatch.job_archive (
     last_error     jsonb,
     result         jsonb          -- what the settling call returned (ack: follow-up ids)
 );
+-- Retention sweeps. Admin listings read the archive newest-first by primary
+-- key with a filter; no other index, so an ack writes as few index entries
+-- as possible.
 create index job_archive_retention_idx on pgbatch.job_archive (state, finished_at);
-create index job_archive_queue_idx on pgbatch.job_archive (queue, state);
 
 -- ==== schema/050_queue_count.sql ====
 -- Counters of archived jobs per queue as append-only deltas: settling jobs of

@@ -37,6 +37,6 @@ create index job_lease_idx on pgbatch.job (lease_expires_at)
 -- Deduplication among live jobs: a unique index, because only live jobs live here.
 create unique index job_dedup_idx on pgbatch.job (queue, dedup_key)
     where dedup_key is not null;
--- Node registry fast path: claims held by a node.
-create index job_claimed_by_idx on pgbatch.job (claimed_by)
-    where state = 'claimed';
+-- (The node registry's fast path, register_node, finds a node's claims through
+-- job_lease_idx: claimed rows are few, and every extra index on this table is
+-- one more write per claim.)

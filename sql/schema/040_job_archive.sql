@@ -17,5 +17,7 @@ create table pgbatch.job_archive (
     last_error     jsonb,
     result         jsonb          -- what the settling call returned (ack: follow-up ids)
 );
+-- Retention sweeps. Admin listings read the archive newest-first by primary
+-- key with a filter; no other index, so an ack writes as few index entries
+-- as possible.
 create index job_archive_retention_idx on pgbatch.job_archive (state, finished_at);
-create index job_archive_queue_idx on pgbatch.job_archive (queue, state);
