@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import os
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
@@ -38,7 +38,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._errors import InvalidArgument
-from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest, Json
+from pgbatch._types import ClaimedJob, EnqueueRequest, Json
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -347,6 +347,3 @@ class App:
 def _td(value: float | timedelta) -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=value)
 
-
-#: What a task call produces for the worker: a value, or an awaitable of one.
-TaskResult = AckEffects | None | Awaitable[AckEffects | None]

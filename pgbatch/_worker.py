@@ -247,7 +247,7 @@ class Worker:
                                                   name="pgbatch-maintenance"))
         for part in background:
             part.add_done_callback(self._part_done)
-        slots = [asyncio.create_task(self._slot(i), name=f"pgbatch-slot-{i}")
+        slots = [asyncio.create_task(self._slot(), name=f"pgbatch-slot-{i}")
                  for i in range(self.concurrency)]
         # the first claim of every queue: jobs may already be waiting
         for q in self.queues:
@@ -348,7 +348,7 @@ class Worker:
             self._threads.shutdown(wait=False)
 
     # -- slots -------------------------------------------------------------------
-    async def _slot(self, index: int) -> None:
+    async def _slot(self) -> None:
         while not self._stopping.is_set():
             if self._backlog:
                 await self._run_job(self._take_backlog())
@@ -579,7 +579,7 @@ class Worker:
             fn = task.fn
             coro = self._threads.run(lambda: fn(*args, **kwargs))
         result = await (asyncio.wait_for(coro, opts.timeout) if opts.timeout else coro)
-        return _effects_of(task, result)
+        return _effects_of(result)
 
     async def _invoke_transactional(self, task: Task[Any, Any], ctx: JobContext,
                                     args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -591,7 +591,7 @@ class Worker:
             async with aclient.pool.connection() as conn, conn.transaction():
                 ctx.conn = conn
                 result = await task.fn(*args, **kwargs)
-                await aclient.ack(job.id, job.claim_token, _effects_of(task, result), conn=conn)
+                await aclient.ack(job.id, job.claim_token, _effects_of(result), conn=conn)
         else:
             sclient = self.app.client
             assert self._threads is not None
@@ -600,7 +600,7 @@ class Worker:
                 with sclient.pool.connection() as conn, conn.transaction():
                     ctx.conn = conn
                     result = task.fn(*args, **kwargs)
-                    sclient.ack(job.id, job.claim_token, _effects_of(task, result), conn=conn)
+                    sclient.ack(job.id, job.claim_token, _effects_of(result), conn=conn)
 
             await self._threads.run(run)
         raise _TransactionalAcked
@@ -681,12 +681,8 @@ class _TransactionalAcked(Exception):
     """The task and its ack committed together."""
 
 
-def _effects_of(task: Task[Any, Any], result: Any) -> AckEffects | None:
-    if result is None:
-        return None
-    if isinstance(result, AckEffects):
-        return result
-    return None
+def _effects_of(result: Any) -> AckEffects | None:
+    return result if isinstance(result, AckEffects) else None
 
 
 def _error_info(exc: BaseException) -> dict[str, Any]:
