@@ -105,6 +105,15 @@ class AsyncClient:
         """Settle many claims in one transaction; one outcome per entry."""
         return await self.run(_ops.ack_many(acks), conn)
 
+    async def ack_ids(self, job_ids: Sequence[UUID], claim_tokens: Sequence[UUID], *,
+                      conn: AnyConn | None = None) -> list[AckOutcome]:
+        """Ack ``job_ids[i]`` with ``claim_tokens[i]`` (no effects) in one transaction.
+
+        Returns an outcome only for the entries that were not acked
+        (``claim_lost``/``not_found``), in input order: an empty list means all were.
+        """
+        return await self.run(_ops.ack_ids(job_ids, claim_tokens), conn)
+
     async def nack(self, job_id: UUID, claim_token: UUID, *, error: Json = None,
                    retry_at: datetime | None = None,
                    backoff_base: timedelta = timedelta(seconds=1),

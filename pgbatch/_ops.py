@@ -98,6 +98,15 @@ def ack_many(acks: Sequence[AckRequest]) -> Op[list[AckOutcome]]:
     )
 
 
+def ack_ids(job_ids: Sequence[UUID], claim_tokens: Sequence[UUID]) -> Op[list[AckOutcome]]:
+    return Op(
+        "select job_id, status, error_code, message, follow_ups"
+        " from pgbatch.ack_ids(%s::uuid[], %s::uuid[])",
+        (list(job_ids), list(claim_tokens)),
+        lambda rows: [AckOutcome(r[0], r[1], r[2], r[3], []) for r in rows],
+    )
+
+
 def nack(job_id: UUID, claim_token: UUID, error: Json, retry_at: datetime | None,
          backoff_base: timedelta, backoff_cap: timedelta) -> Op[str]:
     return Op(

@@ -1,6 +1,8 @@
 """Batched settlement: many acks in one transaction, per-job outcomes kept.
 
-Finished jobs are queued here and sent with ``ack_many``. One batch is in
+Finished jobs are queued here and sent in batches: with ``ack_ids`` (two
+uuid arrays; only the entries that were not acked come back) when no job in
+the batch has effects, else with ``ack_many``. One batch is in
 flight at a time (``max_in_flight``); while it runs, the next one
 accumulates, so under load acks batch themselves (up to ``max_batch``) and at
 low load each ack goes at once. Two in flight measured slower on 2 cores
@@ -11,7 +13,7 @@ Each entry gets its own outcome: a lost claim is logged distinctly from other
 failures and the worker goes on (the redelivered attempt settles the job). An
 entry that fails for another reason (e.g. malformed effects) is nacked with
 that error, so it is retried or dead-lettered instead of waiting for its lease.
-If the connection drops during ``ack_many`` the batch is resent: settlement is
+If the connection drops while a batch is sent, it is resent: settlement is
 idempotent for the same claim token, so a batch that did commit is not
 misreported.
 """
@@ -26,6 +28,8 @@ import psycopg
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._types import AckEffects, AckOutcome, AckRequest, ClaimedJob
+
+_Entry = tuple[ClaimedJob, AckEffects | None]
 
 log = logging.getLogger("pgbatch.worker")
 
@@ -42,7 +46,7 @@ class SettleStats:
 
 
 class Settler:
-    """Queues acks and sends them in batches with ``ack_many``."""
+    """Queues acks and sends them in batches with ``ack_ids`` or ``ack_many``."""
 
     def __init__(self, client: AsyncClient, *, max_batch: int = 200, linger: float = 0.0,
                  max_backoff: float = 5.0, max_in_flight: int = 1) -> None:
@@ -52,19 +56,17 @@ class Settler:
         self.linger = linger
         self.max_backoff = max_backoff
         self.stats = SettleStats()
-        self._pending: list[tuple[AckRequest, ClaimedJob, asyncio.Future[AckOutcome]]] = []
+        self._pending: list[_Entry] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
 
-    def ack(self, job: ClaimedJob, effects: AckEffects | None) -> asyncio.Future[AckOutcome]:
-        """Queue an ack; the future resolves with its outcome."""
-        fut: asyncio.Future[AckOutcome] = asyncio.get_running_loop().create_future()
-        self._pending.append((AckRequest(job.id, job.claim_token, effects), job, fut))
+    def ack(self, job: ClaimedJob, effects: AckEffects | None) -> None:
+        """Queue an ack (``effects`` applied atomically with it); outcomes are logged."""
+        self._pending.append((job, None if effects is None or effects.is_empty() else effects))
         self._idle.clear()
         self._wake.set()
-        return fut
 
     async def run(self) -> None:
         """Send batches until ``close()`` and everything queued is settled.
@@ -95,31 +97,26 @@ class Settler:
             self._wake.clear()
             await self._wake.wait()
 
-    async def _send(self, batch: list[tuple[AckRequest, ClaimedJob, asyncio.Future[AckOutcome]]],
-                    ) -> None:
+    async def _send(self, batch: list[_Entry]) -> None:
         backoff = 0.05
         while True:
             try:
-                outcomes = await self.client.ack_many([b[0] for b in batch])
+                failed = await self._settle(batch)
                 break
             except psycopg.OperationalError as exc:
                 self.stats.retries += 1
-                log.warning("ack_many failed (%s); resending %d acks in %.2fs",
+                log.warning("ack batch failed (%s); resending %d acks in %.2fs",
                             exc, len(batch), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
-            except Exception as exc:
-                log.exception("ack_many failed; %d jobs stay claimed until reaped", len(batch))
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
+            except Exception:
+                log.exception("ack batch failed; %d jobs stay claimed until reaped", len(batch))
                 self.stats.errors += len(batch)
                 return
         self.stats.batches += 1
-        for (_, job, fut), outcome in zip(batch, outcomes, strict=True):
-            if outcome.status == "acked":
-                self.stats.acked += 1
-            elif outcome.status in ("claim_lost", "not_found"):
+        self.stats.acked += len(batch) - len(failed)
+        for job, outcome in failed:
+            if outcome.status in ("claim_lost", "not_found"):
                 self.stats.claim_lost += 1
                 log.warning("lost claim: job %s (attempt %d) could not be acked: %s",
                             job.id, job.attempt, outcome.message)
@@ -128,8 +125,19 @@ class Settler:
                 log.error("ack of job %s failed (%s): %s; nacking it",
                           job.id, outcome.error_code, outcome.message)
                 await self._nack_quietly(job, outcome)
-            if not fut.done():
-                fut.set_result(outcome)
+
+    async def _settle(self, batch: list[_Entry]) -> list[tuple[ClaimedJob, AckOutcome]]:
+        """Send one batch; return the entries that were not acked, with their outcomes."""
+        if all(effects is None for _, effects in batch):
+            missed = await self.client.ack_ids([job.id for job, _ in batch],
+                                               [job.claim_token for job, _ in batch])
+            if not missed:
+                return []
+            jobs = {job.id: job for job, _ in batch}
+            return [(jobs[o.job_id], o) for o in missed]
+        outcomes = await self.client.ack_many(
+            [AckRequest(job.id, job.claim_token, effects) for job, effects in batch])
+        return [(job, o) for (job, _), o in zip(batch, outcomes, strict=True) if not o.ok]
 
     async def _nack_quietly(self, job: ClaimedJob, outcome: AckOutcome) -> None:
         try:

@@ -116,15 +116,17 @@ class Worker:
 
     ``prefetch``: jobs a claim may take beyond the free slots, kept in a local
     buffer so the next job starts without a claim round trip and claims come
-    in larger batches. ``None`` (default) adapts: up to ``PREFETCH_FACTOR *
-    concurrency`` while recent jobs are short (under ``SHORT_JOB`` seconds on
-    average; the buffer then drains within a fraction of a second), none while
-    they are long, so a slow job never holds buffered claims that another
+    in larger batches. ``None`` (default) adapts to the recent average run
+    time: the buffer holds at most what the slots run in ``PREFETCH_WINDOW``
+    seconds (``concurrency * PREFETCH_WINDOW / average``), capped at
+    ``PREFETCH_CAP * concurrency``; none while jobs average ``SHORT_JOB``
+    seconds or more, so a slow job never holds buffered claims that another
     worker could run. Buffered jobs' leases are renewed like running ones.
     """
 
     SHORT_JOB = 0.05
-    PREFETCH_FACTOR = 4
+    PREFETCH_WINDOW = 0.1
+    PREFETCH_CAP = 20
 
     def __init__(
         self,
@@ -134,7 +136,7 @@ class Worker:
         concurrency: int = 1,
         node_id: str | None = None,
         poll_interval: float = 2.0,
-        max_batch: int = 100,
+        max_batch: int = 200,
         shutdown_grace: float = 30.0,
         listen: bool = True,
         maintenance: bool = True,
@@ -459,8 +461,13 @@ class Worker:
     def _prefetch_limit(self) -> int:
         if self.prefetch is not None:
             return self.prefetch
-        short = self.stats.started > 0 and self._avg_runtime < self.SHORT_JOB
-        return self.PREFETCH_FACTOR * self.concurrency if short else 0
+        avg = self._avg_runtime
+        if self.stats.started == 0 or avg >= self.SHORT_JOB:
+            return 0
+        cap = self.PREFETCH_CAP * self.concurrency
+        if avg * cap <= self.concurrency * self.PREFETCH_WINDOW:
+            return cap
+        return int(self.concurrency * self.PREFETCH_WINDOW / avg)
 
     def _prefetch_room(self) -> int:
         return max(self._prefetch_limit() - len(self._backlog), 0)

@@ -47,10 +47,12 @@ def test_claim_transaction_commits_with_synchronous_commit_off(tx_conn: Conn) ->
         "select pgbatch.dead_letter(%(id)s, %(tok)s, 'why')",
         "select * from pgbatch.ack_many(jsonb_build_array("
         "jsonb_build_object('job_id', %(id)s::text, 'claim_token', %(tok)s::text)))",
+        "select * from pgbatch.ack_ids(array[%(id)s::uuid], array[%(tok)s::uuid])",
         "select pgbatch.enqueue('other')",
         "select pgbatch.enqueue_many('[{\"queue\": \"other\"}]')",
     ],
-    ids=["ack", "ack_effects", "nack", "dead_letter", "ack_many", "enqueue", "enqueue_many"],
+    ids=["ack", "ack_effects", "nack", "dead_letter", "ack_many", "ack_ids", "enqueue",
+         "enqueue_many"],
 )
 def test_settlement_after_claim_in_one_transaction_restores_durable_commit(
     tx_conn: Conn, settle: str

@@ -314,6 +314,80 @@ def test_ack_many_through_the_client_reports_outcomes(db: TestDatabase, conn: Co
     assert job_row(conn, outcomes[2].follow_ups[0]) is not None
 
 
+# ---------------------------------------------------------------- ack_ids
+
+
+def _ack_ids(conn: Conn, pairs: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "select job_id, status, error_code, message, follow_ups from pgbatch.ack_ids(%s, %s)",
+        [[p[0] for p in pairs], [p[1] for p in pairs]]).fetchall()
+
+
+def test_ack_ids_settles_all_and_returns_only_the_misses_in_input_order(conn: Conn) -> None:
+    conn.execute("select pgbatch.enqueue_many(%s)",
+                 [json.dumps([{"queue": "q", "payload": {"i": i}} for i in range(100)])])
+    jobs = claim(conn, "q", 100)
+    lost, unknown = jobs[37], uuid4()
+    expire_lease(conn, lost["id"])
+    assert scalar(conn, "select pgbatch.reap_expired()") == 1
+    pairs = [(j["id"], j["claim_token"]) for j in jobs]
+    pairs.insert(10, (unknown, uuid4()))
+    rows = _ack_ids(conn, pairs)
+    assert [(r[0], r[1], r[2]) for r in rows] == [(unknown, "not_found", "PB003"),
+                                                  (lost["id"], "claim_lost", "PB001")]
+    assert "not found" in rows[0][3]
+    assert "claim lost" in rows[1][3]
+    assert counts(conn, "q") == {"pending": 1, "scheduled": 0, "claimed": 0, "done": 99,
+                                 "dead": 0, "cancelled": 0}
+    archived = archive_row(conn, jobs[0]["id"])
+    assert archived is not None
+    assert (archived["state"], archived["claim_token"]) == ("done", jobs[0]["claim_token"])
+
+
+def test_ack_ids_stale_token_and_duplicates_in_one_call(conn: Conn) -> None:
+    job_id = enqueue(conn, "q")
+    tok = claim_one(conn, "q")["claim_token"]
+    rows = _ack_ids(conn, [(job_id, tok), (job_id, uuid4()), (job_id, tok)])
+    assert [(r[1], r[2]) for r in rows] == [("claim_lost", "PB001")]
+    assert counts(conn, "q")["done"] == 1
+
+
+def test_ack_ids_retry_is_idempotent_and_a_new_claim_fences_old_tokens(conn: Conn) -> None:
+    for _ in range(3):
+        enqueue(conn, "q")
+    jobs = claim(conn, "q", 3)
+    pairs = [(j["id"], j["claim_token"]) for j in jobs]
+    assert _ack_ids(conn, pairs) == []
+    before = state_snapshot(conn)
+    assert _ack_ids(conn, pairs) == []
+    assert state_snapshot(conn) == before
+    # a token that held the job before a reap cannot ack the redelivered attempt
+    job_id = enqueue(conn, "r")
+    old = claim_one(conn, "r")
+    expire_lease(conn, job_id)
+    conn.execute("select pgbatch.reap_expired()")
+    new = claim_one(conn, "r")
+    assert [r[1] for r in _ack_ids(conn, [(job_id, old["claim_token"])])] == ["claim_lost"]
+    row = job_row(conn, job_id)
+    assert row is not None
+    assert (row["state"], row["claim_token"]) == ("claimed", new["claim_token"])
+    assert _ack_ids(conn, [(job_id, new["claim_token"])]) == []
+    assert _ack_ids(conn, []) == []
+
+
+def test_ack_ids_through_the_client(db: TestDatabase, conn: Conn) -> None:
+    for i in range(4):
+        enqueue(conn, "q", {"i": i})
+    jobs = claim(conn, "q", 4)
+    expire_lease(conn, jobs[2]["id"])
+    conn.execute("select pgbatch.reap_expired()")
+    with open_client(db.dsn) as client:
+        missed = client.ack_ids([j["id"] for j in jobs], [j["claim_token"] for j in jobs])
+    assert [(o.job_id, o.status, o.error_code, o.ok) for o in missed] == [
+        (jobs[2]["id"], "claim_lost", "PB001", False)]
+    assert counts(conn, "q")["done"] == 3
+
+
 def test_ack_many_retry_is_idempotent(conn: Conn) -> None:
     for _ in range(3):
         enqueue(conn, "q")

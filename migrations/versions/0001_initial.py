@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "6ad80f81e895b7080967999640489b57a65a606eea71afff7a3fee9016382b5f"
+SQL_SHA256 = "6165191475bd332b7fe92a0d78a9bb131ef2aaa82952911539b803a0cb91a5f8"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

@@ -875,17 +875,21 @@ $$;
 -- per entry, in order: status 'acked' (with follow_ups), 'claim_lost'
 -- (PB001), 'not_found' (PB003) or 'error' (any other SQLSTATE, e.g. PB008 for
 -- malformed effects; that entry's effects are not applied and its job stays
--- claimed). Entries without effects are settled set-wise in one statement.
+-- claimed). Entries without effects are settled set-wise in one statement
+-- (_ack_plain, as in ack_ids).
 create or replace function pgbatch.ack_many(acks jsonb)
 returns setof pgbatch.ack_outcome
 language plpgsql
 as $$
 declare
-    v_now  timestamptz := pgbatch.now();
-    v_hit  boolean[];
-    v_ids  uuid[];
-    ent    record;
-    i      integer := 0;
+    v_ids    uuid[];
+    v_toks   uuid[];
+    v_eff    boolean[];
+    v_plain  integer[];
+    v_missed integer[];
+    v_hit    boolean[];
+    v_fids   uuid[];
+    k        integer;
 begin
     if acks is null or jsonb_typeof(acks) <> 'array' then
         perform pgbatch._raise('PB007', 'acks must be a JSON array of {"job_id", "claim_token", "effects"?} objects');
@@ -899,52 +903,46 @@ begin
     perform pgbatch._durable_commit();
 
     begin
-        with e as (
-            select x.ord, (x.a ->> 'job_id')::uuid as id, (x.a ->> 'claim_token')::uuid as tok,
-                   coalesce(x.a -> 'effects', 'null'::jsonb) not in ('null'::jsonb, '{}'::jsonb) as has_effects
-              from jsonb_array_elements(acks) with ordinality as x(a, ord)
-        ), del as (
-            delete from pgbatch.job j
-             using e
-             where not e.has_effects and j.id = e.id and j.claim_token = e.tok
-            returning j.id, j.queue, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
-                      j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error
-        ), arch as (
-            insert into pgbatch.job_archive
-                (id, queue, payload, priority, run_at, state, attempt, max_attempts, dedup_key,
-                 created_at, finished_at, claim_token, claimed_by, last_error, result)
-            select d.id, d.queue, d.payload, d.priority, d.run_at, 'done', d.attempt, d.max_attempts,
-                   d.dedup_key, d.created_at, v_now, d.claim_token, d.claimed_by, d.last_error,
-                   '{"op": "ack", "ids": []}'::jsonb
-              from del d
-            returning queue
-        ), counted as (
-            insert into pgbatch.queue_count (queue, done)
-            select a.queue, count(*) from arch a group by a.queue
-            returning 1
-        )
-        select array_agg(d.id is not null order by e.ord) into v_hit
-          from e left join del d on d.id = e.id and d.claim_token = e.tok and not e.has_effects;
+        select coalesce(array_agg((x.a ->> 'job_id')::uuid order by x.ord), '{}'),
+               coalesce(array_agg((x.a ->> 'claim_token')::uuid order by x.ord), '{}'),
+               coalesce(array_agg(coalesce(x.a -> 'effects', 'null'::jsonb)
+                                  not in ('null'::jsonb, '{}'::jsonb) order by x.ord), '{}')
+          into v_ids, v_toks, v_eff
+          from jsonb_array_elements(acks) with ordinality as x(a, ord);
     exception when data_exception then
         perform pgbatch._raise('PB007', 'invalid ack entry: ' || sqlerrm);
     end;
 
-    for ent in select x.a, x.ord from jsonb_array_elements(acks) with ordinality as x(a, ord) order by x.ord loop
-        i := i + 1;
-        if v_hit[i] then
-            return next row((ent.a ->> 'job_id')::uuid, 'acked', null::text, null::text, '{}'::uuid[])::pgbatch.ack_outcome;
+    -- entries without effects: one set-wise statement; v_hit marks those it settled
+    v_plain := array(select s from generate_subscripts(v_ids, 1) s where not v_eff[s] order by s);
+    v_missed := pgbatch._ack_plain(
+        array(select v_ids[p] from unnest(v_plain) with ordinality u(p, o) order by o),
+        array(select v_toks[p] from unnest(v_plain) with ordinality u(p, o) order by o));
+    v_hit := array_fill(false, array[cardinality(v_ids)]);
+    foreach k in array v_plain loop
+        v_hit[k] := true;
+    end loop;
+    foreach k in array coalesce(v_missed, '{}') loop
+        v_hit[v_plain[k]] := false;
+    end loop;
+
+    -- the rest one by one, each in its own subtransaction: entries with effects,
+    -- and the plain ones the statement missed (a retry, or a lost claim)
+    for k in 1 .. cardinality(v_ids) loop
+        if v_hit[k] then
+            return next row(v_ids[k], 'acked', null::text, null::text, '{}'::uuid[])::pgbatch.ack_outcome;
             continue;
         end if;
         begin
-            v_ids := pgbatch.ack((ent.a ->> 'job_id')::uuid, (ent.a ->> 'claim_token')::uuid, ent.a -> 'effects');
-            return next row((ent.a ->> 'job_id')::uuid, 'acked', null::text, null::text, v_ids)::pgbatch.ack_outcome;
+            v_fids := pgbatch.ack(v_ids[k], v_toks[k], acks -> (k - 1) -> 'effects');
+            return next row(v_ids[k], 'acked', null::text, null::text, v_fids)::pgbatch.ack_outcome;
         exception
             when sqlstate 'PB001' then
-                return next row((ent.a ->> 'job_id')::uuid, 'claim_lost', 'PB001', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
+                return next row(v_ids[k], 'claim_lost', 'PB001', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
             when sqlstate 'PB003' then
-                return next row((ent.a ->> 'job_id')::uuid, 'not_found', 'PB003', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
+                return next row(v_ids[k], 'not_found', 'PB003', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
             when others then
-                return next row((ent.a ->> 'job_id')::uuid, 'error', sqlstate, sqlerrm, null::uuid[])::pgbatch.ack_outcome;
+                return next row(v_ids[k], 'error', sqlstate, sqlerrm, null::uuid[])::pgbatch.ack_outcome;
         end;
     end loop;
 end
@@ -1096,6 +1094,94 @@ begin
         return;
     end if;
     perform pgbatch._announce(v_queue, 1);
+end
+$$;
+
+-- ==== functions/058_ack_plain.sql ====
+-- Settles job_ids[i] with claim_tokens[i] (acks without effects) set-wise in
+-- one statement: delete the live rows the tokens hold, archive them as done,
+-- count them. Returns the 1-based positions of the entries it did not settle
+-- (in order; NULL when it settled all): their token does not hold the job,
+-- or already settled it. The caller classifies those (_settled_result) and
+-- has restored durable commit. Shared by ack_ids and ack_many.
+create or replace function pgbatch._ack_plain(job_ids uuid[], claim_tokens uuid[])
+returns integer[]
+language plpgsql
+as $$
+declare
+    v_now    timestamptz := pgbatch.now();
+    v_missed integer[];
+begin
+    with del as (
+        delete from pgbatch.job j
+         using unnest(job_ids, claim_tokens) as e(id, tok)
+         where j.id = e.id and j.claim_token = e.tok
+        returning j.id, j.queue, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
+                  j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error
+    ), arch as (
+        insert into pgbatch.job_archive
+            (id, queue, payload, priority, run_at, state, attempt, max_attempts, dedup_key,
+             created_at, finished_at, claim_token, claimed_by, last_error, result)
+        select d.id, d.queue, d.payload, d.priority, d.run_at, 'done', d.attempt, d.max_attempts,
+               d.dedup_key, d.created_at, v_now, d.claim_token, d.claimed_by, d.last_error,
+               '{"op": "ack", "ids": []}'::jsonb
+          from del d
+        returning id, claim_token, queue
+    ), counted as (
+        insert into pgbatch.queue_count (queue, done)
+        select a.queue, count(*) from arch a group by a.queue
+        returning 1
+    )
+    select array_agg(e.ord order by e.ord) into v_missed
+      from unnest(job_ids, claim_tokens) with ordinality as e(id, tok, ord)
+     where not exists (select 1 from arch a where a.id = e.id and a.claim_token = e.tok);
+    return v_missed;
+end
+$$;
+
+-- ==== functions/059_ack_ids.sql ====
+-- ack_ids: the fast path of ack_many for acks without effects. Settles
+-- job_ids[i] with claim_tokens[i] for every i, all in one transaction and
+-- one set-wise statement, and returns a row only for the entries that were
+-- NOT acked, in input order: status 'claim_lost' (PB001) or 'not_found'
+-- (PB003). No row means every entry was acked. An entry whose token already
+-- acked its job (a retry after a connection lost at COMMIT) counts as acked.
+-- The arrays must have the same length and no NULLs (PB007).
+create or replace function pgbatch.ack_ids(job_ids uuid[], claim_tokens uuid[])
+returns setof pgbatch.ack_outcome
+language plpgsql
+as $$
+declare
+    v_missed integer[];
+    i        integer;
+begin
+    if job_ids is null or claim_tokens is null then
+        perform pgbatch._raise('PB007', 'job_ids and claim_tokens must not be NULL');
+    end if;
+    if cardinality(job_ids) <> cardinality(claim_tokens) then
+        perform pgbatch._raise('PB007', format('job_ids has %s entries but claim_tokens has %s',
+                                               cardinality(job_ids), cardinality(claim_tokens)));
+    end if;
+    if array_position(job_ids, null) is not null or array_position(claim_tokens, null) is not null then
+        perform pgbatch._raise('PB007', 'job_ids and claim_tokens must not contain NULLs');
+    end if;
+    perform pgbatch._durable_commit();
+
+    v_missed := pgbatch._ack_plain(job_ids, claim_tokens);
+    if v_missed is null then
+        return;
+    end if;
+    -- the rest: already acked by this token (a retry), or not held by it
+    foreach i in array v_missed loop
+        begin
+            perform pgbatch._settled_result(job_ids[i], claim_tokens[i], 'ack');
+        exception
+            when sqlstate 'PB001' then
+                return next row(job_ids[i], 'claim_lost', 'PB001', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
+            when sqlstate 'PB003' then
+                return next row(job_ids[i], 'not_found', 'PB003', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
+        end;
+    end loop;
 end
 $$;
 

@@ -5,7 +5,9 @@
 - the SQL core's own ceiling: a script that only calls pgbatch's functions (claim a
   batch of 50, settle it with one ``ack_many``) at 1 and 2 clients, draining the same
   number of pre-loaded jobs as B2. Jobs/s = 50 x tps, as every claim gets a full batch
-  until the queue is empty (``-t`` is set so that the clients drain it exactly).
+  until the queue is empty (``-t`` is set so that the clients drain it exactly). The
+  same with ``ack_ids`` (the settle path the worker uses for acks without effects);
+  the ceiling B2 is held to is the faster of the two, per client count.
 
 pgbench runs with ``-M prepared`` (psycopg prepares repeated statements too) and
 ``-n`` (no vacuum of pgbench's own tables, which do not exist here).
@@ -39,6 +41,11 @@ CORE_SCRIPT = (
     "select coalesce(jsonb_agg(jsonb_build_object('job_id', id, 'claim_token', claim_token)),"
     " '[]'::jsonb) as a from pgbatch.claim('bench', 50) \\gset\n"
     "select count(*) from pgbatch.ack_many(:a::jsonb);\n"
+)
+CORE_IDS_SCRIPT = (
+    "select coalesce(array_agg(id), '{}') as ids, coalesce(array_agg(claim_token), '{}') as toks"
+    " from pgbatch.claim('bench', 50) \\gset\n"
+    "select count(*) from pgbatch.ack_ids(:ids::uuid[], :toks::uuid[]);\n"
 )
 
 
@@ -96,9 +103,13 @@ def run(ctx: Context, res: ScenarioResult) -> None:
         f"B0.core.c{c}", "B0",
         f"SQL core: claim 50 + ack_many, {c} client{'s' * (c > 1)}, {sz.core_jobs:,} jobs",
         "jobs/s")) for c in (1, 2)}
+    core_ids = {c: res.add(Figure(
+        f"B0.core_ids.c{c}", "B0",
+        f"SQL core: claim 50 + ack_ids, {c} client{'s' * (c > 1)}, {sz.core_jobs:,} jobs",
+        "jobs/s")) for c in (1, 2)}
     core_cpu = {c: res.add(Figure(
         f"B0.core.c{c}.server_cpu_ms_per_job", "B0",
-        f"SQL core: PostgreSQL CPU per job, {c} client{'s' * (c > 1)}", "ms/job"))
+        f"SQL core (ack_many): PostgreSQL CPU per job, {c} client{'s' * (c > 1)}", "ms/job"))
         for c in (1, 2)}
     res.notes.append(f"pgbench -M prepared, -T {max(1, round(sz.pgbench_seconds))} s for "
                      "SELECT 1 and INSERT; the core script drains the pre-loaded queue "
@@ -117,23 +128,35 @@ def run(ctx: Context, res: ScenarioResult) -> None:
                 fig.runs.append(run_pgbench(ctx, dsn, INSERT_SCRIPT, "b0_insert", clients=c,
                                             seconds=sz.pgbench_seconds).tps)
     postmaster = ctx.server.postmaster_pid()
+    paths = [("ack_many", CORE_SCRIPT, core, core_cpu),
+             ("ack_ids", CORE_IDS_SCRIPT, core_ids, None)]
     for r in range(sz.runs):
-        for c, fig in core.items():
-            ctx.log(f"B0 SQL core c={c} run {r + 1}")
-            rate, extra = _core_run(ctx, clients=c, n=sz.core_jobs, postmaster=postmaster)
-            fig.runs.append(rate)
-            for k, v in extra.items():
-                fig.details.setdefault(k, []).append(v)
-            if extra["server_cpu_ms_per_job"] is not None:
-                core_cpu[c].runs.append(extra["server_cpu_ms_per_job"])
+        for path, script, figs, cpu_figs in paths:
+            for c, fig in figs.items():
+                ctx.log(f"B0 SQL core ({path}) c={c} run {r + 1}")
+                rate, extra = _core_run(ctx, script, clients=c, n=sz.core_jobs,
+                                        postmaster=postmaster)
+                fig.runs.append(rate)
+                for k, v in extra.items():
+                    fig.details.setdefault(k, []).append(v)
+                if cpu_figs is not None and extra["server_cpu_ms_per_job"] is not None:
+                    cpu_figs[c].runs.append(extra["server_cpu_ms_per_job"])
     for fig in core_cpu.values():
         if not fig.runs:
             res.figures.remove(fig)
+    for c in (1, 2):
+        res.add(Figure(
+            f"B0.core.max.c{c}", "B0",
+            f"SQL core ceiling, {c} client{'s' * (c > 1)}: faster of ack_many and ack_ids",
+            "jobs/s", runs=[max(a, b) for a, b in zip(core[c].runs, core_ids[c].runs,
+                                                      strict=True)]))
     res.add(Figure("B0.core.best", "B0", "SQL core ceiling: best of 1 and 2 clients", "jobs/s",
-                   runs=[max(a, b) for a, b in zip(core[1].runs, core[2].runs, strict=True)]))
+                   runs=[max(a, b, x, y) for a, b, x, y in zip(
+                       core[1].runs, core[2].runs, core_ids[1].runs, core_ids[2].runs,
+                       strict=True)]))
 
 
-def _core_run(ctx: Context, *, clients: int, n: int,
+def _core_run(ctx: Context, script: str, *, clients: int, n: int,
               postmaster: int | None) -> tuple[float, dict[str, float | None]]:
     per_client = math.ceil(n / (CORE_BATCH * clients))
     with ctx.server.fresh_db() as dsn, connect(dsn) as conn:
@@ -143,7 +166,7 @@ def _core_run(ctx: Context, *, clients: int, n: int,
         lsn0 = wal_lsn(conn)
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         with ServerCpuSampler(postmaster) as sampler:
-            result = run_pgbench(ctx, dsn, CORE_SCRIPT, f"b0_core_c{clients}",
+            result = run_pgbench(ctx, dsn, script, f"b0_core_c{clients}",
                                  clients=clients, transactions=per_client)
             server_cpu = sampler.stop()
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -170,7 +170,7 @@ def run(ctx: Context, res: ScenarioResult) -> None:
                           value=4 * anchor),
                       Bar(">=", f"≥ 70% of the B0 SQL core ceiling with as many clients "
                                 f"as processes ({procs})",
-                          ref=f"B0.core.c{procs}", factor=0.7)])),
+                          ref=f"B0.core.max.c{procs}", factor=0.7)])),
             "cpu": res.add(Figure(f"B2.p{procs}.worker_cpu_ms_per_job", "B2",
                                   f"worker CPU per job, {label}", "ms/job")),
             "xact": res.add(Figure(f"B2.p{procs}.xacts_per_job", "B2",
