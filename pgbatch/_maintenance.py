@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +32,12 @@ log = logging.getLogger("pgbatch.maintenance")
 #: Advisory lock key of the maintenance leader ("pgbatch" as int64, constant).
 LEADER_LOCK_KEY = 0x7067626174636801
 
+#: Dead row versions of the live table, and whether this role may VACUUM it.
+_DEAD_TUPLES = (
+    "select s.n_dead_tup, pg_has_role(c.relowner, 'USAGE')"
+    " from pg_stat_user_tables s join pg_class c on c.oid = s.relid"
+    " where s.relid = 'pgbatch.job'::regclass")
+
 
 @dataclass
 class MaintenanceConfig:
@@ -41,6 +48,16 @@ class MaintenanceConfig:
     ``retention_dead``: archived records older than these are swept (every
     ``sweep_every`` ticks). ``reap_limit``: claims reaped per call (repeated
     while full).
+
+    ``vacuum_dead_tuples``: the leader runs ``VACUUM`` on ``pgbatch.job`` when
+    the statistics count at least this many dead row versions there (every job
+    leaves two: its claim and its settlement), at most once every
+    ``vacuum_min_seconds``. Autovacuum looks at a database once a minute by
+    default (``autovacuum_naptime``); at thousands of jobs a second that lets
+    the live table and its claim index bloat to hundreds of megabytes, and
+    claims slow down. ``0`` leaves it to autovacuum alone. The worker's role
+    must own the table (be a member of its owner role) or be a superuser;
+    otherwise the leader logs a warning once and leaves it to autovacuum.
     """
 
     interval: float = 1.0
@@ -49,6 +66,8 @@ class MaintenanceConfig:
     sweep_every: int = 60
     compact_every: int = 10
     reap_limit: int = 1000
+    vacuum_dead_tuples: int = 100_000
+    vacuum_min_seconds: float = 5.0
 
 
 @dataclass
@@ -60,6 +79,7 @@ class MaintenanceStats:
     reaped: int = 0
     announced: int = 0
     swept: int = 0
+    vacuums: int = 0
     became_leader: int = 0
     replaced: bool = False
 
@@ -80,6 +100,8 @@ class Maintenance:
         # the dedicated connection that holds (or keeps asking for) the leader lock
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._leader = False
+        self._may_vacuum = True
+        self._last_vacuum = 0.0
         self._stop = asyncio.Event()
 
     @property
@@ -142,6 +164,27 @@ class Maintenance:
         if self.stats.leader_ticks % cfg.sweep_every == 1:
             self.stats.swept += await self.client.sweep_retention(
                 cfg.retention_done, cfg.retention_dead)
+        await self._maybe_vacuum()
+
+    async def _maybe_vacuum(self) -> None:
+        """VACUUM the live table when it holds many dead row versions (see the config)."""
+        cfg = self.config
+        conn = self._lock_conn
+        if (cfg.vacuum_dead_tuples <= 0 or not self._may_vacuum or conn is None
+                or time.monotonic() - self._last_vacuum < cfg.vacuum_min_seconds):
+            return
+        cur = await conn.execute(_DEAD_TUPLES)
+        row = await cur.fetchone()
+        if row is None or row[0] is None or int(row[0]) < cfg.vacuum_dead_tuples:
+            return
+        if not row[1]:
+            self._may_vacuum = False
+            log.warning("the maintenance leader may not VACUUM pgbatch.job (its role does not "
+                        "own the table); dead rows are left to autovacuum")
+            return
+        self._last_vacuum = time.monotonic()
+        await conn.execute("vacuum (skip_locked, truncate false) pgbatch.job")
+        self.stats.vacuums += 1
 
     async def run(self) -> None:
         """Tick every ``interval`` until ``stop()``; database errors are logged and retried."""

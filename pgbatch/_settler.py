@@ -6,7 +6,12 @@ the batch has effects, else with ``ack_many``. One batch is in
 flight at a time (``max_in_flight``); while it runs, the next one
 accumulates, so under load acks batch themselves (up to ``max_batch``) and at
 low load each ack goes at once. Two in flight measured slower on 2 cores
-(more server CPU contention), so one is the default.
+(more server CPU contention), so one is the default. A batch takes up to
+``max_batch`` acks, so a settler that fell behind (a slow WAL flush) catches
+up with larger commits; and once ``high_water`` acks wait, ``wait_for_room()``
+holds the worker's next claim until they drain. Finished jobs therefore
+never pile up unsettled until their leases run out (the reaper would then
+hand them out again and they would run twice).
 ``linger`` adds a small wait for more acks before sending (off by default).
 
 Each entry gets its own outcome: a lost claim is logged distinctly from other
@@ -48,10 +53,12 @@ class SettleStats:
 class Settler:
     """Queues acks and sends them in batches with ``ack_ids`` or ``ack_many``."""
 
-    def __init__(self, client: AsyncClient, *, max_batch: int = 200, linger: float = 0.0,
-                 max_backoff: float = 5.0, max_in_flight: int = 1) -> None:
+    def __init__(self, client: AsyncClient, *, max_batch: int = 1000, linger: float = 0.0,
+                 max_backoff: float = 5.0, max_in_flight: int = 1,
+                 high_water: int | None = None) -> None:
         self.client = client
         self.max_batch = max_batch
+        self.high_water = 2 * max_batch if high_water is None else high_water
         self.max_in_flight = max_in_flight
         self.linger = linger
         self.max_backoff = max_backoff
@@ -60,13 +67,26 @@ class Settler:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._room = asyncio.Event()
+        self._room.set()
         self._closed = False
 
     def ack(self, job: ClaimedJob, effects: AckEffects | None) -> None:
         """Queue an ack (``effects`` applied atomically with it); outcomes are logged."""
         self._pending.append((job, None if effects is None or effects.is_empty() else effects))
+        if len(self._pending) >= self.high_water:
+            self._room.clear()
         self._idle.clear()
         self._wake.set()
+
+    @property
+    def backlog(self) -> int:
+        """Acks queued and not yet sent."""
+        return len(self._pending)
+
+    async def wait_for_room(self) -> None:
+        """Return once fewer than ``high_water`` acks are waiting to be sent."""
+        await self._room.wait()
 
     async def run(self) -> None:
         """Send batches until ``close()`` and everything queued is settled.
@@ -86,6 +106,8 @@ class Settler:
                     await asyncio.sleep(self.linger)
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                if len(self._pending) < self.high_water:
+                    self._room.set()
                 task = asyncio.create_task(self._send(batch), name="pgbatch-ack-batch")
                 inflight.add(task)
                 task.add_done_callback(sent)

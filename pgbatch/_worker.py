@@ -407,6 +407,9 @@ class Worker:
         """
         client = self._client
         assert client is not None
+        if self.settler is not None:
+            # backpressure: do not run ahead of settlement (see Settler.wait_for_room)
+            await self.settler.wait_for_room()
         # let slots that are finishing in this same loop iteration park first, so
         # the batch is sized to all the capacity that is free now
         await asyncio.sleep(0)

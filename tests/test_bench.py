@@ -26,7 +26,7 @@ EXPECTED = {
         "jobs_per_s", "worker_cpu_ms_per_job", "xacts_per_job", "wal_bytes_per_job")},
     "B3": {"B3.p50", "B3.p95", "B3.p99", "B3.max"},
     "B5": {"B5.first", "B5.last", "B5.ratio", "B5.enqueue_rate", "B5.backlog_end",
-           "B5.job_mb", "B5.archive_mb"},
+           "B5.job_mb", "B5.archive_mb", "B5.dropped_share"},
     "B8": {"B8.p1.woken_per_process", "B8.p1.claims_per_job",
            "B8.p4.woken_per_process", "B8.p4.claims_per_job"},
 }

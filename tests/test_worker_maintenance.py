@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
+import psycopg
+
 from pgbatch import App, MaintenanceConfig, Worker
-from pgbatch._maintenance import LEADER_LOCK_KEY
+from pgbatch._aio_client import AsyncClient
+from pgbatch._maintenance import LEADER_LOCK_KEY, Maintenance, MaintenanceStats
 from tests.conftest import TestDatabase
 from tests.worker_harness import (
     LoopThread,
@@ -129,3 +134,67 @@ def test_a_worker_replaced_under_its_node_id_stops_claiming(db: TestDatabase) ->
     # and it no longer claims: a job enqueued now stays pending
     (jid,) = enqueue_jobs(conn, "stale", "tests.noop")
     assert job_row(conn, jid)["state"] == "pending"
+
+
+def _dead_tuples(conn: Conn) -> int:
+    return int(scalar(conn, "select coalesce(n_dead_tup, 0) from pg_stat_user_tables"
+                            " where relid = 'pgbatch.job'::regclass"))
+
+
+def _churn(conn: Conn, n: int) -> None:
+    """Enqueue, claim and ack ``n`` jobs: two dead row versions each in pgbatch.job."""
+    enqueue_jobs(conn, "churn", "noop", n=n)
+    rows = conn.execute("select id, claim_token from pgbatch.claim('churn', %s)", [n]).fetchall()
+    conn.execute("select * from pgbatch.ack_ids(%s, %s)",
+                 [[r[0] for r in rows], [r[1] for r in rows]])
+
+
+async def _one_leader_tick(dsn: str, cfg: MaintenanceConfig) -> MaintenanceStats:
+    client = await AsyncClient.connect(dsn, max_size=2)
+    boot = uuid.uuid4()
+    maintenance = Maintenance(dsn, client, "vacuum-node", boot, cfg)
+    try:
+        await client.register_node("vacuum-node", boot, {})
+        await maintenance.tick()
+        assert maintenance.is_leader
+        return maintenance.stats
+    finally:
+        maintenance.stop()
+        await maintenance.run()  # returns at once (stopped) and drops the lock connection
+        await client.close()
+
+
+def test_the_leader_vacuums_the_live_table_once_it_holds_many_dead_rows(
+        db: TestDatabase) -> None:
+    conn = db.connect()
+    cfg = MaintenanceConfig(vacuum_dead_tuples=300, vacuum_min_seconds=0)
+    _churn(conn, 100)  # 200 dead rows: below the threshold
+    wait_until(lambda: _dead_tuples(conn) >= 200, 30, "statistics to count 200 dead rows")
+    assert asyncio.run(_one_leader_tick(db.dsn, cfg)).vacuums == 0
+    _churn(conn, 100)
+    wait_until(lambda: _dead_tuples(conn) >= 300, 30, "statistics to count 300 dead rows")
+    assert asyncio.run(_one_leader_tick(db.dsn, cfg)).vacuums == 1
+    wait_until(lambda: scalar(conn, "select vacuum_count from pg_stat_user_tables"
+                                    " where relid = 'pgbatch.job'::regclass"), 30,
+               "the VACUUM to show in the statistics")
+    assert _dead_tuples(conn) < 300
+
+
+def test_a_leader_that_may_not_vacuum_leaves_it_to_autovacuum(db: TestDatabase) -> None:
+    conn = db.connect()
+    role = f"pgbatch_nonowner_{uuid.uuid4().hex[:8]}"
+    conn.execute(f'create role "{role}" login')
+    try:
+        conn.execute(f'grant usage on schema pgbatch to "{role}"')
+        conn.execute(f'grant all on all tables in schema pgbatch to "{role}"')
+        conn.execute(f'grant all on all sequences in schema pgbatch to "{role}"')
+        _churn(conn, 200)
+        wait_until(lambda: _dead_tuples(conn) >= 300, 30, "statistics to count dead rows")
+        dsn = psycopg.conninfo.make_conninfo(db.dsn, user=role)
+        cfg = MaintenanceConfig(vacuum_dead_tuples=300, vacuum_min_seconds=0)
+        assert asyncio.run(_one_leader_tick(dsn, cfg)).vacuums == 0
+        assert scalar(conn, "select vacuum_count from pg_stat_user_tables"
+                            " where relid = 'pgbatch.job'::regclass") == 0
+    finally:
+        conn.execute(f'drop owned by "{role}"')
+        conn.execute(f'drop role "{role}"')

@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "6165191475bd332b7fe92a0d78a9bb131ef2aaa82952911539b803a0cb91a5f8"
+SQL_SHA256 = "8c7a63cd3007d11715970fe1c10237a97a6d129713534ec6db90b89a3799f69d"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

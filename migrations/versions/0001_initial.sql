@@ -681,6 +681,10 @@ $$;
 -- worker_id is recorded as claimed_by (the node registry releases a restarted
 -- node's claims by it). Commits without waiting for the WAL flush, unless
 -- the caller's transaction already wrote something (see _relax_commit).
+-- The picked rows are updated through job_pkey (`id = any(...)`, seq scans
+-- off), never through a join with the live table: its statistics swing
+-- between empty and full, and a join planned while it looked empty would
+-- walk the whole table for every claimed job.
 -- Keep claim transactions short: a claim that meets a row another claimer
 -- took while it ran keeps a lock on that row (READ COMMITTED re-check) until
 -- its transaction ends, and an ack of that job waits for it meanwhile.
@@ -692,6 +696,7 @@ create or replace function pgbatch.claim(
 )
 returns setof pgbatch.claimed_job
 language plpgsql
+set enable_seqscan = off
 as $$
 #variable_conflict use_column
 declare
@@ -726,8 +731,7 @@ begin
                claimed_by = claim.worker_id,
                claimed_at = v_now,
                lease_expires_at = v_now + claim.lease
-          from picked
-         where j.id = picked.id
+         where j.id = any(array(select p.id from picked p))
         returning j.id, j.queue, j.payload, j.priority, j.attempt, j.max_attempts, j.run_at,
                   j.claim_token, j.lease_expires_at, j.created_at, j.dedup_key, j.last_error, j.seq
     )
@@ -1100,22 +1104,33 @@ $$;
 -- ==== functions/058_ack_plain.sql ====
 -- Settles job_ids[i] with claim_tokens[i] (acks without effects) set-wise in
 -- one statement: delete the live rows the tokens hold, archive them as done,
--- count them. Returns the 1-based positions of the entries it did not settle
--- (in order; NULL when it settled all): their token does not hold the job,
--- or already settled it. The caller classifies those (_settled_result) and
--- has restored durable commit. Shared by ack_ids and ack_many.
+-- count them. Returns the 1-based positions of the entries that are not
+-- acked by their token (in order; NULL when all are). An entry whose token
+-- acked the job in an earlier call (a retry) counts as acked. The caller
+-- settles the rest one by one with ack() (which acks a duplicate whose token
+-- does hold the job, and raises ClaimLost or JobNotFound otherwise) and has
+-- restored durable commit. Shared by ack_ids and ack_many.
+-- No join with the live table: its statistics swing between empty and full
+-- (autoanalyze may sample it at a quiet moment), and a join planned while it
+-- looked empty walks the whole table for every entry. `id = any(...)` is
+-- one probe of job_pkey per entry whatever the estimates (seq scans are off
+-- here); the pair check looks the entry's token up by position. For
+-- duplicate ids the first entry's token is checked, and the others come back
+-- as misses for the caller's one-by-one path.
 create or replace function pgbatch._ack_plain(job_ids uuid[], claim_tokens uuid[])
 returns integer[]
 language plpgsql
+set enable_seqscan = off
 as $$
 declare
     v_now    timestamptz := pgbatch.now();
+    v_acked  bigint;
     v_missed integer[];
 begin
     with del as (
         delete from pgbatch.job j
-         using unnest(job_ids, claim_tokens) as e(id, tok)
-         where j.id = e.id and j.claim_token = e.tok
+         where j.id = any(job_ids)
+           and j.claim_token = claim_tokens[array_position(job_ids, j.id)]
         returning j.id, j.queue, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
                   j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error
     ), arch as (
@@ -1126,15 +1141,21 @@ begin
                d.dedup_key, d.created_at, v_now, d.claim_token, d.claimed_by, d.last_error,
                '{"op": "ack", "ids": []}'::jsonb
           from del d
-        returning id, claim_token, queue
+        returning queue
     ), counted as (
         insert into pgbatch.queue_count (queue, done)
         select a.queue, count(*) from arch a group by a.queue
         returning 1
     )
+    select count(*) into v_acked from arch;
+    if v_acked = cardinality(job_ids) then
+        return null;
+    end if;
+    -- some entry missed (a lost claim, a retry, a duplicate): find which
     select array_agg(e.ord order by e.ord) into v_missed
       from unnest(job_ids, claim_tokens) with ordinality as e(id, tok, ord)
-     where not exists (select 1 from arch a where a.id = e.id and a.claim_token = e.tok);
+     where (select a.result ->> 'op' from pgbatch.job_archive a
+             where a.id = e.id and a.claim_token = e.tok) is distinct from 'ack';
     return v_missed;
 end
 $$;
@@ -1171,10 +1192,11 @@ begin
     if v_missed is null then
         return;
     end if;
-    -- the rest: already acked by this token (a retry), or not held by it
+    -- the rest one by one: a duplicate id whose later token holds the job is
+    -- acked here; a token that does not hold its job is reported
     foreach i in array v_missed loop
         begin
-            perform pgbatch._settled_result(job_ids[i], claim_tokens[i], 'ack');
+            perform pgbatch.ack(job_ids[i], claim_tokens[i]);
         exception
             when sqlstate 'PB001' then
                 return next row(job_ids[i], 'claim_lost', 'PB001', sqlerrm, null::uuid[])::pgbatch.ack_outcome;

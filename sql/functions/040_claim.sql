@@ -6,6 +6,10 @@
 -- worker_id is recorded as claimed_by (the node registry releases a restarted
 -- node's claims by it). Commits without waiting for the WAL flush, unless
 -- the caller's transaction already wrote something (see _relax_commit).
+-- The picked rows are updated through job_pkey (`id = any(...)`, seq scans
+-- off), never through a join with the live table: its statistics swing
+-- between empty and full, and a join planned while it looked empty would
+-- walk the whole table for every claimed job.
 -- Keep claim transactions short: a claim that meets a row another claimer
 -- took while it ran keeps a lock on that row (READ COMMITTED re-check) until
 -- its transaction ends, and an ack of that job waits for it meanwhile.
@@ -17,6 +21,7 @@ create or replace function pgbatch.claim(
 )
 returns setof pgbatch.claimed_job
 language plpgsql
+set enable_seqscan = off
 as $$
 #variable_conflict use_column
 declare
@@ -51,8 +56,7 @@ begin
                claimed_by = claim.worker_id,
                claimed_at = v_now,
                lease_expires_at = v_now + claim.lease
-          from picked
-         where j.id = picked.id
+         where j.id = any(array(select p.id from picked p))
         returning j.id, j.queue, j.payload, j.priority, j.attempt, j.max_attempts, j.run_at,
                   j.claim_token, j.lease_expires_at, j.created_at, j.dedup_key, j.last_error, j.seq
     )

@@ -29,10 +29,11 @@ begin
     if v_missed is null then
         return;
     end if;
-    -- the rest: already acked by this token (a retry), or not held by it
+    -- the rest one by one: a duplicate id whose later token holds the job is
+    -- acked here; a token that does not hold its job is reported
     foreach i in array v_missed loop
         begin
-            perform pgbatch._settled_result(job_ids[i], claim_tokens[i], 'ack');
+            perform pgbatch.ack(job_ids[i], claim_tokens[i]);
         exception
             when sqlstate 'PB001' then
                 return next row(job_ids[i], 'claim_lost', 'PB001', sqlerrm, null::uuid[])::pgbatch.ack_outcome;
