@@ -410,6 +410,9 @@ class Worker:
         if self.settler is not None:
             # backpressure: do not run ahead of settlement (see Settler.wait_for_room)
             await self.settler.wait_for_room()
+            if self._stopping.is_set():
+                self.dispatcher.end_claim(queue, full=False)
+                return False
         # let slots that are finishing in this same loop iteration park first, so
         # the batch is sized to all the capacity that is free now
         await asyncio.sleep(0)

@@ -117,7 +117,7 @@ job = Table(
     Column("settled_token", UUID(as_uuid=True)),
     Column("settled_result", JSONB),
     CheckConstraint("(state = 'claimed') = (claim_token is not null)", name="job_check"),
-    postgresql_with={"fillfactor": "80"},
+    postgresql_with={"fillfactor": "80", "vacuum_truncate": "false"},
 )
 Index(
     "job_claim_idx",

@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "8c7a63cd3007d11715970fe1c10237a97a6d129713534ec6db90b89a3799f69d"
+SQL_SHA256 = "4075d396b6bcf0de3b1ef4117bab49480ff8b23480024a476448d08e6110b71e"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

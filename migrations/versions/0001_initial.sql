@@ -60,7 +60,10 @@ create table pgbatch.job (
     settled_token    uuid,
     settled_result   jsonb,
     check ((state = 'claimed') = (claim_token is not null))
-) with (fillfactor = 80);
+) with (fillfactor = 80, vacuum_truncate = false);
+-- vacuum_truncate = false: the table's size follows the backlog, and giving
+-- its empty tail back to the OS takes an exclusive lock that claims and acks
+-- would queue behind (autovacuum waits up to 5 s for it); the space is reused.
 
 -- The claim path: due pending jobs of one queue in claim order.
 create index job_claim_idx on pgbatch.job (queue, priority desc, run_at, seq)
