@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0001_initial.sql: released SQL never changes.
-SQL_SHA256 = "4075d396b6bcf0de3b1ef4117bab49480ff8b23480024a476448d08e6110b71e"
+SQL_SHA256 = "88dea2f03fea64d59b32ff7762ea0ae98149000a5699659ab743d90f5150ea88"
 
 _DROP_ALL_BUT_VERSION_TABLE = """
 do $pgbatch_0001_downgrade$

@@ -3,20 +3,21 @@
 -- count them. Returns the 1-based positions of the entries that are not
 -- acked by their token (in order; NULL when all are). An entry whose token
 -- acked the job in an earlier call (a retry) counts as acked. The caller
--- settles the rest one by one with ack() (which acks a duplicate whose token
--- does hold the job, and raises ClaimLost or JobNotFound otherwise) and has
+-- settles the rest one by one with ack() (ClaimLost or JobNotFound) and has
 -- restored durable commit. Shared by ack_ids and ack_many.
--- No join with the live table: its statistics swing between empty and full
--- (autoanalyze may sample it at a quiet moment), and a join planned while it
--- looked empty walks the whole table for every entry. `id = any(...)` is
--- one probe of job_pkey per entry whatever the estimates (seq scans are off
--- here); the pair check looks the entry's token up by position. For
--- duplicate ids the first entry's token is checked, and the others come back
--- as misses for the caller's one-by-one path.
+-- The plan is pinned, because the live table's statistics swing between
+-- empty and full (autoanalyze may sample it at a quiet moment), and a plan
+-- made while it looked empty would walk the whole table for every entry:
+-- the live rows are found by `id = any(job_ids)` (one probe of job_pkey per
+-- entry; seq scans off), and paired with their entries by a hash join
+-- (nested loops and merge joins off), so a batch costs O(entries) whatever
+-- the estimates.
 create or replace function pgbatch._ack_plain(job_ids uuid[], claim_tokens uuid[])
 returns integer[]
 language plpgsql
 set enable_seqscan = off
+set enable_nestloop = off
+set enable_mergejoin = off
 as $$
 declare
     v_now    timestamptz := pgbatch.now();
@@ -25,8 +26,8 @@ declare
 begin
     with del as (
         delete from pgbatch.job j
-         where j.id = any(job_ids)
-           and j.claim_token = claim_tokens[array_position(job_ids, j.id)]
+         using unnest(job_ids, claim_tokens) as e(id, tok)
+         where j.id = any(job_ids) and j.id = e.id and j.claim_token = e.tok
         returning j.id, j.queue, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
                   j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error
     ), arch as (

@@ -29,8 +29,7 @@ begin
     if v_missed is null then
         return;
     end if;
-    -- the rest one by one: a duplicate id whose later token holds the job is
-    -- acked here; a token that does not hold its job is reported
+    -- the rest one by one (ack() reports why the token does not hold its job)
     foreach i in array v_missed loop
         begin
             perform pgbatch.ack(job_ids[i], claim_tokens[i]);
