@@ -102,6 +102,7 @@ class Maintenance:
         self._leader = False
         self._may_vacuum = True
         self._last_vacuum = 0.0
+        self._vacuum_task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
 
     @property
@@ -167,10 +168,16 @@ class Maintenance:
         await self._maybe_vacuum()
 
     async def _maybe_vacuum(self) -> None:
-        """VACUUM the live table when it holds many dead row versions (see the config)."""
+        """Start a VACUUM of the live table when it holds many dead row versions.
+
+        The VACUUM runs in the background on its own connection, so a long one
+        (a table that bloated during an outage) never holds up reaping, due
+        announcements or heartbeats; at most one runs at a time.
+        """
         cfg = self.config
         conn = self._lock_conn
         if (cfg.vacuum_dead_tuples <= 0 or not self._may_vacuum or conn is None
+                or (self._vacuum_task is not None and not self._vacuum_task.done())
                 or time.monotonic() - self._last_vacuum < cfg.vacuum_min_seconds):
             return
         cur = await conn.execute(_DEAD_TUPLES)
@@ -183,8 +190,24 @@ class Maintenance:
                         "own the table); dead rows are left to autovacuum")
             return
         self._last_vacuum = time.monotonic()
-        await conn.execute("vacuum (skip_locked) pgbatch.job")  # no truncation: see 030_job.sql
+        self._vacuum_task = asyncio.create_task(self._vacuum(), name="pgbatch-vacuum")
+
+    async def _vacuum(self) -> None:
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True, application_name="pgbatch-vacuum") as conn:
+                # no truncation: the table is created with vacuum_truncate = false
+                await conn.execute("vacuum (skip_locked) pgbatch.job")
+        except psycopg.Error as exc:
+            log.warning("VACUUM of pgbatch.job failed: %s", exc)
+            return
         self.stats.vacuums += 1
+
+    async def wait_vacuum(self) -> None:
+        """Wait for a VACUUM the leader started (if any) to finish."""
+        task = self._vacuum_task
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     async def run(self) -> None:
         """Tick every ``interval`` until ``stop()``; database errors are logged and retried."""
@@ -198,6 +221,9 @@ class Maintenance:
                 await asyncio.wait_for(self._stop.wait(), self.config.interval)
             except TimeoutError:
                 pass
+        if self._vacuum_task is not None and not self._vacuum_task.done():
+            self._vacuum_task.cancel()
+        await self.wait_vacuum()
         await self._drop_lock()
 
     def stop(self) -> None:

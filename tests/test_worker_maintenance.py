@@ -157,6 +157,7 @@ async def _one_leader_tick(dsn: str, cfg: MaintenanceConfig) -> MaintenanceStats
         await client.register_node("vacuum-node", boot, {})
         await maintenance.tick()
         assert maintenance.is_leader
+        await maintenance.wait_vacuum()
         return maintenance.stats
     finally:
         maintenance.stop()
