@@ -17,8 +17,6 @@ rows per table however large the archive is. (A job enqueued with an explicit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Final
 from uuid import UUID
 
@@ -30,7 +28,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    create_engine,
     func,
     literal,
     null,
@@ -38,9 +35,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP
-from sqlalchemy.pool import NullPool
 
-from pgbatch._migrate import sqlalchemy_url
 from pgbatch.schema import job, job_archive
 
 #: Every state ``jobs list --state`` accepts.
@@ -49,17 +44,6 @@ LIVE_STATES: Final = frozenset({"pending", "scheduled", "claimed"})
 
 #: Characters of the payload shown by ``jobs list``.
 PREVIEW_CHARS: Final = 60
-
-
-@contextmanager
-def connect(dsn: str) -> Iterator[Connection]:
-    """One SQLAlchemy connection (no pool) for a command's queries."""
-    engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            yield conn
-    finally:
-        engine.dispose()
 
 
 def _now() -> ColumnElement[Any]:

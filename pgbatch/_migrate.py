@@ -62,6 +62,7 @@ __all__ = [
     "SchemaNotMigrated",
     "apply_sql_file",
     "check_schema",
+    "connect",
     "current",
     "downgrade",
     "execute_sql",
@@ -121,8 +122,8 @@ def sqlalchemy_url(dsn: str) -> URL:
 
 
 @contextmanager
-def _connect(dsn: str) -> Iterator[Connection]:
-    """One SQLAlchemy connection (no pool) to ``dsn``."""
+def connect(dsn: str) -> Iterator[Connection]:
+    """One SQLAlchemy connection (no pool) to ``dsn``; the engine is disposed after."""
     engine = create_engine(sqlalchemy_url(dsn), poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -187,7 +188,7 @@ def current(dsn: str) -> str | None:
     None means pgbatch was never migrated there (no ``pgbatch.alembic_version``
     or an empty one). Reads only; takes no lock.
     """
-    with _connect(dsn) as conn:
+    with connect(dsn) as conn:
         heads = _current_heads(conn)
         conn.rollback()
     if len(heads) > 1:  # pragma: no cover - pgbatch's history is linear
@@ -227,7 +228,7 @@ def downgrade(dsn: str, revision: str) -> list[str]:
 
 def _run_online(dsn: str, verb: str, revision: str) -> list[str]:
     applied: list[str] = []
-    with _connect(dsn) as conn, conn.begin():
+    with connect(dsn) as conn, conn.begin():
         # The database lock first, then the process lock: threads of one
         # process queue on PostgreSQL like separate processes do.
         conn.execute(text("select pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
@@ -305,7 +306,7 @@ def check_schema(dsn: str, *, supported: int = SCHEMA_COMPAT) -> str | None:
     A database at a *newer* revision that is still compatible passes: that is
     an older worker during a rolling deploy.
     """
-    with _connect(dsn) as conn:
+    with connect(dsn) as conn:
         installed = conn.execute(
             text("select to_regprocedure('pgbatch.check_compat(integer)') is not null")
         ).scalar_one()

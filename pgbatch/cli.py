@@ -399,9 +399,10 @@ def _job_row(row: dict[str, Any], preview_chars: int) -> list[str]:
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     """List jobs, newest first."""
     from pgbatch import _cli_jobs  # noqa: PLC0415 - SQLAlchemy is slow to import
+    from pgbatch._migrate import connect  # noqa: PLC0415
 
     queue = None if args.queue is None else check_queue_name(args.queue)
-    with _cli_jobs.connect(resolve_dsn(args)) as conn:
+    with connect(resolve_dsn(args)) as conn:
         rows = _cli_jobs.list_jobs(conn, queue=queue, state=args.state, limit=args.limit)
     if args.json:
         for r in rows:
@@ -459,8 +460,9 @@ def format_job(row: dict[str, Any]) -> str:
 def cmd_jobs_show(args: argparse.Namespace) -> int:
     """Show every field of one job."""
     from pgbatch import _cli_jobs  # noqa: PLC0415
+    from pgbatch._migrate import connect  # noqa: PLC0415
 
-    with _cli_jobs.connect(resolve_dsn(args)) as conn:
+    with connect(resolve_dsn(args)) as conn:
         row = _cli_jobs.get_job(conn, args.id)
     if row is None:
         raise CliError(f"job {args.id} not found")
