@@ -2,10 +2,17 @@
 
 The files under ``sql/`` (packaged as ``pgbatch/_sql``) are read through
 package resources, never through the source tree, so an installed wheel
-carries everything ``pgbatch migrate`` needs. Order: ``schema/*.sql`` sorted
-by name, then ``functions/*.sql`` sorted by name. Function bodies are not
+carries everything ``pgbatch migrate`` needs.
+
+``sql/`` is grouped by domain (``core/``, ``queue/``, and whatever a new part
+adds), each domain with a ``schema/`` and a ``functions/`` folder; the loader
+discovers domains, it does not list them. Order: every ``*/schema/*.sql``
+sorted by file name across domains (the numeric prefixes say which table may
+reference which: a domain's schema numbers follow those it depends on), then
+every ``*/functions/*.sql`` sorted the same way. Function bodies are not
 checked at creation (``check_function_bodies = off``), so functions may call
-each other regardless of file order.
+each other regardless of file order. ``sql/testing/`` holds test-database
+helpers and is never installed.
 """
 
 from __future__ import annotations
@@ -25,18 +32,31 @@ def _sql_root() -> Traversable:
     return resources.files("pgbatch").joinpath("_sql")
 
 
-def _sorted_sql(folder: Traversable) -> list[Traversable]:
-    return sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
+#: The folders of a domain, in apply order.
+_PARTS = ("schema", "functions")
+#: Folders under ``sql/`` that are not domains.
+_NOT_DOMAINS = frozenset({"testing"})
+
+
+def _domain_files(part: str) -> list[tuple[str, Traversable]]:
+    """``(domain, file)`` of every ``sql/<domain>/<part>/*.sql``, sorted by file name."""
+    found: list[tuple[str, Traversable]] = []
+    for domain in _sql_root().iterdir():
+        if not domain.is_dir() or domain.name in _NOT_DOMAINS or domain.name.startswith((".", "_")):
+            continue
+        folder = domain.joinpath(part)
+        if folder.is_dir():
+            found.extend((domain.name, f) for f in folder.iterdir() if f.name.endswith(".sql"))
+    return sorted(found, key=lambda item: (item[1].name, item[0]))
 
 
 def sql_files() -> list[tuple[str, str]]:
     """Return ``(relative name, text)`` of every install file, in apply order."""
-    root = _sql_root()
-    out: list[tuple[str, str]] = []
-    for part in ("schema", "functions"):
-        for f in _sorted_sql(root.joinpath(part)):
-            out.append((f"{part}/{f.name}", f.read_text(encoding="utf-8")))
-    return out
+    return [
+        (f"{domain}/{part}/{f.name}", f.read_text(encoding="utf-8"))
+        for part in _PARTS
+        for domain, f in _domain_files(part)
+    ]
 
 
 def schema_sql() -> str:

@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables mirroring schema ``pgbatch`` (``sql/schema/*.sql``).
+"""SQLAlchemy Core tables mirroring schema ``pgbatch`` (``sql/*/schema/*.sql``).
 
 For read-only admin queries (job listings, dashboards, ad-hoc reports) written
 with SQLAlchemy::

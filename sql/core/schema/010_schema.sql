@@ -1,4 +1,4 @@
--- Schema pgbatch: tables are private; the SQL API is the functions in sql/functions/.
+-- Schema pgbatch: tables are private; the SQL API is the functions in sql/*/functions/.
 create schema if not exists pgbatch;
 
 -- Schema metadata: the breaking-change level of this schema. Code that
