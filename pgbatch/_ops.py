@@ -2,9 +2,10 @@
 its rows. The sync and async clients run the same ``Op`` objects, so neither
 re-implements anything the SQL functions do, and both stay in step.
 
-Calls that return a row type (``claim``, ``get_job``, ``list_jobs``) select
-``*`` and decode by column name (``row_factory=dict_row``) into the value
-type's fields, so the column list lives once, in the SQL type.
+Calls that return a row type (``claim``, ``ack_many``, ``ack_ids``,
+``queue_stats``, ``get_job``, ``list_jobs``) select ``*`` and decode by
+column name (``row_factory=dict_row``) into the value type's fields, so the
+column list lives once, in the SQL type.
 """
 
 from __future__ import annotations
@@ -105,21 +106,19 @@ def ack(job_id: UUID, claim_token: UUID, effects: AckEffects | None) -> Op[list[
               (job_id, claim_token, _effects_json(effects)), _uuids)
 
 
+def _ack_outcomes(rows: list[Row]) -> list[AckOutcome]:
+    return [AckOutcome(**{**row, "follow_ups": list(row["follow_ups"] or [])}) for row in rows]
+
+
 def ack_many(acks: Sequence[AckRequest]) -> Op[list[AckOutcome]]:
-    return Op(
-        "select job_id, status, error_code, message, follow_ups from pgbatch.ack_many(%s::jsonb)",
-        (dump_json([a.to_json() for a in acks], what="ack entries"),),
-        lambda rows: [AckOutcome(r[0], r[1], r[2], r[3], list(r[4] or [])) for r in rows],
-    )
+    return Op("select * from pgbatch.ack_many(%s::jsonb)",
+              (dump_json([a.to_json() for a in acks], what="ack entries"),), _ack_outcomes,
+              dict_row)
 
 
 def ack_ids(job_ids: Sequence[UUID], claim_tokens: Sequence[UUID]) -> Op[list[AckOutcome]]:
-    return Op(
-        "select job_id, status, error_code, message, follow_ups"
-        " from pgbatch.ack_ids(%s::uuid[], %s::uuid[])",
-        (list(job_ids), list(claim_tokens)),
-        lambda rows: [AckOutcome(r[0], r[1], r[2], r[3], []) for r in rows],
-    )
+    return Op("select * from pgbatch.ack_ids(%s::uuid[], %s::uuid[])",
+              (list(job_ids), list(claim_tokens)), _ack_outcomes, dict_row)
 
 
 def nack(job_id: UUID, claim_token: UUID, error: Json, retry_at: datetime | None,
@@ -174,12 +173,7 @@ def set_queue_notify(queue: str, enabled: bool) -> Op[None]:
 
 
 def queue_stats(queue: str | None) -> Op[list[QueueStats]]:
-    return Op(
-        "select queue, pending, scheduled, claimed, done, dead, cancelled, oldest_pending_age,"
-        " paused from pgbatch.queue_stats(%s)",
-        (queue,),
-        lambda rows: [QueueStats(*row) for row in rows],
-    )
+    return Op("select * from pgbatch.queue_stats(%s)", (queue,), _by_name(QueueStats), dict_row)
 
 
 _job_infos = _by_name(JobInfo)
