@@ -15,7 +15,9 @@ Modules, one concern each:
 - :mod:`~pgbatch.embedded.datadir`: the data directory's files (port, settings,
   ``postmaster.pid``, socket directory, ownership);
 - :mod:`~pgbatch.embedded.server`: ``PgServer`` (``initdb``/``pg_ctl``: init,
-  start, stop, restart, destroy) and ``default_server``;
+  start, stop, restart, destroy);
+- :mod:`~pgbatch.embedded.default`: ``default_server()`` on
+  ``default_data_dir()``, the server used when no DSN is given;
 - :mod:`~pgbatch.embedded.demo`: the ``pgbatch demo`` workload (imports the
   worker; import it directly, this package does not).
 
@@ -25,8 +27,9 @@ the bench, tests) may import it cheaply.
 
 from pgbatch.embedded.binaries import ServerError, embedded_bin_dir, system_bin_dir
 from pgbatch.embedded.datadir import DEFAULT_SETTINGS, SUPERUSER
+from pgbatch.embedded.default import default_data_dir, default_server
 from pgbatch.embedded.host import HOST
-from pgbatch.embedded.server import PgServer, default_data_dir, default_server
+from pgbatch.embedded.server import PgServer
 
 __all__ = [
     "DEFAULT_SETTINGS",

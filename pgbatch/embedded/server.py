@@ -13,8 +13,8 @@ PostgreSQL refuses to run as ``root``.  When this process runs as root the serve
 programs are run through ``runuser -u <os_user> --``; the data directory is given to
 that user and its parent directories are made traversable (``o+x``) for it.
 
-:func:`default_server` is the server the ``pgbatch`` command line uses when it is given
-no DSN: an embedded server whose data lives in :func:`default_data_dir`.
+:func:`pgbatch.embedded.default.default_server` is the server the ``pgbatch`` command
+line uses when it is given no DSN.
 
 The class is split by concern: :class:`~pgbatch.embedded.datadir.DataDir`
 (the data directory's files) is its base; this module runs the programs.
@@ -32,7 +32,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-import platformdirs
 import psycopg
 
 from pgbatch.embedded.binaries import (
@@ -42,7 +41,7 @@ from pgbatch.embedded.binaries import (
     system_bin_dir,
 )
 from pgbatch.embedded.datadir import SETTINGS_FILE, SUPERUSER, DataDir
-from pgbatch.embedded.host import OsUserError, ensure_os_user, file_lock, pick_free_port, port_free
+from pgbatch.embedded.host import OsUserError, ensure_os_user, pick_free_port, port_free
 from pgbatch.embedded.host import tail as tail_of
 
 EMBEDDED_OS_USER: Final = "pgbatch"
@@ -56,34 +55,6 @@ _STOP_MODES: Final = frozenset({"smart", "fast", "immediate"})
 _PG_CTL_WAIT_SECONDS: Final = 60
 
 _INCLUDE_LINE: Final = f"include_if_exists = '{SETTINGS_FILE}'"
-
-
-def default_data_dir() -> Path:
-    """Return the data directory of :func:`default_server`.
-
-    It is ``<user data dir>/pgbatch/pg-embedded``, for example
-    ``~/.local/share/pgbatch/pg-embedded`` on Linux.
-    """
-    return Path(platformdirs.user_data_dir("pgbatch")) / "pg-embedded"
-
-def default_server() -> PgServer:
-    """Return the embedded server on :func:`default_data_dir`, initialised and running.
-
-    This is what the command line uses when it is given no DSN.  The first call creates
-    the cluster; its port is chosen once and kept in the data directory, so every later
-    call (from this process or another) finds the same server on the same port, and the
-    data persists from one command-line run to the next.  The server is left running
-    when this process exits; call :meth:`PgServer.stop` on the returned object to stop
-    it.  If the server is already running it is simply returned.
-
-    Concurrent callers are serialised with a lock file next to the data directory.
-    """
-    data_dir = default_data_dir()
-    server = PgServer.embedded(data_dir)
-    data_dir.parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(data_dir.parent / "pg-embedded.lock"):
-        server.start()
-    return server
 
 
 class PgServer(DataDir):
