@@ -26,16 +26,20 @@ from pgbatch._errors import (
 )
 from pgbatch._maintenance import MaintenanceConfig
 from pgbatch._types import (
+    JOB_STATES,
     AckEffects,
     AckOutcome,
     AckRequest,
     ClaimedJob,
     EnqueueRequest,
+    JobCursor,
+    JobInfo,
     QueueStats,
 )
 from pgbatch._worker import Worker, WorkerError, run_worker, run_worker_concurrent
 
 __all__ = [
+    "JOB_STATES",
     "AckEffects",
     "AckOutcome",
     "AckRequest",
@@ -56,6 +60,8 @@ __all__ = [
     "InvalidState",
     "JobCancelled",
     "JobContext",
+    "JobCursor",
+    "JobInfo",
     "JobNotFound",
     "MaintenanceConfig",
     "MigrationError",
