@@ -34,6 +34,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from pgbatch import _cli_roles
 from pgbatch._app import App
 from pgbatch._cli_format import age, dumps, shorten, table, to_jsonable, when
 from pgbatch._client import Client
@@ -208,17 +209,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from pgbatch import _migrate  # noqa: PLC0415 - alembic is slow to import
 
     if args.sql:
+        sys.stdout.write(_cli_roles.offline_prelude(args))
         sys.stdout.write(_migrate.upgrade_sql(from_revision=args.from_revision))
+        sys.stdout.write(_cli_roles.offline_epilogue(args))
         return 0
     if args.from_revision:
         raise CliError("--from-revision only applies with --sql", code=2)
     dsn = resolve_dsn(args)
-    applied = _migrate.upgrade(dsn)
+    with _cli_roles.migrate_env(args):
+        applied = _migrate.upgrade(dsn)
     if applied:
         for rev in applied:
             print(f"applied {rev}")
     else:
         print(f"already at {_migrate.head()}")
+    _cli_roles.after_migrate(args, dsn)
     return 0
 
 
@@ -271,6 +276,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not spec:
         raise CliError("worker needs --app module:app (or $PGBATCH_APP), "
                        "e.g. --app myproject.tasks:app", code=2)
+    args.dsn = args.dsn or _cli_roles.embedded_login_dsn(args)  # never the owner
     explicit = args.dsn or os.environ.get("PGBATCH_DSN")
     if explicit:
         os.environ["PGBATCH_DSN"] = explicit  # an App() without a dsn connects there
@@ -547,6 +553,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except SchemaNotMigrated:
         applied = upgrade(dsn)
         print(f"migrated the database ({', '.join(applied) or 'already at head'})")
+    dsn = _cli_roles.embedded_login_dsn(args) or dsn  # the worker never runs as the owner
     result = asyncio.run(_demo.run_demo(dsn, jobs=args.jobs, concurrency=args.concurrency,
                                         out=sys.stdout))
     print(_demo.summary(result))
@@ -668,7 +675,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --sql: the database's current revision "
                         "(select version_num from pgbatch.alembic_version); "
                         "print only the versions after it")
+    _cli_roles.add_migrate_options(p)
     p.set_defaults(handler=cmd_migrate)
+    _cli_roles.add_parser(sub, _add_common, _Formatter)
 
     # worker -------------------------------------------------------------------
     p = _sub(sub, "worker", "run a worker for an application's tasks",
