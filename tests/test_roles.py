@@ -6,6 +6,8 @@ right. Setup, fault injection and checks use the superuser connection.
 
 from __future__ import annotations
 
+import functools
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,9 +20,10 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
-from pgbatch import AckEffects, Worker, _roles
+from pgbatch import AckEffects, MaintenanceConfig, Worker, _roles
+from pgbatch._server import PgServer, default_data_dir
 from pgbatch.cli import main as cli_main
-from tests.conftest import TEST_WORKER_LOGIN, PgTestServer, TestDatabase
+from tests.conftest import TEST_WORKER_LOGIN, PgTestServer, TestDatabase, short_tmp_dir
 from tests.worker_harness import (
     LoopThread,
     app_on,
@@ -72,6 +75,11 @@ def _claim(conn: Conn, queue: str = "q") -> tuple[uuid.UUID, uuid.UUID]:
     row = conn.execute("select id, claim_token from pgbatch.claim(%s)", [queue]).fetchone()
     assert row is not None
     return row[0], row[1]
+
+
+def _state(conn: Conn, jid: uuid.UUID) -> str | None:
+    row = job_row(conn, jid)
+    return None if row is None else str(row["state"])
 
 
 def _denied(conn: Conn, query: str, params: Any = None) -> None:
@@ -177,7 +185,7 @@ def test_a_producer_enqueues_and_reads_stats_but_cannot_claim_settle_or_read_job
     _denied(producer, "select pgbatch._expire_claim(j, 'x') from pgbatch.job j")
     _denied(producer, "select pgbatch._apply_privileges()")
     _denied(producer, "select pgbatch.pause_queue('q')")
-    assert job_row(conn, jid)["state"] == "claimed"  # type: ignore[index]
+    assert _state(conn, jid) == "claimed"
 
 
 # -- worker ----------------------------------------------------------------------------------
@@ -236,19 +244,17 @@ def test_a_worker_login_runs_a_worker_end_to_end_with_no_table_privilege(
                 raise RuntimeError("once")
             return AckEffects(enqueue=[next_step.request({"n": n + 1})], kv_put={f"n{n}": n})
 
-        from pgbatch._maintenance import MaintenanceConfig  # noqa: PLC0415
-
         lt.start(Worker(app, ["rx"], concurrency=2, poll_interval=0.2,
                         maintenance_config=MaintenanceConfig(interval=0.1)))
         done = [step.defer(n=1), step.defer(n=2)]
         for jid in done:
-            wait_until(lambda j=jid: archive_row(conn, j), 20, "the jobs to be acked")
+            wait_until(functools.partial(archive_row, conn, jid), 20, "the jobs to be acked")
         # a claim whose worker vanished: the running worker's maintenance reaps it
         stray = _enqueue(conn, "rx-stray")
         _claim(conn, "rx-stray")
         expire_lease(conn, stray)
-        wait_until(lambda: job_row(conn, stray)["state"] == "pending",  # type: ignore[index]
-                   20, "the maintenance loop to reap the expired claim")
+        wait_until(lambda: _state(conn, stray) == "pending", 20,
+                   "the maintenance loop to reap the expired claim")
         kv = app.client.kv_get("n2")
     assert [archive_row(conn, j)["state"] for j in done] == ["done", "done"]  # type: ignore[index]
     assert archive_row(conn, done[1])["attempt"] == 2  # type: ignore[index]
@@ -291,7 +297,7 @@ def test_no_group_role_can_move_the_clock(conn: Conn, as_role: dict[str, Conn]) 
         assert scalar(c, "select pgbatch.now()") < far, kind
         assert scalar(c, "select pgbatch.now() = now()"), kind
     assert scalar(as_role["worker"], "select pgbatch.reap_expired()") == 0
-    assert job_row(conn, jid)["state"] == "claimed"  # type: ignore[index]
+    assert _state(conn, jid) == "claimed"
     for kind, c in as_role.items():
         with pytest.raises(DENIED):
             c.execute("create or replace function pgbatch.now() returns timestamptz"
@@ -311,7 +317,7 @@ def test_a_temporary_object_cannot_shadow_what_a_security_definer_function_uses(
     worker.execute("create temporary table meta (key text, value text)")
     jid = _enqueue(worker)
     assert _claim(worker)[0] == jid
-    assert job_row(conn, jid)["state"] == "claimed"  # type: ignore[index]
+    assert _state(conn, jid) == "claimed"
 
 
 # -- the CLI ---------------------------------------------------------------------------------
@@ -383,3 +389,39 @@ def test_the_dba_script_sets_up_roles_that_a_role_without_createrole_could_not(
             if scalar(conn, "select count(*) from pg_roles where rolname = %s", [name]):
                 conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
                 conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
+def test_login_dsn_makes_a_worker_login_that_is_not_the_owner(db: TestDatabase,
+                                                              conn: Conn) -> None:
+    dsn = _roles.login_dsn(db.dsn)
+    assert _roles.login_dsn(db.dsn) == dsn  # the second call finds the role
+    with psycopg.connect(dsn, autocommit=True) as c:
+        assert scalar(c, "select current_user") == _roles.EMBEDDED_LOGIN
+        assert not scalar(c, "select rolsuper from pg_roles where rolname = current_user")
+        _enqueue(c)
+        assert len(c.execute("select * from pgbatch.claim('q')").fetchall()) == 1
+        _denied(c, "select pgbatch.pause_queue('q')")
+    conn.execute("drop schema pgbatch cascade")
+    assert _roles.login_dsn(db.dsn) == db.dsn  # not migrated: the caller's check says so
+
+
+def test_the_demo_on_the_embedded_server_runs_its_worker_as_a_login_role(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    xdg = short_tmp_dir("pgbatch-roles-")
+    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
+    monkeypatch.delenv("PGBATCH_DSN", raising=False)
+    server = PgServer.embedded(default_data_dir())
+    try:
+        assert cli_main(["demo", "--jobs", "10", "--concurrency", "2"]) == 0
+        assert "migrated the database" in capsys.readouterr().out
+        with psycopg.connect(server.dsn(), autocommit=True) as c:
+            member = c.execute(
+                "select pg_has_role(%s, 'pgbatch_worker', 'member'),"
+                " (select rolsuper from pg_roles where rolname = %s)",
+                [_roles.EMBEDDED_LOGIN, _roles.EMBEDDED_LOGIN]).fetchone()
+            assert member == (True, False)
+            # the demo's kv writes and acks were made through pgbatch functions by that role
+            assert scalar(c, "select count(*) from pgbatch.job_archive where state = 'done'") > 0
+    finally:
+        server.destroy()
+        shutil.rmtree(xdg, ignore_errors=True)
