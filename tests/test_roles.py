@@ -425,3 +425,35 @@ def test_the_demo_on_the_embedded_server_runs_its_worker_as_a_login_role(
     finally:
         server.destroy()
         shutil.rmtree(xdg, ignore_errors=True)
+
+
+def test_migrate_by_a_role_without_createrole_prints_the_sql_a_dba_runs(
+        pg_server: PgTestServer, capsys: pytest.CaptureFixture[str]) -> None:
+    owner = f"pgbatch_t_mig_{uuid.uuid4().hex[:8]}"
+    prefix = f"m{uuid.uuid4().hex[:6]}_"
+    names = _roles.names_for_prefix(prefix)
+    dbname = f"pgbatch_roles_{uuid.uuid4().hex[:8]}"
+    admin = pg_server.admin_dsn()
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(sql.SQL("create role {} login").format(sql.Identifier(owner)))
+        c.execute(sql.SQL("create database {} owner {}").format(sql.Identifier(dbname),
+                                                                 sql.Identifier(owner)))
+    try:
+        dsn = make_conninfo(pg_server.admin_dsn(dbname), user=owner)
+        capsys.readouterr()
+        assert cli_main(["--dsn", dsn, "migrate", "--role-prefix", prefix]) == 0
+        out, err = capsys.readouterr()
+        assert "applied 0002_roles" in out
+        assert f"the group role(s) {', '.join(names.all())} do not exist" in err
+        assert f'create role "{names.worker}" nologin;' in err
+        assert "select pgbatch._apply_privileges();" in err
+        with psycopg.connect(pg_server.admin_dsn(dbname), autocommit=True) as c:
+            assert not scalar(c, "select bool_or(has_function_privilege('public', p.oid,"
+                                 " 'execute')) from pg_proc p"
+                                 " where pronamespace = 'pgbatch'::regnamespace")
+            assert _roles.role_names(c) == names
+    finally:
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(dbname)))
+            c.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(owner)))
