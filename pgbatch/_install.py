@@ -9,7 +9,9 @@ adds), each domain with a ``schema/`` and a ``functions/`` folder; the loader
 discovers domains, it does not list them. Order: every ``*/schema/*.sql``
 sorted by file name across domains (the numeric prefixes say which table may
 reference which: a domain's schema numbers follow those it depends on), then
-every ``*/functions/*.sql`` sorted the same way. Function bodies are not
+every ``*/functions/*.sql`` sorted the same way, then every
+``*/privileges/*.sql`` (function-to-role rows, then the step that applies
+them, ``core/privileges/999_apply_privileges.sql``). Function bodies are not
 checked at creation (``check_function_bodies = off``), so functions may call
 each other regardless of file order. ``sql/testing/`` holds test-database
 helpers and is never installed.
@@ -32,8 +34,11 @@ def _sql_root() -> Traversable:
     return resources.files("pgbatch").joinpath("_sql")
 
 
-#: The folders of a domain, in apply order.
-_PARTS = ("schema", "functions")
+#: The folders of a domain, in apply order. ``privileges/`` comes last: it says
+#: which role may execute each public function and applies SECURITY DEFINER and
+#: the grants (``pgbatch._apply_privileges()``), which ``create or replace
+#: function`` would otherwise reset (docs/roles.md).
+_PARTS = ("schema", "functions", "privileges")
 #: Folders under ``sql/`` that are not domains.
 _NOT_DOMAINS = frozenset({"testing"})
 
@@ -86,8 +91,10 @@ def testing_sql(name: str) -> str:
 def enable_test_clock(conn: psycopg.Connection[object]) -> None:
     """Let ``pgbatch.now()`` honour ``SET pgbatch.fake_now`` in this database.
 
-    Requires a superuser or the schema owner. Never run it on a production
-    database: any session could then move the clock that leases depend on.
+    Replaces ``pgbatch.now()`` with a version that honours the setting in
+    superuser sessions only (no application role, nor the pgbatch group
+    roles, can move it). Requires a superuser or the schema owner. Never run
+    it on a production database.
     """
     with conn.transaction():
         conn.execute(testing_sql("enable_test_clock.sql").encode())

@@ -49,6 +49,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
 
 __all__ = [
     "SCHEMA",
+    "function_access",
     "job",
     "job_archive",
     "kv",
@@ -196,4 +197,15 @@ node = Table(
     Column("started_at", _TSTZ, nullable=False),
     Column("heartbeat_at", _TSTZ, nullable=False),
     Column("info", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+#: Which group role may execute each public SQL function (``pgbatch._apply_privileges()``).
+function_access = Table(
+    "function_access",
+    metadata,
+    Column("function_name", Text, primary_key=True),
+    Column("granted_to", Text, nullable=False),
+    Column("security_definer", Boolean, nullable=False, server_default=text("true")),
+    CheckConstraint("granted_to in ('producer', 'worker', 'admin')",
+                    name="function_access_granted_to_check"),
 )

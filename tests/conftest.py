@@ -18,6 +18,15 @@ Which server the tests run against (first match wins):
 Servers of cases 3 and 4 are ours: each is created once per pytest session in a fresh
 short directory under ``/tmp``, and is stopped and deleted when the session ends.
 
+Roles (docs/roles.md): the install creates the cluster-wide group roles
+``pgbatch_producer``/``pgbatch_worker``/``pgbatch_admin`` (the session's role is a
+superuser). Once per session the template also gets the login role
+``pgbatch_test_worker`` (a member of ``pgbatch_worker``, nothing else) and default
+privileges that let it use the tables tests create in ``public``. Workers started
+through ``tests/worker_harness.py`` connect as that role (``--worker-role=member``,
+the default); ``--worker-role=superuser`` (or ``PGBATCH_TEST_WORKER_ROLE=superuser``)
+runs them as the superuser instead. Setup, checks and backdating stay superuser.
+
 Per session the schema is installed once into a template database
 (``pgbatch_tpl_<random>``); every test that asks for ``db`` or ``conn`` gets its own
 database cloned from it with ``CREATE DATABASE ... TEMPLATE``, dropped after the test.
@@ -94,6 +103,46 @@ def short_tmp_dir(prefix: str) -> Path:
     if len(base) > 40 and os.path.isdir("/tmp"):  # noqa: S108 - a short, world-writable base
         base = "/tmp"  # noqa: S108
     return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+#: The login role worker tests connect as: a member of pgbatch_worker, nothing else.
+TEST_WORKER_LOGIN = "pgbatch_test_worker"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--worker-role``: who the harness's workers connect as."""
+    parser.addoption(
+        "--worker-role", choices=("member", "superuser"),
+        default=os.environ.get("PGBATCH_TEST_WORKER_ROLE", "member"),
+        help="workers of tests/worker_harness.py connect as a pgbatch_worker member login "
+             "role (member, default) or as the superuser")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hand ``--worker-role`` to the harness (and to worker subprocesses) via the environment."""
+    os.environ["PGBATCH_TEST_WORKER_ROLE"] = str(config.getoption("--worker-role"))
+
+
+def ensure_test_worker_login(conn: psycopg.Connection[Any]) -> None:
+    """Create ``pgbatch_test_worker`` (cluster-wide, once) and make it a pgbatch_worker member.
+
+    Also, in the connected database: tables and sequences the session's role
+    creates in ``public`` are usable by it (a test task writes its own table
+    in the ack's transaction).
+    """
+    login = sql.Identifier(TEST_WORKER_LOGIN)
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(8099550625553147906)")  # parallel sessions
+        if conn.execute("select from pg_roles where rolname = %s",
+                        [TEST_WORKER_LOGIN]).fetchone() is None:
+            conn.execute(sql.SQL("create role {} login").format(login))
+        if conn.execute("select from pg_auth_members where roleid = 'pgbatch_worker'::regrole"
+                        " and member = %s::regrole", [TEST_WORKER_LOGIN]).fetchone() is None:
+            conn.execute(sql.SQL("grant pgbatch_worker to {}").format(login))
+    conn.execute(sql.SQL("alter default privileges in schema public grant select, insert, "
+                         "update, delete, truncate on tables to {}").format(login))
+    conn.execute(sql.SQL("alter default privileges in schema public grant usage, select "
+                         "on sequences to {}").format(login))
 
 
 @pytest.fixture(scope="session")
@@ -193,6 +242,7 @@ def template_db(pg_server: PgTestServer) -> Iterator[str]:
         with psycopg.connect(pg_server.admin_dsn(name), autocommit=True) as c:
             _install.install_schema(c)
             _install.enable_test_clock(c)
+            ensure_test_worker_login(c)
         yield name
     finally:
         _drop_database(admin, name)
@@ -211,6 +261,12 @@ class TestDatabase:
 
     name: str
     dsn: str
+
+    @property
+    def worker_dsn(self) -> str:
+        """DSN of this database as ``pgbatch_test_worker`` (a pgbatch_worker member)."""
+        return make_conninfo(self.dsn, user=TEST_WORKER_LOGIN)
+
     _conns: list[psycopg.Connection[Any]] = field(default_factory=list, repr=False)
     _aconns: list[psycopg.AsyncConnection[Any]] = field(default_factory=list, repr=False)
 

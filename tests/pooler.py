@@ -78,7 +78,7 @@ def start_pgbouncer(server_dsn: str, *, pool_size: int = 20) -> PgBouncer:
     Returns once a connection through the pooler answers ``select 1``.
     """
     target = conninfo_to_dict(server_dsn)
-    directory = Path(tempfile.mkdtemp(prefix="pgbatch-pgbouncer-", dir="/tmp"))  # noqa: S108
+    directory = Path(tempfile.mkdtemp(prefix="pgbatch-pgbouncer-", dir="/tmp"))
     port = _free_port()
     host = str(target.get("host") or "127.0.0.1")
     config = directory / "pgbouncer.ini"

@@ -132,6 +132,20 @@ def test_every_table_of_the_schema_is_mirrored(databases: dict[str, str]) -> Non
     assert set(schema.__all__) >= in_db
 
 
+def _without_privileges(snap: Any) -> Any:
+    """``snap`` without ACLs and autovacuum settings: ``pgbatch._apply_privileges()``
+    sets those after the tables exist, and ``create_all`` knows nothing of them."""
+    if isinstance(snap, dict):
+        out = {k: _without_privileges(v) for k, v in snap.items() if k != "acl"}
+        if isinstance(out.get("options"), str):
+            out["options"] = ",".join(o for o in out["options"].strip("{}").split(",")
+                                      if o and not o.startswith("autovacuum_"))
+        return out
+    if isinstance(snap, list):
+        return [_without_privileges(v) for v in snap]
+    return snap
+
+
 def test_create_all_equals_migrated_catalog(databases: dict[str, str]) -> None:
     engine = create_engine(_migrate.sqlalchemy_url(databases["empty"]))
     try:
@@ -144,11 +158,12 @@ def test_create_all_equals_migrated_catalog(databases: dict[str, str]) -> None:
         psycopg.connect(databases["migrated"]) as migrated,
         psycopg.connect(databases["empty"]) as created,
     ):
-        expected = snapshot(migrated, exclude_tables=("alembic_version",), sections=TABLE_SECTIONS)
+        expected = _without_privileges(
+            snapshot(migrated, exclude_tables=("alembic_version",), sections=TABLE_SECTIONS))
         assert len(expected["tables"]) == len(schema.metadata.tables)
         assert_same_catalog(
             expected,
-            snapshot(created, sections=TABLE_SECTIONS),
+            _without_privileges(snapshot(created, sections=TABLE_SECTIONS)),
             "pgbatch migrate",
             "pgbatch.schema metadata.create_all",
         )

@@ -240,7 +240,7 @@ def test_after_the_listen_connection_is_terminated_enqueues_still_wake_a_waiter_
 
         # 2. a job whose notification was lost (notify switched off for the enqueue) is
         # found by the catch-up claim the listener makes when it reconnects
-        app.client.set_queue_notify("relisten", enabled=False)
+        conn.execute("select pgbatch.set_queue_notify('relisten', false)")  # an admin call
         (jid,) = enqueue_jobs(conn, "relisten", mark.name, {"name": "missed"})
         row = job_row(conn, jid)
         assert row is not None
@@ -250,7 +250,7 @@ def test_after_the_listen_connection_is_terminated_enqueues_still_wake_a_waiter_
         wait_until(lambda: "missed" in starts, 5, "the catch-up claim after the reconnect")
         assert starts["missed"] - t0 < 2.0
         assert lt.call(lambda: listener.reconnects) == 2
-        app.client.set_queue_notify("relisten", enabled=True)
+        conn.execute("select pgbatch.set_queue_notify('relisten', true)")
 
 
 def test_an_enqueue_in_a_rolled_back_transaction_leaves_no_job_and_wakes_nobody(

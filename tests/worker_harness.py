@@ -6,6 +6,10 @@
 - ``WorkerProcess`` / ``ProcGroup``: ``tests/worker_proc.py`` in a subprocess,
   with its JSON event lines collected by a reader thread; ``wait_event``
   blocks on them. A ``ProcGroup`` kills whatever is still running on exit.
+- ``worker_dsn``: workers connect as ``pgbatch_test_worker``, a login role that
+  is a member of ``pgbatch_worker`` and has no table privilege in schema
+  ``pgbatch`` (``--worker-role=superuser`` turns that off); ``app_on`` and the
+  subprocess workers use it. Test setup and checks keep superuser connections.
 - ``wait_until``: poll a condition (rows, counters) with a deadline; the
   synchronisation primitive of these tests instead of sleeps.
 """
@@ -32,6 +36,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pgbatch import App, Worker
+from tests.conftest import TEST_WORKER_LOGIN
 
 T = TypeVar("T")
 Conn = psycopg.Connection[Any]
@@ -109,12 +114,19 @@ def backend_pids(conn: Conn, application_name: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
+def worker_dsn(dsn: str) -> str:
+    """``dsn`` as the login role workers of these tests use (see the module docstring)."""
+    if os.environ.get("PGBATCH_TEST_WORKER_ROLE", "member") == "superuser":
+        return dsn
+    return psycopg.conninfo.make_conninfo(dsn, user=TEST_WORKER_LOGIN)
+
+
 # -- in-process workers -------------------------------------------------------------------
 
 @contextlib.contextmanager
 def app_on(dsn: str) -> Iterator[App]:
-    """An App on ``dsn`` whose pools are closed at the end."""
-    app = App(dsn, pool_size=4)
+    """An App on ``dsn`` (as the workers' login role) whose pools are closed at the end."""
+    app = App(worker_dsn(dsn), pool_size=4)
     try:
         yield app
     finally:
@@ -205,7 +217,7 @@ class WorkerProcess:
     """``tests/worker_proc.py`` in a subprocess; its stdout events are collected."""
 
     def __init__(self, dsn: str, log_dir: Path, name: str, **options: Any) -> None:
-        self.dsn = dsn
+        self.dsn = worker_dsn(dsn)
         self.name = name
         self.options = options
         self.stderr_path = log_dir / f"{name}.stderr"

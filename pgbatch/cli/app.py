@@ -19,7 +19,18 @@ from typing import Final
 import psycopg
 
 from pgbatch._errors import JobNotFound, PgBatchError
-from pgbatch.cli import bench, demo, enqueue, jobs, migrate, queues, server, status, worker
+from pgbatch.cli import (
+    bench,
+    demo,
+    enqueue,
+    jobs,
+    migrate,
+    queues,
+    roles,
+    server,
+    status,
+    worker,
+)
 from pgbatch.cli.common import PROG, CliError, Commands, Formatter, add_common
 
 #: A command module's registration function: adds its (sub)commands.
@@ -29,6 +40,7 @@ Register = Callable[[Commands], None]
 #: module with a ``register(commands)`` function, listed here.
 COMMAND_MODULES: Final[tuple[Register, ...]] = (
     migrate.register,
+    roles.register,
     worker.register,
     enqueue.register,
     status.register,

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 
+from pgbatch.cli import roles
 from pgbatch.cli.common import Commands, add_command, dsn_of, positive_int, setup_logging
 
 
@@ -22,6 +23,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except SchemaNotMigrated:
         applied = upgrade(dsn)
         print(f"migrated the database ({', '.join(applied) or 'already at head'})")
+    dsn = roles.embedded_login_dsn(args) or dsn  # the worker never runs as the owner
     result = asyncio.run(demo.run_demo(dsn, jobs=args.jobs, concurrency=args.concurrency,
                                        out=sys.stdout))
     print(demo.summary(result))

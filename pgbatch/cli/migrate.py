@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from pgbatch.cli import roles
 from pgbatch.cli.common import CliError, Commands, add_command, dsn_of
 
 
@@ -13,17 +14,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     from pgbatch import _migrate  # noqa: PLC0415 - alembic is slow to import
 
     if args.sql:
+        sys.stdout.write(roles.offline_prelude(args))
         sys.stdout.write(_migrate.upgrade_sql(from_revision=args.from_revision))
+        sys.stdout.write(roles.offline_epilogue(args))
         return 0
     if args.from_revision:
         raise CliError("--from-revision only applies with --sql", code=2)
     dsn = dsn_of(args)
-    applied = _migrate.upgrade(dsn)
+    with roles.migrate_env(args):
+        applied = _migrate.upgrade(dsn)
     if applied:
         for rev in applied:
             print(f"applied {rev}")
     else:
         print(f"already at {_migrate.head()}")
+    roles.after_migrate(args, dsn)
     return 0
 
 
@@ -46,3 +51,4 @@ def register(commands: Commands) -> None:
                    help="with --sql: the database's current revision "
                         "(select version_num from pgbatch.alembic_version); "
                         "print only the versions after it")
+    roles.add_migrate_options(p)

@@ -11,6 +11,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from pgbatch.cli import roles
 from pgbatch.cli.common import (
     CliError,
     Commands,
@@ -74,6 +75,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if not spec:
         raise CliError("worker needs --app module:app (or $PGBATCH_APP), "
                        "e.g. --app myproject.tasks:app", code=2)
+    args.dsn = args.dsn or roles.embedded_login_dsn(args)  # never the owner
     explicit = args.dsn or os.environ.get("PGBATCH_DSN")
     if explicit:
         os.environ["PGBATCH_DSN"] = explicit  # an App() without a dsn connects there

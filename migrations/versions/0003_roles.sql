@@ -1,0 +1,270 @@
+-- 0003_roles: least-privilege roles (docs/roles.md).
+-- * pgbatch.function_access: which group role may execute each public function;
+-- * pgbatch.now() no longer consults pgbatch._test_clock_enabled() (dropped):
+--   production databases cannot move the clock; test databases replace now()
+--   (sql/testing/enable_test_clock.sql) with a superuser-only fake clock;
+-- * pgbatch._apply_privileges(): group roles (created when the migrating role
+--   may), SECURITY DEFINER with a pinned search_path, grants, MAINTAIN or
+--   autovacuum settings. Every later version that (re)creates functions ends
+--   with `select pgbatch._apply_privileges();`.
+
+-- Which group role may execute each public function (name not starting with
+-- '_'), and whether it runs with its owner's rights. pgbatch._apply_privileges()
+-- reads it: a public function without a row here makes it raise, so a new
+-- function cannot be forgotten. Internal '_' functions have no row: no group
+-- role may execute them. See docs/roles.md.
+--   granted_to: 'producer', 'worker' or 'admin' (the kinds of
+--               pgbatch.meta's role.* rows; worker and admin include producer)
+--   security_definer: false only for helpers that read no table (pure
+--               functions and the clock): they stay inlinable, and need no right
+create table pgbatch.function_access (
+    function_name    text    primary key,
+    granted_to       text    not null check (granted_to in ('producer', 'worker', 'admin')),
+    security_definer boolean not null default true
+);
+
+-- pgbatch.now(): the one clock every time comparison uses (database time,
+-- the transaction's start). A plain SQL function, so the planner inlines it
+-- (it costs nothing over pg_catalog.now()). Test databases replace it
+-- (sql/testing/enable_test_clock.sql) with a version that a superuser session
+-- may move with: set pgbatch.fake_now = '2026-01-01 00:00Z'. A production
+-- install cannot move it at all.
+create or replace function pgbatch.now()
+returns timestamptz
+language sql
+stable
+parallel safe
+as $$ select pg_catalog.now() $$;
+
+drop function if exists pgbatch._test_clock_enabled();
+
+-- pgbatch._apply_privileges(): (re)applies least privilege; idempotent. Run by
+-- the install and at the end of every migration that (re)creates functions
+-- (sql/core/privileges/999_apply_privileges.sql), and by `pgbatch roles
+-- --apply`. Only the owner (or a superuser) may run it. See docs/roles.md.
+--
+-- 1. Role names: pgbatch.meta rows role.producer / role.worker / role.admin
+--    (default pgbatch_producer, ...). A session setting pgbatch.role_prefix
+--    ('myapp_' gives myapp_producer, ...) rewrites them.
+-- 2. The three NOLOGIN group roles are created when the running role may
+--    (superuser or CREATEROLE); worker and admin are made members of
+--    producer. What it may not do is reported as a WARNING (a DBA runs the
+--    SQL that `pgbatch roles` prints, then this again).
+-- 3. Functions: PUBLIC and the three roles lose EXECUTE on every function of
+--    schema pgbatch; each public function is set SECURITY DEFINER with a
+--    pinned search_path (or SECURITY INVOKER for the table-free helpers that
+--    pgbatch.function_access marks so) and granted to its role. A public
+--    function without a pgbatch.function_access row raises.
+-- 4. Tables: no right for PUBLIC, producer or worker; admin may SELECT every
+--    column except claim and settlement tokens. pgbatch.alembic_version is
+--    readable by all three (workers check the revision at start).
+-- 5. VACUUM of the hot table: MAINTAIN on pgbatch.job for worker on
+--    PostgreSQL 17+; on 15/16 per-table autovacuum settings instead.
+create or replace function pgbatch._apply_privileges()
+returns void
+language plpgsql
+set search_path = pg_catalog, pgbatch, pg_temp
+as $$
+declare
+    v_prefix text := nullif(current_setting('pgbatch.role_prefix', true), '');
+    v_kinds constant text[] := array['producer', 'worker', 'admin'];
+    v_names text[];
+    v_present text[];
+    v_may_create boolean;
+    v_missing text[] := '{}';
+    v_kind text;
+    v_name text;
+    v_member text;
+    f record;
+    t record;
+    v_access pgbatch.function_access;
+    v_cols text;
+begin
+    -- 1. names
+    if v_prefix is not null then
+        if v_prefix !~ '^[a-z_][a-z0-9_]{0,49}$' then
+            raise exception 'invalid pgbatch.role_prefix %: lowercase letters, digits and underscores, at most 50', quote_literal(v_prefix)
+                using errcode = '22023';
+        end if;
+        insert into pgbatch.meta (key, value)
+        select 'role.' || k, v_prefix || k from unnest(v_kinds) k
+        on conflict (key) do update set value = excluded.value;
+    else
+        insert into pgbatch.meta (key, value)
+        select 'role.' || k, 'pgbatch_' || k from unnest(v_kinds) k
+        on conflict (key) do nothing;
+    end if;
+    select array_agg(m.value order by array_position(v_kinds, substr(m.key, 6)))
+      into v_names
+      from pgbatch.meta m where m.key = any (array['role.producer', 'role.worker', 'role.admin']);
+
+    -- 2. roles and memberships
+    select r.rolsuper or r.rolcreaterole into v_may_create from pg_roles r where r.rolname = current_user;
+    foreach v_name in array v_names loop
+        if not exists (select from pg_roles r where r.rolname = v_name) then
+            if v_may_create then
+                begin
+                    execute format('create role %I nologin', v_name);
+                exception when duplicate_object or unique_violation then
+                    null;  -- created meanwhile by another database's migration
+                end;
+            else
+                v_missing := v_missing || format('create role %I nologin;', v_name);
+            end if;
+        end if;
+    end loop;
+    foreach v_member in array v_names[2:3] loop
+        if exists (select from pg_roles r where r.rolname = v_member)
+           and exists (select from pg_roles r where r.rolname = v_names[1])
+           and not exists (select from pg_auth_members a
+                            where a.roleid = to_regrole(quote_ident(v_names[1]))
+                              and a.member = to_regrole(quote_ident(v_member))) then
+            -- PostgreSQL 15: CREATEROLE may grant any role; 16+: ADMIN OPTION needed
+            if pg_has_role(v_names[1], 'MEMBER WITH ADMIN OPTION')
+               or (v_may_create and current_setting('server_version_num')::integer < 160000) then
+                execute format('grant %I to %I', v_names[1], v_member);
+            else
+                v_missing := v_missing || format('grant %I to %I;', v_names[1], v_member);
+            end if;
+        elsif not exists (select from pg_roles r where r.rolname = v_member)
+              or not exists (select from pg_roles r where r.rolname = v_names[1]) then
+            v_missing := v_missing || format('grant %I to %I;', v_names[1], v_member);
+        end if;
+    end loop;
+    select array_agg(n) into v_present from unnest(v_names) n
+     where exists (select from pg_roles r where r.rolname = n);
+    v_present := coalesce(v_present, '{}');
+
+    -- 3. functions
+    execute 'alter default privileges in schema pgbatch revoke execute on routines from public';
+    for f in
+        select p.oid::regprocedure as sig, p.proname
+          from pg_proc p
+         where p.pronamespace = 'pgbatch'::regnamespace
+         order by p.proname, p.oid
+    loop
+        execute format('revoke all on routine %s from public', f.sig);
+        foreach v_name in array v_present loop
+            execute format('revoke all on routine %s from %I', f.sig, v_name);
+        end loop;
+        continue when left(f.proname, 1) = '_';
+        select * into v_access from pgbatch.function_access a where a.function_name = f.proname;
+        if not found then
+            raise exception 'public function pgbatch.% has no row in pgbatch.function_access', f.sig
+                using errcode = '42501',
+                      hint = 'say which role may execute it (producer, worker or admin) in sql/<domain>/privileges/ and in the migration that creates it';
+        end if;
+        if v_access.security_definer then
+            execute format('alter routine %s security definer set search_path = pg_catalog, pgbatch, pg_temp', f.sig);
+        else
+            execute format('alter routine %s security invoker reset search_path', f.sig);
+        end if;
+        v_name := v_names[array_position(v_kinds, v_access.granted_to)];
+        if v_name = any (v_present) then
+            execute format('grant execute on routine %s to %I', f.sig, v_name);
+        end if;
+    end loop;
+
+    -- 4. schema, tables, sequences
+    execute 'revoke all on schema pgbatch from public';
+    foreach v_name in array v_present loop
+        execute format('grant usage on schema pgbatch to %I', v_name);
+    end loop;
+    for t in
+        select c.oid::regclass as rel, c.relname, c.relkind
+          from pg_class c
+         where c.relnamespace = 'pgbatch'::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S')
+         order by c.relname
+    loop
+        execute format('revoke all on %s from public', t.rel);
+        foreach v_name in array v_present loop
+            execute format('revoke all on %s from %I', t.rel, v_name);
+        end loop;
+        continue when t.relkind = 'S';
+        if t.relname = 'alembic_version' then
+            foreach v_name in array v_present loop
+                execute format('grant select on %s to %I', t.rel, v_name);
+            end loop;
+        elsif v_names[3] = any (v_present) then
+            select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into v_cols
+              from pg_attribute a
+             where a.attrelid = t.rel and a.attnum > 0 and not a.attisdropped
+               and a.attname not like '%token%';
+            if v_cols is not null then
+                execute format('grant select (%s) on %s to %I', v_cols, t.rel, v_names[3]);
+            end if;
+        end if;
+    end loop;
+
+    -- 5. VACUUM of the hot table
+    if current_setting('server_version_num')::integer >= 170000 then
+        if v_names[2] = any (v_present) then
+            execute format('grant maintain on pgbatch.job to %I', v_names[2]);
+        end if;
+    else
+        alter table pgbatch.job set (
+            autovacuum_vacuum_scale_factor = 0.01,
+            autovacuum_vacuum_threshold = 1000,
+            autovacuum_vacuum_insert_scale_factor = 0.01,
+            autovacuum_analyze_scale_factor = 0.02,
+            autovacuum_vacuum_cost_delay = 0);
+    end if;
+
+    if cardinality(v_missing) > 0 then
+        raise warning 'pgbatch: % may not create or grant the pgbatch roles; a DBA runs: %',
+            current_user, array_to_string(v_missing, ' ')
+            using hint = 'then run `pgbatch roles --apply` (or select pgbatch._apply_privileges()) as the schema owner';
+    end if;
+end
+$$;
+
+-- Who may execute the public functions of sql/core (see 090_function_access.sql).
+insert into pgbatch.function_access (function_name, granted_to, security_definer) values
+    ('now',          'producer', false),
+    ('uuid_v7',      'producer', false),
+    ('check_compat', 'producer', true)
+on conflict (function_name) do update
+    set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
+
+-- Who may execute the public functions of sql/queue (see
+-- sql/core/schema/090_function_access.sql). Producers enqueue and read stats;
+-- workers claim and settle (and include producer: tasks enqueue too);
+-- admins pause, resume and requeue.
+insert into pgbatch.function_access (function_name, granted_to, security_definer) values
+    ('max_payload_bytes', 'producer', false),
+    ('channel_name',      'producer', false),
+    ('backoff',           'producer', false),
+    ('enqueue',           'producer', true),
+    ('enqueue_many',      'producer', true),
+    ('cancel_job',        'producer', true),
+    ('kv_get',            'producer', true),
+    ('queue_stats',       'producer', true),
+    ('claim',             'worker',   true),
+    ('ack',               'worker',   true),
+    ('ack_many',          'worker',   true),
+    ('ack_ids',           'worker',   true),
+    ('nack',              'worker',   true),
+    ('dead_letter',       'worker',   true),
+    ('renew_lease',       'worker',   true),
+    ('release',           'worker',   true),
+    ('reap_expired',      'worker',   true),
+    ('sweep_retention',   'worker',   true),
+    ('compact_counters',  'worker',   true),
+    ('announce_due',      'worker',   true),
+    ('next_due',          'worker',   true),
+    ('register_node',     'worker',   true),
+    ('heartbeat_node',    'worker',   true),
+    ('deregister_node',   'worker',   true),
+    ('pause_queue',       'admin',    true),
+    ('resume_queue',      'admin',    true),
+    ('set_queue_notify',  'admin',    true),
+    ('requeue_dead_job',  'admin',    true),
+    ('get_job',           'admin',    true),
+    ('list_jobs',         'admin',    true)
+on conflict (function_name) do update
+    set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
+
+-- Last step of every install and of every migration that (re)creates
+-- functions: CREATE OR REPLACE FUNCTION resets SECURITY DEFINER and SET
+-- clauses, so they are (re)applied here, after all functions exist.
+select pgbatch._apply_privileges();
