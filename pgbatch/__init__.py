@@ -24,16 +24,19 @@ from pgbatch._errors import (
     SchemaNotMigrated,
     ValidationError,
 )
-from pgbatch._maintenance import MaintenanceConfig
 from pgbatch._types import (
     AckEffects,
     AckOutcome,
     AckRequest,
     ClaimedJob,
     EnqueueRequest,
+    LeaderLease,
     QueueStats,
+    VacuumStat,
 )
 from pgbatch._worker import Worker, WorkerError, run_worker, run_worker_concurrent
+from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
+from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
 __all__ = [
     "AckEffects",
@@ -57,13 +60,19 @@ __all__ = [
     "JobCancelled",
     "JobContext",
     "JobNotFound",
+    "LeaderLease",
     "MaintenanceConfig",
+    "MaintenanceContext",
+    "MaintenanceService",
+    "MaintenanceStats",
     "MigrationError",
     "PgBatchError",
     "QueueStats",
     "SchemaNotMigrated",
+    "ServiceStats",
     "Task",
     "TaskOptions",
+    "VacuumStat",
     "ValidationError",
     "Worker",
     "WorkerError",

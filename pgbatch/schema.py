@@ -52,6 +52,7 @@ __all__ = [
     "job",
     "job_archive",
     "kv",
+    "leader",
     "meta",
     "metadata",
     "node",
@@ -193,4 +194,17 @@ node = Table(
     Column("started_at", _TSTZ, nullable=False),
     Column("heartbeat_at", _TSTZ, nullable=False),
     Column("info", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+)
+
+#: Leadership leases by database time (``try_lead()`` / ``resign_lead()``), one row per scope.
+leader = Table(
+    "leader",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("node_id", Text, nullable=False),
+    Column("boot_id", UUID(as_uuid=True), nullable=False),
+    Column("term", BigInteger, nullable=False),
+    Column("acquired_at", _TSTZ, nullable=False),
+    Column("renewed_at", _TSTZ, nullable=False),
+    Column("lease_expires_at", _TSTZ, nullable=False),
 )
