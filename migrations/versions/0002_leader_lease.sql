@@ -47,7 +47,7 @@ begin
     if boot_id is null then
         perform pgbatch._raise('PB007', 'invalid boot_id: must not be NULL');
     end if;
-    if scope is null or length(scope) > 128 or btrim(scope) = '' then
+    if scope is null or length(scope) > 128 or scope !~ '[^[:space:]]' then
         perform pgbatch._raise('PB007', 'invalid scope: must be 1 to 128 characters, not only whitespace');
     end if;
 end
