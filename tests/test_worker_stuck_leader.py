@@ -107,6 +107,7 @@ def test_a_stopped_leader_loses_the_lease_its_claims_are_reaped_and_it_steps_dow
                 return None
             return row
         new = wait_until(taken_over, 30, "node-b to take the lease over")
+        assert new is not None
         assert last_of_a is not None
         old_expiry = last_of_a["lease_expires_at"]
         assert old_expiry <= stopped_at + timedelta(seconds=LEADER_LEASE)
@@ -121,6 +122,7 @@ def test_a_stopped_leader_loses_the_lease_its_claims_are_reaped_and_it_steps_dow
                     and r["last_error"]["type"] == "LeaseExpired"]
             return rows if len(done) == JOBS else None
         rows = wait_until(reaped, 30, "node-a's claims to be reaped")
+        assert rows is not None
         bound = (stopped_at + timedelta(seconds=max(JOB_LEASE, LEADER_LEASE) + 2 * TICK)
                  + SCHEDULING_ALLOWANCE)
         for r in rows:
