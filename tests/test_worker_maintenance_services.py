@@ -229,3 +229,34 @@ def test_a_bad_maintenance_config_is_refused(kwargs: dict[str, Any], match: str)
 def test_the_lease_is_renewed_at_least_three_times_per_lease() -> None:
     assert MaintenanceConfig(interval=1.0, leader_lease=5.0).renew_every == 1.0
     assert MaintenanceConfig(interval=30.0, leader_lease=6.0).renew_every == 2.0
+
+
+def test_the_lease_is_renewed_once_per_tick_however_often_services_run(db: TestDatabase) -> None:
+    """Services that finish often wake the loop, but only a tick renews the lease."""
+    runs: list[float] = []
+
+    async def often(ctx: MaintenanceContext) -> None:
+        runs.append(time.monotonic())
+
+    async def scenario() -> tuple[int, float]:
+        client = await AsyncClient.connect(db.dsn, max_size=3)
+        boot = uuid.uuid4()
+        await client.register_node("often-node", boot, {})
+        cfg = MaintenanceConfig(interval=0.2, leader_lease=1.0)
+        m = Maintenance(db.dsn, client, "often-node", boot, cfg,
+                        services=[MaintenanceService("often", 0.005, often, "node")])
+        started = time.monotonic()
+        task = asyncio.create_task(m.run())
+        try:
+            while len(runs) < 60:
+                await asyncio.sleep(0.01)
+        finally:
+            elapsed = time.monotonic() - started
+            ticks = m.stats.ticks
+            m.stop()
+            await task
+            await client.close()
+        return ticks, elapsed
+
+    ticks, elapsed = asyncio.run(scenario())
+    assert ticks <= elapsed / 0.2 + 2, (ticks, elapsed)

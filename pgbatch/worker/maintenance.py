@@ -202,12 +202,14 @@ class Maintenance:
     # -- the loop -----------------------------------------------------------------
     async def run(self) -> None:
         """Tick until ``stop()``: renew the lease, start due services; resign at the end."""
+        next_tick = self.clock()
         try:
             while not self._stop.is_set():
-                tick_at = self.clock()
-                await self._renew()
+                if self.clock() >= next_tick:
+                    next_tick = self.clock() + self.config.renew_every
+                    await self._renew()
                 self._start_due()
-                await self._wait(tick_at + self.config.renew_every)
+                await self._wait(next_tick)
         finally:
             await self._finish()
 
