@@ -25,11 +25,14 @@ from pgbatch._errors import (
     ValidationError,
 )
 from pgbatch._types import (
+    JOB_STATES,
     AckEffects,
     AckOutcome,
     AckRequest,
     ClaimedJob,
     EnqueueRequest,
+    JobCursor,
+    JobInfo,
     LeaderLease,
     QueueStats,
     VacuumStat,
@@ -39,6 +42,7 @@ from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
 __all__ = [
+    "JOB_STATES",
     "AckEffects",
     "AckOutcome",
     "AckRequest",
@@ -59,6 +63,8 @@ __all__ = [
     "InvalidState",
     "JobCancelled",
     "JobContext",
+    "JobCursor",
+    "JobInfo",
     "JobNotFound",
     "LeaderLease",
     "MaintenanceConfig",

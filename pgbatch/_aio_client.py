@@ -30,6 +30,8 @@ from pgbatch._types import (
     AckRequest,
     ClaimedJob,
     EnqueueRequest,
+    JobCursor,
+    JobInfo,
     Json,
     LeaderLease,
     QueueStats,
@@ -40,6 +42,16 @@ T = TypeVar("T")
 AnyConn = psycopg.AsyncConnection[Any]
 
 DEFAULT_LEASE = timedelta(seconds=30)
+
+
+async def _fetch(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
+    """The rows of ``op`` on ``conn``: tuples, or what the op's row factory makes."""
+    if op.row_factory is None:
+        cur = await conn.execute(op.query, op.params)
+        return await cur.fetchall()
+    rcur = conn.cursor(row_factory=op.row_factory)
+    await rcur.execute(op.query, op.params)
+    return await rcur.fetchall()
 
 
 class AsyncClient:
@@ -67,12 +79,10 @@ class AsyncClient:
         """Run one API call on ``conn`` (caller's transaction) or a pooled connection."""
         try:
             if conn is not None:
-                cur = await conn.execute(op.query, op.params)
-                rows = await cur.fetchall()
+                rows = await _fetch(conn, op)
             else:
                 async with self.pool.connection() as pooled:
-                    cur = await pooled.execute(op.query, op.params)
-                    rows = await cur.fetchall()
+                    rows = await _fetch(pooled, op)
         except psycopg.Error as exc:
             mapped = translate(exc)
             if mapped is not None:
@@ -176,6 +186,33 @@ class AsyncClient:
                           conn: AnyConn | None = None) -> list[QueueStats]:
         """Counts per queue (all queues when ``queue`` is None)."""
         return await self.run(_ops.queue_stats(queue), conn)
+
+    async def get_job(self, job_id: UUID, *, conn: AnyConn | None = None) -> JobInfo:
+        """One job, live or archived (``pgbatch.get_job``); JobNotFound if there is none.
+
+        A pending job that is not due yet has state ``scheduled``. Never
+        carries a claim token. Reads any job's payload and errors: an
+        operator's call (``pgbatch_admin``).
+        """
+        return await self.run(_ops.get_job(job_id), conn)
+
+    async def list_jobs(self, queue: str | None = None, state: str | None = None, *,
+                        created_after: datetime | None = None,
+                        created_before: datetime | None = None, limit: int = 50,
+                        cursor: JobCursor | None = None,
+                        conn: AnyConn | None = None) -> list[JobInfo]:
+        """Jobs newest first, live and archived (``pgbatch.list_jobs``).
+
+        Filters: ``queue``, ``state`` (one of ``JOB_STATES``), creation time in
+        ``[created_after, created_before)``. Order: ``created_at``, then
+        enqueue order (``seq``), then id, all descending, so jobs created in
+        the same statement keep one stable order. Page with
+        ``cursor=page[-1].cursor``: the next page starts after that row.
+        ``limit`` is 1 to 10000. Bad arguments raise InvalidQueueName or
+        InvalidArgument. An operator's call (``pgbatch_admin``).
+        """
+        return await self.run(
+            _ops.list_jobs(queue, state, created_after, created_before, limit, cursor), conn)
 
     async def channel_name(self, queue: str, *, conn: AnyConn | None = None) -> str:
         """The NOTIFY channel of ``queue``."""

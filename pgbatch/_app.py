@@ -24,7 +24,6 @@ Class-based handlers subclass ``Handler`` and implement exactly one of
 from __future__ import annotations
 
 import inspect
-import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
+from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidArgument
 from pgbatch._types import ClaimedJob, EnqueueRequest, Json
 
@@ -206,18 +206,6 @@ class _TaskDecorator(Protocol):
     """What ``App.task(...)`` returns when called with options only."""
 
     def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
-
-
-def resolve_dsn(dsn: str | None) -> str:
-    """``dsn``, else ``$PGBATCH_DSN``, else the embedded server's (started if needed)."""
-    if dsn:
-        return dsn
-    env = os.environ.get("PGBATCH_DSN")
-    if env:
-        return env
-    from pgbatch._server import default_server  # noqa: PLC0415 - only when embedded
-
-    return default_server().dsn()
 
 
 class App:

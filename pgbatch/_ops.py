@@ -1,15 +1,22 @@
 """Each SQL API call as data: the statement, its parameters, and how to read
 its rows. The sync and async clients run the same ``Op`` objects, so neither
 re-implements anything the SQL functions do, and both stay in step.
+
+Calls that return a row type (``claim``, ``ack_many``, ``ack_ids``,
+``queue_stats``, ``get_job``, ``list_jobs``) select ``*`` and decode by
+column name (``row_factory=dict_row``) into the value type's fields, so the
+column list lives once, in the SQL type.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
+
+from psycopg.rows import RowFactory, dict_row
 
 from pgbatch._types import (
     AckEffects,
@@ -17,6 +24,8 @@ from pgbatch._types import (
     AckRequest,
     ClaimedJob,
     EnqueueRequest,
+    JobCursor,
+    JobInfo,
     Json,
     LeaderLease,
     QueueStats,
@@ -25,16 +34,28 @@ from pgbatch._types import (
 )
 
 T = TypeVar("T")
-Row = tuple[Any, ...]
+Row = Any  # a tuple, or a dict when the Op has a row_factory
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
 class Op(Generic[T]):
-    """One call of the SQL API."""
+    """One call of the SQL API; ``row_factory`` None reads rows as tuples."""
 
     query: str
     params: tuple[Any, ...]
     decode: Callable[[list[Row]], T]
+    row_factory: RowFactory[Any] | None = None
+
+
+def _by_name(cls: type[R]) -> Callable[[list[Row]], list[R]]:
+    """Decode ``dict_row`` rows into ``cls`` (a dataclass), field by field name."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+    def decode(rows: list[Row]) -> list[R]:
+        return [cls(**{n: row[n] for n in names}) for row in rows]
+
+    return decode
 
 
 def _scalar(rows: list[Row]) -> Any:
@@ -78,13 +99,8 @@ def enqueue_many(requests: Sequence[EnqueueRequest]) -> Op[list[UUID]]:
 def claim(
     queue: str, max_jobs: int, lease: timedelta, worker_id: str | None
 ) -> Op[list[ClaimedJob]]:
-    return Op(
-        "select id, queue, payload, priority, attempt, max_attempts, run_at, claim_token,"
-        " lease_expires_at, created_at, dedup_key, last_error"
-        " from pgbatch.claim(%s, %s, %s, %s)",
-        (queue, max_jobs, lease, worker_id),
-        lambda rows: [ClaimedJob(*row) for row in rows],
-    )
+    return Op("select * from pgbatch.claim(%s, %s, %s, %s)",
+              (queue, max_jobs, lease, worker_id), _by_name(ClaimedJob), dict_row)
 
 
 def ack(job_id: UUID, claim_token: UUID, effects: AckEffects | None) -> Op[list[UUID]]:
@@ -92,21 +108,19 @@ def ack(job_id: UUID, claim_token: UUID, effects: AckEffects | None) -> Op[list[
               (job_id, claim_token, _effects_json(effects)), _uuids)
 
 
+def _ack_outcomes(rows: list[Row]) -> list[AckOutcome]:
+    return [AckOutcome(**{**row, "follow_ups": list(row["follow_ups"] or [])}) for row in rows]
+
+
 def ack_many(acks: Sequence[AckRequest]) -> Op[list[AckOutcome]]:
-    return Op(
-        "select job_id, status, error_code, message, follow_ups from pgbatch.ack_many(%s::jsonb)",
-        (dump_json([a.to_json() for a in acks], what="ack entries"),),
-        lambda rows: [AckOutcome(r[0], r[1], r[2], r[3], list(r[4] or [])) for r in rows],
-    )
+    return Op("select * from pgbatch.ack_many(%s::jsonb)",
+              (dump_json([a.to_json() for a in acks], what="ack entries"),), _ack_outcomes,
+              dict_row)
 
 
 def ack_ids(job_ids: Sequence[UUID], claim_tokens: Sequence[UUID]) -> Op[list[AckOutcome]]:
-    return Op(
-        "select job_id, status, error_code, message, follow_ups"
-        " from pgbatch.ack_ids(%s::uuid[], %s::uuid[])",
-        (list(job_ids), list(claim_tokens)),
-        lambda rows: [AckOutcome(r[0], r[1], r[2], r[3], []) for r in rows],
-    )
+    return Op("select * from pgbatch.ack_ids(%s::uuid[], %s::uuid[])",
+              (list(job_ids), list(claim_tokens)), _ack_outcomes, dict_row)
 
 
 def nack(job_id: UUID, claim_token: UUID, error: Json, retry_at: datetime | None,
@@ -161,12 +175,31 @@ def set_queue_notify(queue: str, enabled: bool) -> Op[None]:
 
 
 def queue_stats(queue: str | None) -> Op[list[QueueStats]]:
+    return Op("select * from pgbatch.queue_stats(%s)", (queue,), _by_name(QueueStats), dict_row)
+
+
+_job_infos = _by_name(JobInfo)
+
+
+def _one_job(rows: list[Row]) -> JobInfo:
+    return _job_infos(rows)[0]
+
+
+def get_job(job_id: UUID) -> Op[JobInfo]:
+    return Op("select * from pgbatch.get_job(%s)", (job_id,), _one_job, dict_row)
+
+
+def list_jobs(queue: str | None, state: str | None, created_after: datetime | None,
+              created_before: datetime | None, limit: int,
+              cursor: JobCursor | None) -> Op[list[JobInfo]]:
+    c_at, c_seq, c_id = (None, None, None) if cursor is None else (
+        cursor.created_at, cursor.seq, cursor.id)
     return Op(
-        "select queue, pending, scheduled, claimed, done, dead, cancelled, oldest_pending_age,"
-        " paused from pgbatch.queue_stats(%s)",
-        (queue,),
-        lambda rows: [QueueStats(*row) for row in rows],
-    )
+        "select * from pgbatch.list_jobs(queue => %s, state => %s, created_after => %s,"
+        " created_before => %s, \"limit\" => %s, cursor_created_at => %s, cursor_seq => %s,"
+        " cursor_id => %s)",
+        (queue, state, created_after, created_before, limit, c_at, c_seq, c_id),
+        _job_infos, dict_row)
 
 
 def channel_name(queue: str) -> Op[str]:

@@ -143,6 +143,66 @@ class QueueStats:
     paused: bool
 
 
+#: Every state a job can be listed in (see ``pgbatch.list_jobs``): ``scheduled``
+#: is a pending job whose ``run_at`` is still ahead (by the database clock).
+JOB_STATES: tuple[str, ...] = ("pending", "scheduled", "claimed", "done", "dead", "cancelled")
+
+
+@dataclass(frozen=True)
+class JobCursor:
+    """Where a page of ``list_jobs`` ended: pass it as ``cursor=`` for the next page.
+
+    The listing order is ``created_at``, then ``seq`` (enqueue order, strict
+    even for jobs made in one statement), then ``id``, newest first.
+    """
+
+    created_at: datetime
+    seq: int
+    id: UUID
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """One job, live or archived, as ``get_job``/``list_jobs`` return it.
+
+    It never carries a claim token. ``finished_at`` and ``result`` are set for
+    archived jobs (done, dead, cancelled); ``claimed_at`` and
+    ``lease_expires_at`` for live claims.
+    """
+
+    id: UUID
+    seq: int
+    queue: str
+    state: str
+    payload: Json
+    priority: int
+    attempt: int
+    max_attempts: int
+    run_at: datetime
+    created_at: datetime
+    dedup_key: str | None
+    claimed_by: str | None
+    claimed_at: datetime | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    finished_at: datetime | None
+    last_error: Json
+    result: Json
+
+    @property
+    def cursor(self) -> JobCursor:
+        """The keyset cursor of this row: the next page starts after it."""
+        return JobCursor(self.created_at, self.seq, self.id)
+
+    @property
+    def task(self) -> str | None:
+        """The task name of an App job (``payload["task"]``), else None."""
+        if isinstance(self.payload, dict):
+            task = self.payload.get("task")
+            return task if isinstance(task, str) else None
+        return None
+
+
 @dataclass(frozen=True)
 class LeaderLease:
     """The answer of ``pgbatch.try_lead``: who leads a scope, under which term, until when.

@@ -42,7 +42,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from pgbatch._server import PgServer
+from pgbatch.embedded import PgServer
 
 # Settings of the servers the session owns, on top of PgServer's defaults
 # (max_connections=300, ...).  fsync stays on, as in production: it is not what makes

@@ -5,19 +5,14 @@ through a transaction pooler exactly one node leads, and nothing stays behind
 on a pooled server connection when a node goes away: a directly connected
 node takes over once the lease has run out and reaps an expired claim.
 
-Skipped when no ``pgbouncer`` binary is installed (Debian: ``apt-get install
-pgbouncer``).
+PgBouncer is started by ``tests/pooler.py``; the test is skipped when no
+``pgbouncer`` binary is installed (Debian: ``apt-get install pgbouncer``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pwd
-import shutil
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,77 +21,30 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch.worker.maintenance import Maintenance, MaintenanceConfig
-from tests.conftest import TestDatabase, short_tmp_dir
+from tests import pooler
+from tests.conftest import TestDatabase
 from tests.worker_harness import enqueue_jobs, expire_lease, job_row
 
-#: Debian installs it in /usr/sbin, which is not on every PATH.
-PGBOUNCER = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin")
 TICK = 0.1
 LEASE = 1.0
 #: Process scheduling delays on a test machine shared with other work.
 SCHEDULING_ALLOWANCE = timedelta(seconds=1.0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _pgbouncer(dsn: str) -> Iterator[str]:
     """A PgBouncer (pool_mode = transaction) in front of ``dsn``'s server; yields its DSN."""
-    if PGBOUNCER is None:
+    if not pooler.available():
         pytest.skip("pgbouncer is not installed")
-    params = conninfo_to_dict(dsn)
-    user = str(params.get("user") or pwd.getpwuid(os.getuid()).pw_name)
-    port = _free_port()
-    workdir = short_tmp_dir("pgb-bouncer-")
-    workdir.chmod(0o777)
-    (workdir / "users.txt").write_text(f'"{user}" ""\n')
-    (workdir / "pgbouncer.ini").write_text(
-        "[databases]\n"
-        f"* = host={params.get('host', '127.0.0.1')} port={params.get('port', 5432)}\n"
-        "[pgbouncer]\n"
-        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {workdir / 'users.txt'}\n"
-        "pool_mode = transaction\ndefault_pool_size = 3\nmax_client_conn = 200\n"
-        "server_reset_query =\nignore_startup_parameters = extra_float_digits,options\n"
-        f"logfile = {workdir / 'pgbouncer.log'}\n")
-    for f in workdir.iterdir():
-        f.chmod(0o666)
-    args = [PGBOUNCER, str(workdir / "pgbouncer.ini")]
-    if os.getuid() == 0:  # PgBouncer refuses to run as root
-        args[1:1] = ["-u", "nobody"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    bouncer = pooler.start_pgbouncer(dsn, pool_size=3)
     try:
-        bouncer_dsn = make_conninfo(dsn, host="127.0.0.1", port=str(port))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with psycopg.connect(bouncer_dsn, prepare_threshold=None, connect_timeout=2):
-                    break
-            except psycopg.OperationalError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log = (workdir / "pgbouncer.log")
-                    raise AssertionError(
-                        f"pgbouncer did not start: {log.read_text() if log.exists() else ''}"
-                    ) from None
-                time.sleep(0.05)
-        yield bouncer_dsn
+        yield bouncer.dsn(dsn)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        bouncer.stop()
 
 
 async def _client(dsn: str, pooled: bool) -> AsyncClient:

@@ -31,7 +31,7 @@ from sqlalchemy import create_engine
 
 import pgbatch
 from pgbatch import _install, _migrate
-from pgbatch._server import embedded_bin_dir
+from pgbatch.embedded import embedded_bin_dir
 from tests.catalog import Snapshot, assert_same_catalog, snapshot
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Tests of pgbatch._server.PgServer against real PostgreSQL servers (no mocks).
+"""Tests of pgbatch.embedded.PgServer against real PostgreSQL servers (no mocks).
 
 Each test starts its own throwaway cluster in a fresh directory under /tmp and
 destroys it afterwards, whatever the outcome.
@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgbatch._server import PgServer, ServerError, default_data_dir, default_server
+from pgbatch.embedded import PgServer, ServerError, default_data_dir, default_server
 
 from .conftest import PgTestServer, short_tmp_dir
 

@@ -35,7 +35,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from pgbatch._install import install_schema
-from pgbatch._server import PgServer, ServerError, embedded_bin_dir
+from pgbatch.embedded import PgServer, ServerError, embedded_bin_dir
 
 #: Settings of the server the benchmark starts (durability is never traded for speed).
 BENCH_SERVER_SETTINGS: dict[str, str] = {

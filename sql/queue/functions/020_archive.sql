@@ -8,11 +8,11 @@ as $$
 begin
     insert into pgbatch.job_archive
         (id, queue, payload, priority, run_at, state, attempt, max_attempts, dedup_key,
-         created_at, finished_at, claim_token, claimed_by, last_error, result)
+         created_at, finished_at, claim_token, claimed_by, last_error, result, seq)
     values
         (r.id, r.queue, r.payload, r.priority, r.run_at, _archive.state, r.attempt, r.max_attempts,
          r.dedup_key, r.created_at, pgbatch.now(), token, r.claimed_by,
-         coalesce(last_error, r.last_error), result);
+         coalesce(last_error, r.last_error), result, r.seq);
     insert into pgbatch.queue_count (queue, done, dead, cancelled)
     values (r.queue,
             (_archive.state = 'done')::integer,

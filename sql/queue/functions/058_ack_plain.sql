@@ -29,14 +29,14 @@ begin
          using unnest(job_ids, claim_tokens) as e(id, tok)
          where j.id = any(job_ids) and j.id = e.id and j.claim_token = e.tok
         returning j.id, j.queue, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
-                  j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error
+                  j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error, j.seq
     ), arch as (
         insert into pgbatch.job_archive
             (id, queue, payload, priority, run_at, state, attempt, max_attempts, dedup_key,
-             created_at, finished_at, claim_token, claimed_by, last_error, result)
+             created_at, finished_at, claim_token, claimed_by, last_error, result, seq)
         select d.id, d.queue, d.payload, d.priority, d.run_at, 'done', d.attempt, d.max_attempts,
                d.dedup_key, d.created_at, v_now, d.claim_token, d.claimed_by, d.last_error,
-               '{"op": "ack", "ids": []}'::jsonb
+               '{"op": "ack", "ids": []}'::jsonb, d.seq
           from del d
         returning queue
     ), counted as (

@@ -1,7 +1,8 @@
 -- queue_stats: per queue (all queues when `queue` is null): pending
 -- (claimable now), scheduled (run_at in the future), claimed, and the
 -- archived done, dead and cancelled records not yet swept, the age of the
--- oldest claimable job, and whether the queue is paused. Live counts read the
+-- oldest claimable job, and whether the queue is paused. "scheduled" is
+-- _live_state()'s rule, shared with get_job() and list_jobs(). Live counts read the
 -- live table (as small as the backlog); archived counts sum append-only
 -- deltas (see compact_counters).
 create or replace function pgbatch.queue_stats(queue text default null)
@@ -12,10 +13,10 @@ as $$
     with now_ as (select pgbatch.now() as t),
     live as (
         select j.queue,
-               count(*) filter (where j.state = 'pending' and j.run_at <= n.t) as pending,
-               count(*) filter (where j.state = 'pending' and j.run_at > n.t)  as scheduled,
-               count(*) filter (where j.state = 'claimed')                      as claimed,
-               max(n.t - j.run_at) filter (where j.state = 'pending' and j.run_at <= n.t) as oldest
+               count(*) filter (where pgbatch._live_state(j.state, j.run_at, n.t) = 'pending')   as pending,
+               count(*) filter (where pgbatch._live_state(j.state, j.run_at, n.t) = 'scheduled') as scheduled,
+               count(*) filter (where j.state = 'claimed')                                       as claimed,
+               max(n.t - j.run_at) filter (where pgbatch._live_state(j.state, j.run_at, n.t) = 'pending') as oldest
           from pgbatch.job j, now_ n
          where queue_stats.queue is null or j.queue = queue_stats.queue
          group by j.queue

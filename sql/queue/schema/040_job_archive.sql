@@ -15,9 +15,15 @@ create table pgbatch.job_archive (
     claim_token    uuid,          -- the claim that settled it (null when cancelled while pending)
     claimed_by     text,
     last_error     jsonb,
-    result         jsonb          -- what the settling call returned (ack: follow-up ids)
+    result         jsonb,         -- what the settling call returned (ack: follow-up ids)
+    -- the job's pgbatch.job.seq (enqueue order), copied when it is archived;
+    -- 0 for records archived before the column existed (their id breaks ties)
+    seq            bigint      not null default 0
 );
--- Retention sweeps. Admin listings read the archive newest-first by primary
--- key with a filter; no other index, so an ack writes as few index entries
--- as possible.
+-- Retention sweeps.
 create index job_archive_retention_idx on pgbatch.job_archive (state, finished_at);
+-- list_jobs(): the listing order (creation, then enqueue order, then id) read
+-- backwards from a keyset cursor, so a page costs `limit` index entries
+-- however large the archive is. One more index entry per archived job; the
+-- live table gets no such index (every enqueue and claim would pay for it).
+create index job_archive_listing_idx on pgbatch.job_archive (created_at, seq, id);

@@ -32,10 +32,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
-from pgbatch._app import App, JobContext, Task
-from pgbatch._types import AckEffects, EnqueueRequest, QueueStats
-from pgbatch._worker import Worker
-from pgbatch.worker.maintenance import MaintenanceConfig
+from pgbatch import (  # the public API only: the demo is what a user would write
+    AckEffects,
+    App,
+    EnqueueRequest,
+    JobContext,
+    MaintenanceConfig,
+    QueueStats,
+    Task,
+    Worker,
+)
 
 FETCH_QUEUE: Final = "demo.fetch"
 PROCESS_QUEUE: Final = "demo.process"

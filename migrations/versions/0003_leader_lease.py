@@ -1,8 +1,8 @@
 """Maintenance leadership by database time: the pgbatch.leader lease table,
 try_lead / resign_lead / holds_lead, and vacuum_stats.
 
-Revision ID: 0002_leader_lease
-Revises: 0001_initial
+Revision ID: 0003_leader_lease
+Revises: 0002_job_reading
 
 Additive only (a new table and new functions), so workers of the previous
 version keep working during a rolling deploy: they still elect their leader
@@ -19,13 +19,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0002_leader_lease"
-down_revision: str | None = "0001_initial"
+revision = "0003_leader_lease"
+down_revision: str | None = "0002_job_reading"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0002_leader_lease.sql: released SQL never changes.
-SQL_SHA256 = "6f175340cc264d01a5da1c698dbe482d3c2b0a7440a43832ed35a53d0ee2632f"
+#: sha256 of 0003_leader_lease.sql: released SQL never changes.
+SQL_SHA256 = "b03986e89aaeff2622187fc94f2e837003d15b7b44c25dc1a5ad1a94e2f1d91b"
 
 _DOWNGRADE = """
 drop function if exists pgbatch.vacuum_stats(name);

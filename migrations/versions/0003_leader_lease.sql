@@ -1,4 +1,4 @@
--- pgbatch migration 0002_leader_lease: maintenance leadership by database time.
+-- pgbatch migration 0003_leader_lease: maintenance leadership by database time.
 -- Adds the lease table pgbatch.leader and the functions that take, renew, give
 -- up and check a lease (try_lead, resign_lead, holds_lead; _check_lead_args),
 -- and vacuum_stats (the leader's VACUUM decision, formerly a query in Python).

@@ -1,0 +1,83 @@
+"""``pgbatch enqueue``: enqueue one job and print its id."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pgbatch._types import Json
+from pgbatch.cli.common import (
+    CliError,
+    Commands,
+    add_command,
+    dsn_of,
+    integer,
+    job_id,
+    json_object,
+    json_value,
+    positive_int,
+    seconds,
+    session,
+    timestamp,
+)
+
+
+def cmd_enqueue(args: argparse.Namespace) -> int:
+    """Enqueue one job and print its id."""
+    payload: Json
+    if args.task is not None:
+        if args.payload is not None:
+            raise CliError("give either PAYLOAD_JSON or --task/--kwargs, not both", code=2)
+        payload = {"task": args.task, "kwargs": args.kwargs or {}}
+    elif args.kwargs is not None:
+        raise CliError("--kwargs needs --task NAME", code=2)
+    else:
+        payload = {} if args.payload is None else args.payload
+    run_at: datetime | None = args.run_at
+    if args.delay is not None:
+        run_at = datetime.now(UTC) + timedelta(seconds=args.delay)
+    options: dict[str, Any] = {"run_at": run_at, "priority": args.priority,
+                               "dedup_key": args.dedup_key, "id": args.id}
+    if args.max_attempts is not None:
+        options["max_attempts"] = args.max_attempts
+    with session(dsn_of(args)) as (client, conn):
+        new_id = client.enqueue(args.queue, payload, conn=conn, **options)
+    print(new_id)
+    return 0
+
+
+def register(commands: Commands) -> None:
+    """Add ``enqueue``."""
+    p = add_command(
+        commands, "enqueue", "enqueue a job and print its id",
+        "Enqueue one job and print its id. The payload is any JSON value (default {});\n"
+        "--task NAME --kwargs JSON builds the payload App tasks use:\n"
+        '{"task": NAME, "kwargs": {...}}.',
+        "examples:\n"
+        "  pgbatch enqueue emails '{\"to\": \"a@example.com\"}'\n"
+        "  pgbatch enqueue emails --task send_email \\\n"
+        "      --kwargs '{\"to\": \"a@example.com\", \"subject\": \"hi\"}'\n"
+        "  pgbatch enqueue reports '{}' --delay 3600 --dedup-key daily-report",
+        handler=cmd_enqueue)
+    p.add_argument("queue", metavar="QUEUE", help="queue name (1 to 128 characters)")
+    p.add_argument("payload", metavar="PAYLOAD_JSON", nargs="?", type=json_value,
+                   help="the job's payload, a JSON value (default: {})")
+    when_group = p.add_mutually_exclusive_group()
+    when_group.add_argument("--run-at", type=timestamp, metavar="ISO",
+                            help="not before this time, ISO 8601 (no offset: local time)")
+    when_group.add_argument("--delay", type=seconds, metavar="SECONDS",
+                            help="not before this many seconds from now")
+    p.add_argument("--priority", type=integer, default=0, metavar="N",
+                   help="higher runs first (default: 0)")
+    p.add_argument("--dedup-key", metavar="K",
+                   help="while a pending or claimed job of this queue has this key, print "
+                        "that job's id and enqueue nothing")
+    p.add_argument("--max-attempts", type=positive_int, metavar="N",
+                   help="attempts before the job is dead-lettered (default: 20)")
+    p.add_argument("--id", type=job_id, metavar="UUID",
+                   help="the job's id (default: a new time-ordered UUID)")
+    p.add_argument("--task", metavar="NAME", help="task name: payload becomes "
+                   '{"task": NAME, "kwargs": KWARGS}')
+    p.add_argument("--kwargs", type=json_object, metavar="JSON",
+                   help="with --task: the task's keyword arguments, a JSON object")
