@@ -24,7 +24,6 @@ from pgbatch._errors import (
     SchemaNotMigrated,
     ValidationError,
 )
-from pgbatch._maintenance import MaintenanceConfig
 from pgbatch._types import (
     JOB_STATES,
     AckEffects,
@@ -34,9 +33,13 @@ from pgbatch._types import (
     EnqueueRequest,
     JobCursor,
     JobInfo,
+    LeaderLease,
     QueueStats,
+    VacuumStat,
 )
 from pgbatch._worker import Worker, WorkerError, run_worker, run_worker_concurrent
+from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
+from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
 __all__ = [
     "JOB_STATES",
@@ -63,13 +66,19 @@ __all__ = [
     "JobCursor",
     "JobInfo",
     "JobNotFound",
+    "LeaderLease",
     "MaintenanceConfig",
+    "MaintenanceContext",
+    "MaintenanceService",
+    "MaintenanceStats",
     "MigrationError",
     "PgBatchError",
     "QueueStats",
     "SchemaNotMigrated",
+    "ServiceStats",
     "Task",
     "TaskOptions",
+    "VacuumStat",
     "ValidationError",
     "Worker",
     "WorkerError",

@@ -33,7 +33,9 @@ from pgbatch._types import (
     JobCursor,
     JobInfo,
     Json,
+    LeaderLease,
     QueueStats,
+    VacuumStat,
 )
 
 T = TypeVar("T")
@@ -247,6 +249,26 @@ class AsyncClient:
                               conn: AnyConn | None = None) -> bool:
         """Remove a node's registration at a clean shutdown."""
         return await self.run(_ops.deregister_node(node_id, boot_id), conn)
+
+    async def try_lead(self, node_id: str, boot_id: UUID,
+                       lease: timedelta = timedelta(seconds=5), scope: str = "maintenance", *,
+                       conn: AnyConn | None = None) -> LeaderLease:
+        """Take or renew the leadership lease of ``scope``; says who leads and until when."""
+        return await self.run(_ops.try_lead(node_id, boot_id, lease, scope), conn)
+
+    async def resign_lead(self, node_id: str, boot_id: UUID, scope: str = "maintenance", *,
+                          conn: AnyConn | None = None) -> bool:
+        """End this node's leadership lease of ``scope`` now; False if it held none."""
+        return await self.run(_ops.resign_lead(node_id, boot_id, scope), conn)
+
+    async def holds_lead(self, node_id: str, boot_id: UUID, term: int,
+                         scope: str = "maintenance", *, conn: AnyConn | None = None) -> bool:
+        """Whether this node holds a valid lease of ``scope`` under ``term`` (database time)."""
+        return await self.run(_ops.holds_lead(node_id, boot_id, term, scope), conn)
+
+    async def vacuum_stats(self, *, conn: AnyConn | None = None) -> list[VacuumStat]:
+        """Dead row versions of the tables the leader vacuums, and whether this role may."""
+        return await self.run(_ops.vacuum_stats(), conn)
 
     async def check_compat(self, supported: int, *, conn: AnyConn | None = None) -> int:
         """Raise IncompatibleSchema if the database is newer than ``supported``."""

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 from uuid import UUID
 
 import psycopg
@@ -40,10 +40,14 @@ from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidArgument
 from pgbatch._types import ClaimedJob, EnqueueRequest, Json
 
+if TYPE_CHECKING:
+    from pgbatch.worker.services import MaintenanceService, ServiceFunction, ServiceScope
+
 P = ParamSpec("P")
 R = TypeVar("R")
 P2 = ParamSpec("P2")
 R2 = TypeVar("R2")
+SF = TypeVar("SF", bound="ServiceFunction")
 
 
 class JobContext:
@@ -218,6 +222,8 @@ class App:
         self.pool_size = pool_size
         self.default_queue = default_queue
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Maintenance services every worker of this App runs besides the built-in ones.
+        self.maintenance_services: list[MaintenanceService] = []
         self._client: Client | None = None
         self._aclient: AsyncClient | None = None
         self._lock = threading.Lock()
@@ -287,6 +293,35 @@ class App:
         if fn is not None:
             return register(fn)
         return register
+
+    def maintenance_service(self, *, interval: float, scope: ServiceScope = "leader",
+                            name: str | None = None) -> Callable[[SF], SF]:
+        """Register an async function as a maintenance service of every worker of this App.
+
+            @app.maintenance_service(interval=60, scope="leader")
+            async def expire_sessions(ctx: pgbatch.MaintenanceContext) -> None:
+                await ctx.client.enqueue("sessions", {"task": "expire"})
+
+        ``interval``: seconds between the starts of two runs. ``scope``:
+        ``"leader"`` (only on the node holding the maintenance leadership
+        lease) or ``"node"`` (on every worker). ``name`` defaults to the
+        function's qualified name. The function gets a ``MaintenanceContext``;
+        an exception it raises is logged and the run retried with backoff.
+        Returns the function unchanged.
+        """
+        def register(fn: SF) -> SF:
+            from pgbatch.worker.services import MaintenanceService  # noqa: PLC0415 - no cycle
+
+            self.add_maintenance_service(MaintenanceService(
+                name or f"{fn.__module__}.{fn.__qualname__}", interval, fn, scope))
+            return fn
+        return register
+
+    def add_maintenance_service(self, service: MaintenanceService) -> None:
+        """Add a ``MaintenanceService`` to every worker of this App (names must be unique)."""
+        if any(s.name == service.name for s in self.maintenance_services):
+            raise ValueError(f"a maintenance service named {service.name!r} is already registered")
+        self.maintenance_services.append(service)
 
     def queues(self) -> list[str]:
         """The queues of the registered tasks, in registration order."""

@@ -27,7 +27,9 @@ from pgbatch._types import (
     JobCursor,
     JobInfo,
     Json,
+    LeaderLease,
     QueueStats,
+    VacuumStat,
     dump_json,
 )
 
@@ -233,6 +235,27 @@ def heartbeat_node(node_id: str, boot_id: UUID) -> Op[bool]:
 def deregister_node(node_id: str, boot_id: UUID) -> Op[bool]:
     return Op("select pgbatch.deregister_node(%s, %s)", (node_id, boot_id),
               lambda rows: bool(_scalar(rows)))
+
+
+def try_lead(node_id: str, boot_id: UUID, lease: timedelta, scope: str) -> Op[LeaderLease]:
+    return Op("select is_leader, term, leader_node_id, lease_expires_at"
+              " from pgbatch.try_lead(%s, %s, %s, %s)",
+              (node_id, boot_id, lease, scope), lambda rows: LeaderLease(*rows[0]))
+
+
+def resign_lead(node_id: str, boot_id: UUID, scope: str) -> Op[bool]:
+    return Op("select pgbatch.resign_lead(%s, %s, %s)", (node_id, boot_id, scope),
+              lambda rows: bool(_scalar(rows)))
+
+
+def holds_lead(node_id: str, boot_id: UUID, term: int, scope: str) -> Op[bool]:
+    return Op("select pgbatch.holds_lead(%s, %s, %s, %s)", (node_id, boot_id, term, scope),
+              lambda rows: bool(_scalar(rows)))
+
+
+def vacuum_stats() -> Op[list[VacuumStat]]:
+    return Op("select schema_name, table_name, dead_tuples, may_vacuum from pgbatch.vacuum_stats()",
+              (), lambda rows: [VacuumStat(*row) for row in rows])
 
 
 def check_compat(supported: int) -> Op[int]:

@@ -201,3 +201,28 @@ class JobInfo:
             task = self.payload.get("task")
             return task if isinstance(task, str) else None
         return None
+
+
+@dataclass(frozen=True)
+class LeaderLease:
+    """The answer of ``pgbatch.try_lead``: who leads a scope, under which term, until when.
+
+    ``is_leader`` says whether the calling node holds the lease now; ``term``,
+    ``leader_node_id`` and ``lease_expires_at`` (database time) describe the
+    holder's lease, the caller's own when ``is_leader``.
+    """
+
+    is_leader: bool
+    term: int
+    leader_node_id: str
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True)
+class VacuumStat:
+    """One table the maintenance leader keeps vacuumed (see ``pgbatch.vacuum_stats``)."""
+
+    schema_name: str
+    table_name: str
+    dead_tuples: int
+    may_vacuum: bool

@@ -50,10 +50,10 @@ from pgbatch._dispatcher import WakeupDispatcher
 from pgbatch._errors import ClaimLost, JobCancelled, JobNotFound
 from pgbatch._install import SCHEMA_COMPAT
 from pgbatch._listener import Listener
-from pgbatch._maintenance import Maintenance, MaintenanceConfig
 from pgbatch._settler import Settler
 from pgbatch._threads import DaemonThreadRunner
 from pgbatch._types import AckEffects, ClaimedJob
+from pgbatch.worker.maintenance import Maintenance, MaintenanceConfig
 
 log = logging.getLogger("pgbatch.worker")
 
@@ -244,7 +244,8 @@ class Worker:
             await self._wait_connected(self.listener)
         if self.maintenance_enabled:
             self.maintenance = Maintenance(self.app.dsn, client, self.node_id, self.boot_id,
-                                           self.maintenance_config, on_replaced=self.stop)
+                                           self.maintenance_config, on_replaced=self.stop,
+                                           services=self.app.maintenance_services)
             background.append(asyncio.create_task(self.maintenance.run(),
                                                   name="pgbatch-maintenance"))
         for part in background:

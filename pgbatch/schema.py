@@ -53,6 +53,7 @@ __all__ = [
     "job",
     "job_archive",
     "kv",
+    "leader",
     "meta",
     "metadata",
     "node",
@@ -208,4 +209,17 @@ function_access = Table(
     Column("security_definer", Boolean, nullable=False, server_default=text("true")),
     CheckConstraint("granted_to in ('producer', 'worker', 'admin')",
                     name="function_access_granted_to_check"),
+)
+
+#: Leadership leases by database time (``try_lead()`` / ``resign_lead()``), one row per scope.
+leader = Table(
+    "leader",
+    metadata,
+    Column("scope", Text, primary_key=True),
+    Column("node_id", Text, nullable=False),
+    Column("boot_id", UUID(as_uuid=True), nullable=False),
+    Column("term", BigInteger, nullable=False),
+    Column("acquired_at", _TSTZ, nullable=False),
+    Column("renewed_at", _TSTZ, nullable=False),
+    Column("lease_expires_at", _TSTZ, nullable=False),
 )

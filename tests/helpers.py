@@ -22,7 +22,7 @@ Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
 
 #: Tables whose content is the whole state of the queue.
-STATE_TABLES = ("job", "job_archive", "kv", "queue", "node")
+STATE_TABLES = ("job", "job_archive", "kv", "queue", "node", "leader")
 
 
 @contextlib.contextmanager

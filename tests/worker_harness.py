@@ -47,6 +47,11 @@ ROOT = Path(__file__).resolve().parent.parent
 #: The table the ``record`` task of worker_proc writes in the ack's transaction.
 DONE_TABLE_DDL = ("create table worker_test_done (job_id uuid primary key, attempt int not null,"
                   " node text)")
+#: The table the ``record_run`` maintenance service of worker_proc writes, one row per run:
+#: the node, the term it believed it held, whether the database agreed (holds_lead), when.
+SERVICE_RUNS_DDL = ("create table worker_test_service_runs (id bigint generated always as identity"
+                    " primary key, node text not null, term bigint, holds boolean not null,"
+                    " at timestamptz not null default pgbatch.now())")
 
 
 def wait_until(pred: Callable[[], T], timeout: float, what: str,

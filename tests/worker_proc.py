@@ -29,6 +29,12 @@ Tasks (payload ``{"task": name, "kwargs": {...}}``):
   sleeps like ``sleep``, then inserts ``(job id, attempt, node)`` into
   ``worker_test_done`` inside the ack's transaction, so a row exists exactly
   when the attempt that wrote it was acked.
+
+With ``--record-service leader|node`` the App also registers a maintenance
+service of that scope (``record_run``, every maintenance interval) that
+inserts ``(node, term, holds)`` into ``worker_test_service_runs``, ``holds``
+being ``pgbatch.holds_lead`` for the term the node believes it holds, checked
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -45,12 +51,14 @@ import threading
 import time
 from typing import Any
 
-from pgbatch import App, JobContext, MaintenanceConfig, Worker
+from pgbatch import App, JobContext, MaintenanceConfig, MaintenanceContext, Worker
 
 _out_lock = threading.Lock()
 
 #: The table ``record`` writes; tests create it (see ``worker_harness.DONE_TABLE_DDL``).
 DONE_TABLE = "worker_test_done"
+#: The table the ``record_run`` service writes (``worker_harness.SERVICE_RUNS_DDL``).
+SERVICE_RUNS_TABLE = "worker_test_service_runs"
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -108,6 +116,19 @@ def build_app(dsn: str, queue: str, lease: float, backoff_base: float,
     return app
 
 
+def add_record_service(app: App, scope: str, interval: float) -> None:
+    """Register ``record_run``: a maintenance service of ``scope`` that records each run."""
+    @app.maintenance_service(name="record_run", interval=interval,
+                             scope="leader" if scope == "leader" else "node")
+    async def record_run(ctx: MaintenanceContext) -> None:
+        async with ctx.client.pool.connection() as conn:
+            await conn.execute(
+                f"insert into {SERVICE_RUNS_TABLE} (node, term, holds)"
+                " select %s, %s::bigint,"
+                " %s::bigint is not null and pgbatch.holds_lead(%s, %s, %s::bigint)",
+                (ctx.node_id, ctx.term, ctx.term, ctx.node_id, ctx.boot_id, ctx.term))
+
+
 def _asdict(obj: Any) -> Any:
     return dataclasses.asdict(obj) if obj is not None else None
 
@@ -115,11 +136,14 @@ def _asdict(obj: Any) -> Any:
 async def serve(args: argparse.Namespace) -> int:
     """Run the worker until it stops; emit events; return the exit code."""
     app = build_app(args.dsn, args.queue, args.lease, args.backoff_base, args.node_id)
+    if args.record_service:
+        add_record_service(app, args.record_service, args.maintenance_interval)
     worker = Worker(
         app, [args.queue], concurrency=args.concurrency, node_id=args.node_id,
         poll_interval=args.poll_interval, shutdown_grace=args.shutdown_grace,
         maintenance=not args.no_maintenance,
-        maintenance_config=MaintenanceConfig(interval=args.maintenance_interval),
+        maintenance_config=MaintenanceConfig(interval=args.maintenance_interval,
+                                             leader_lease=args.leader_lease),
         install_signal_handlers=True,
     )
     run = asyncio.create_task(worker.run())
@@ -168,6 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--backoff-base", type=float, default=1.0)
     p.add_argument("--maintenance-interval", type=float, default=1.0)
     p.add_argument("--no-maintenance", action="store_true")
+    p.add_argument("--leader-lease", type=float, default=5.0)
+    p.add_argument("--record-service", choices=["leader", "node"], default=None)
     args = p.parse_args(argv)
     if not args.dsn:
         p.error("--dsn (or $PGBATCH_DSN) is required")

@@ -1,0 +1,1 @@
+"""The worker and its parts (claiming, running, lease keeping, settling, maintenance)."""
