@@ -17,12 +17,15 @@ from pgbatch._errors import (
     InvalidPayload,
     InvalidQueueName,
     InvalidState,
+    InvalidText,
+    InvalidTime,
     JobCancelled,
     JobNotFound,
     MigrationError,
     PgBatchError,
     SchemaNotMigrated,
     ValidationError,
+    ValueTooLarge,
 )
 from pgbatch._maintenance import MaintenanceConfig
 from pgbatch._types import (
@@ -54,6 +57,8 @@ __all__ = [
     "InvalidPayload",
     "InvalidQueueName",
     "InvalidState",
+    "InvalidText",
+    "InvalidTime",
     "JobCancelled",
     "JobContext",
     "JobNotFound",
@@ -65,6 +70,7 @@ __all__ = [
     "Task",
     "TaskOptions",
     "ValidationError",
+    "ValueTooLarge",
     "Worker",
     "WorkerError",
     "run_worker",
