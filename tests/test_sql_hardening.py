@@ -154,7 +154,7 @@ def test_poisoned_entry_does_not_fail_neighbours_in_ack_many(conn: Conn) -> None
 
 
 def test_reap_expired_is_not_wedged_by_a_job_whose_id_is_archived(conn: Conn) -> None:
-    last, other = _claimed(conn, n=2, max_attempts=1)
+    last, _other = _claimed(conn, n=2, max_attempts=1)
     _poison(conn, last["id"])
     expire_lease(conn)
     assert scalar(conn, "select pgbatch.reap_expired()") == 2
