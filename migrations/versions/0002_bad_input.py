@@ -41,7 +41,8 @@ _ADDED = (
     "_backoff_problem(interval, interval)",
     "_job_problem(text, jsonb, timestamptz, text, integer, timestamptz)",
     "_archive_row(pgbatch.job, text, uuid, jsonb, jsonb, timestamptz)",
-    "_insert_jobs(uuid[], text[], jsonb[], timestamptz[], integer[], text[], integer[], uuid, boolean)",
+    "_insert_jobs(uuid[], text[], jsonb[], timestamptz[], integer[], text[], integer[], uuid,"
+    " boolean)",
     "_enqueue_requests(jsonb, uuid)",
     "_apply_effects(jsonb, uuid)",
 )
