@@ -15,6 +15,6 @@ as $$
         when base > pgbatch._limit_interval('max_run_at_offset_seconds')
           or cap > pgbatch._limit_interval('max_run_at_offset_seconds')
             then array['PB007', format('invalid backoff: base %s and cap %s must be at most %s',
-                                       base, cap, pgbatch._limit_interval('max_run_at_offset_seconds'))]
+                                       base, cap, justify_hours(pgbatch._limit_interval('max_run_at_offset_seconds')))]
     end
 $$;

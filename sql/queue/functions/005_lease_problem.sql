@@ -13,7 +13,7 @@ as $$
         when lease < pgbatch._limit_interval('min_lease_seconds')
           or lease > pgbatch._limit_interval('max_lease_seconds')
             then array['PB007', format('invalid lease: %s, must be %s to %s',
-                                       lease, pgbatch._limit_interval('min_lease_seconds'),
-                                       pgbatch._limit_interval('max_lease_seconds'))]
+                                       lease, justify_hours(pgbatch._limit_interval('min_lease_seconds')),
+                                       justify_hours(pgbatch._limit_interval('max_lease_seconds')))]
     end
 $$;

@@ -14,6 +14,6 @@ as $$
         when at > now + pgbatch._limit_interval('max_run_at_offset_seconds')
           or at < now - pgbatch._limit_interval('max_run_at_offset_seconds')
             then array['PB013', format('invalid %s: %s is more than %s from now (%s)',
-                                       what, at, pgbatch._limit_interval('max_run_at_offset_seconds'), now)]
+                                       what, at, justify_hours(pgbatch._limit_interval('max_run_at_offset_seconds')), now)]
     end
 $$;

@@ -24,7 +24,7 @@ begin
     if done_after > pgbatch._limit_interval('max_retention_seconds')
        or dead_after > pgbatch._limit_interval('max_retention_seconds') then
         perform pgbatch._raise('PB007', format('invalid retention: done_after and dead_after must be at most %s',
-                                               pgbatch._limit_interval('max_retention_seconds')));
+                                               justify_hours(pgbatch._limit_interval('max_retention_seconds'))));
     end if;
     perform pgbatch._relax_commit();
     with victims as (
