@@ -56,13 +56,11 @@ Conn = psycopg.Connection[Any]
 
 #: Errors of PostgreSQL's input functions (step 1): the value is not a value of its type.
 CAST_ERRORS: dict[str, str] = {
-    "22P02": "invalid_text_representation: malformed uuid, integer, boolean, array or JSON text",
+    "22P02": "invalid_text_representation: malformed uuid, integer, boolean, array (ragged"
+             " or with bad bounds included) or JSON text",
     "22007": "invalid_datetime_format: malformed timestamp or interval text",
-    "22008": "datetime_field_overflow: a timestamp beyond PostgreSQL's range",
-    "22015": "interval_field_overflow: an interval beyond PostgreSQL's range",
+    "22008": "datetime_field_overflow: a timestamp or interval beyond PostgreSQL's range",
     "22003": "numeric_value_out_of_range: an integer beyond 32 bits",
-    "2202E": "array_subscript_error: malformed array bounds",
-    "54000": "program_limit_exceeded: an array literal with too many dimensions",
 }
 #: Standard SQLSTATEs a pgbatch function may raise (step 2), with the reason. Empty:
 #: every refusal has its own PB code.
