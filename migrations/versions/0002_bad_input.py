@@ -24,7 +24,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0002_bad_input.sql: released SQL never changes.
-SQL_SHA256 = "26a818b88e10c386b1edc0cad42cb6c5bd59c7ac9d4b3fe0503de5f682f2702e"
+SQL_SHA256 = "203fb68d3f3bf8c86d2afa6e886c9933bf95bbb8424c0b989db4f2f6d0787b16"
 
 
 def upgrade() -> None:

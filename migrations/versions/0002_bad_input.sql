@@ -121,7 +121,7 @@ as $$
         when base > pgbatch._limit_interval('max_run_at_offset_seconds')
           or cap > pgbatch._limit_interval('max_run_at_offset_seconds')
             then array['PB007', format('invalid backoff: base %s and cap %s must be at most %s',
-                                       base, cap, pgbatch._limit_interval('max_run_at_offset_seconds'))]
+                                       base, cap, justify_hours(pgbatch._limit_interval('max_run_at_offset_seconds')))]
     end
 $$;
 
@@ -152,8 +152,8 @@ as $$
         when lease < pgbatch._limit_interval('min_lease_seconds')
           or lease > pgbatch._limit_interval('max_lease_seconds')
             then array['PB007', format('invalid lease: %s, must be %s to %s',
-                                       lease, pgbatch._limit_interval('min_lease_seconds'),
-                                       pgbatch._limit_interval('max_lease_seconds'))]
+                                       lease, justify_hours(pgbatch._limit_interval('min_lease_seconds')),
+                                       justify_hours(pgbatch._limit_interval('max_lease_seconds')))]
     end
 $$;
 
@@ -197,7 +197,7 @@ as $$
         when at > now + pgbatch._limit_interval('max_run_at_offset_seconds')
           or at < now - pgbatch._limit_interval('max_run_at_offset_seconds')
             then array['PB013', format('invalid %s: %s is more than %s from now (%s)',
-                                       what, at, pgbatch._limit_interval('max_run_at_offset_seconds'), now)]
+                                       what, at, justify_hours(pgbatch._limit_interval('max_run_at_offset_seconds')), now)]
     end
 $$;
 
@@ -1073,7 +1073,7 @@ begin
     if done_after > pgbatch._limit_interval('max_retention_seconds')
        or dead_after > pgbatch._limit_interval('max_retention_seconds') then
         perform pgbatch._raise('PB007', format('invalid retention: done_after and dead_after must be at most %s',
-                                               pgbatch._limit_interval('max_retention_seconds')));
+                                               justify_hours(pgbatch._limit_interval('max_retention_seconds'))));
     end if;
     perform pgbatch._relax_commit();
     with victims as (
