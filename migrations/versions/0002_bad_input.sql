@@ -325,7 +325,9 @@ $$;
 -- Dedup applies against live jobs and inside the arrays (a later job with the
 -- same queue and dedup_key gets the earlier one's id). Announces the ready
 -- count (and earliest due time) once per queue. Sequential scans are off so
--- the id probes never walk the live table on wrong statistics.
+-- the id probes never walk the live table on wrong statistics. A given id
+-- that a concurrent transaction inserts between the probe and the insert is
+-- DuplicateJobId too (the insert runs in a subtransaction only then).
 create or replace function pgbatch._insert_jobs(
     ids          uuid[],
     queues       text[],
@@ -350,7 +352,8 @@ declare
     v_run_at  timestamptz[];
     v_leader  uuid[];
     v_dedup   boolean := cardinality(array_remove(dedup_keys, null)) > 0;
-    v_count   bigint;
+    v_explicit boolean := cardinality(array_remove(ids, null)) > 0;
+    v_detail  text;
     v_result  uuid[];
 begin
     -- every job on its own: the first problem, in request order
@@ -371,7 +374,7 @@ begin
     end if;
 
     -- given ids: not used by any job, live or archived, nor twice
-    if cardinality(array_remove(ids, null)) > 0 then
+    if v_explicit then
         select d.id into v_dup
           from (select taken as id where taken = any(ids)
                 union all
@@ -405,21 +408,19 @@ begin
         v_leader := v_id;
     end if;
 
-    with ins as (
-        insert into pgbatch.job as j (id, queue, payload, priority, run_at, max_attempts, dedup_key, created_at)
-        select u.id, u.queue, u.payload, coalesce(u.priority, 0), u.run_at, u.max_attempts, u.dedup_key, v_now
-          from unnest(v_id, v_leader, queues, payloads, priorities, v_run_at, max_attempts, dedup_keys)
-               with ordinality as u(id, leader, queue, payload, priority, run_at, max_attempts, dedup_key, ord)
-         where u.id = u.leader
-         order by u.ord
-        on conflict (queue, dedup_key) where dedup_key is not null do nothing
-        returning j.queue, j.run_at
-    )
-    select count(pgbatch._announce(p.queue, p.ready, p.due_at)) into v_count
-      from (select ins.queue,
-                   count(*) filter (where ins.run_at <= v_now) as ready,
-                   min(ins.run_at) filter (where ins.run_at > v_now) as due_at
-              from ins group by ins.queue) p;
+    if v_explicit then
+        begin
+            perform pgbatch._insert_leaders(v_id, v_leader, queues, payloads, priorities, v_run_at,
+                                            max_attempts, dedup_keys, v_now);
+        exception when unique_violation then
+            -- a concurrent transaction committed one of the given ids after the probe
+            get stacked diagnostics v_detail = pg_exception_detail;
+            perform pgbatch._raise('PB002', 'duplicate job id', v_detail);
+        end;
+    else
+        perform pgbatch._insert_leaders(v_id, v_leader, queues, payloads, priorities, v_run_at,
+                                        max_attempts, dedup_keys, v_now);
+    end if;
 
     if not v_dedup then
         return v_id;
