@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from pgbatch import InvalidText, ValidationError
 from tests.conftest import PgTestServer, TestDatabase
 from tests.helpers import (
     archive_row,
@@ -31,6 +32,7 @@ from tests.helpers import (
     enqueue,
     expire_lease,
     job_row,
+    open_client,
     raises_sqlstate,
     scalar,
     state_snapshot,
@@ -429,3 +431,18 @@ def test_an_id_committed_by_another_transaction_during_enqueue_is_duplicate_job_
     assert not thread.is_alive()
     assert [e.sqlstate for e in errors] == ["PB002"]
     assert scalar(watcher, "select count(*) from pgbatch.job") == 1
+
+
+def test_nul_in_text_or_json_is_invalid_text_and_changes_nothing(db: TestDatabase) -> None:
+    """NUL cannot be stored in text or jsonb: the client's own category, InvalidText."""
+    conn = db.connect()
+    before = state_snapshot(conn)
+    with open_client(db.dsn) as client:
+        with pytest.raises(InvalidText, match="NUL"):
+            client.enqueue("q\x00")  # refused by psycopg before sending
+        with pytest.raises(InvalidText, match="Unicode escape"):
+            client.enqueue("q", {"text": "a\x00b"})  # refused by the jsonb input (22P05)
+        with pytest.raises(InvalidText):
+            client.enqueue("q", dedup_key="k\x00")
+    assert state_snapshot(conn) == before
+    assert issubclass(InvalidText, ValidationError)
