@@ -66,9 +66,38 @@ class InvalidPayload(ValidationError):
 
 
 class InvalidArgument(ValidationError):
-    """An argument is out of range or malformed (max_attempts, lease, max_jobs, …)."""
+    """An argument is out of range or malformed (max_attempts, lease, max_jobs, …).
+
+    The base of the argument errors that have their own code
+    (:class:`ValueTooLarge`, :class:`InvalidTime`); the limits are listed in
+    docs/limits.md and :mod:`pgbatch._limits`.
+    """
 
     sqlstate = "PB007"
+
+
+class ValueTooLarge(InvalidArgument):
+    """A text or JSON value is over its documented size (dedup key, error,
+    dead-letter reason, node info)."""
+
+    sqlstate = "PB012"
+
+
+class InvalidTime(InvalidArgument):
+    """A point in time (run_at, retry_at) is infinite or too far from now."""
+
+    sqlstate = "PB013"
+
+
+class InvalidText(ValidationError):
+    """A text argument or a JSON string holds a character PostgreSQL cannot
+    store: NUL (U+0000), or one the database's encoding lacks.
+
+    Raised before any pgbatch function runs: psycopg refuses a ``str`` with NUL
+    before sending it, and PostgreSQL's input functions refuse ``\\u0000`` in
+    JSON (SQLSTATE 22P05) and bytes outside the encoding (22021). Nothing was
+    changed. :func:`translate` maps all three here.
+    """
 
 
 class InvalidEffects(ValidationError):
@@ -121,16 +150,32 @@ ERRORS: dict[str, type[PgBatchError]] = {
         JobCancelled,
         DedupConflict,
         IncompatibleSchema,
+        ValueTooLarge,
+        InvalidTime,
     )
     if cls.sqlstate is not None
 }
 
 
+#: SQLSTATEs of text that PostgreSQL's input functions cannot store (see InvalidText).
+TEXT_INPUT_ERRORS = frozenset({"22P05", "22021"})
+
+
 def translate(exc: psycopg.Error) -> PgBatchError | None:
-    """Return the pgbatch exception for a database error, or None if it is not ours."""
+    """Return the pgbatch exception for a database error, or None if it is not ours.
+
+    Besides the ``PB`` codes of :data:`ERRORS`, text that cannot be stored
+    (a NUL refused by psycopg, :data:`TEXT_INPUT_ERRORS` from the server)
+    becomes :class:`InvalidText`.
+    """
     state = exc.sqlstate
     if state is None:
+        if isinstance(exc, psycopg.DataError) and "NUL" in str(exc):
+            return InvalidText(f"invalid text: {exc}")
         return None
+    if state in TEXT_INPUT_ERRORS:
+        return InvalidText(f"invalid text: {exc.diag.message_primary or exc}",
+                           detail=exc.diag.message_detail)
     cls = ERRORS.get(state)
     if cls is None:
         return None

@@ -20,7 +20,8 @@ Conn = psycopg.Connection[Any]
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 CODE = re.compile(r"'(PB\d{3})'")
-RAISE = re.compile(r"_raise\(\s*'(PB\d{3})'")
+# raised directly, or returned as a problem {sqlstate, message} that _check raises
+RAISE = re.compile(r"(?:_raise\(\s*|array\[)'(PB\d{3})'")
 
 
 def sql_texts(folder: Path) -> dict[str, str]:
@@ -95,6 +96,8 @@ TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB009": _job_cancelled,
     "PB010": _dedup_conflict,
     "PB011": lambda c: c.execute("select pgbatch.check_compat(0)"),
+    "PB012": lambda c: c.execute("select pgbatch.enqueue('q', dedup_key => repeat('k', 257))"),
+    "PB013": lambda c: c.execute("select pgbatch.enqueue('q', run_at => 'infinity')"),
 }
 
 

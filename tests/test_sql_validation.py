@@ -183,7 +183,9 @@ def test_limits_themselves_are_accepted(conn: Conn) -> None:
     payload_ok = scalar(conn, "select pgbatch.enqueue('q', jsonb_build_object('data',"
                               " repeat('x', pgbatch.max_payload_bytes() - 100)))")
     assert payload_ok is not None
-    assert conn.execute("select * from pgbatch.claim('q', 1, '1 microsecond')").fetchall()
+    # the shortest and the longest lease (docs/limits.md)
+    assert conn.execute("select * from pgbatch.claim('q', 1, '1 second')").fetchall()
+    assert conn.execute("select * from pgbatch.claim('q', 1, '1 day')").fetchall()
 
 
 @pytest.fixture(scope="module")

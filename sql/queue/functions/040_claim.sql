@@ -13,6 +13,8 @@
 -- Keep claim transactions short: a claim that meets a row another claimer
 -- took while it ran keeps a lock on that row (READ COMMITTED re-check) until
 -- its transaction ends, and an ack of that job waits for it meanwhile.
+-- The lease is limits() min_lease_seconds to max_lease_seconds, worker_id at
+-- most max_node_id_length characters (InvalidArgument, PB007).
 create or replace function pgbatch.claim(
     queue     text,
     max_jobs  integer  default 1,
@@ -31,8 +33,10 @@ begin
     if claim.max_jobs is null or claim.max_jobs < 1 then
         perform pgbatch._raise('PB007', format('invalid max_jobs: %s, must be at least 1', coalesce(claim.max_jobs::text, 'NULL')));
     end if;
-    if claim.lease is null or claim.lease <= interval '0' then
-        perform pgbatch._raise('PB007', format('invalid lease: %s, must be positive', coalesce(claim.lease::text, 'NULL')));
+    perform pgbatch._check(pgbatch._lease_problem(claim.lease));
+    if length(claim.worker_id) > pgbatch._limit('max_node_id_length') then
+        perform pgbatch._raise('PB007', format('invalid worker_id: %s characters, at most %s allowed',
+                                               length(claim.worker_id), pgbatch._limit('max_node_id_length')));
     end if;
     if exists (select 1 from pgbatch.queue q where q.name = claim.queue and q.paused) then
         return;

@@ -1,10 +1,14 @@
 -- Applies ack effects in the caller's transaction and returns the ids of the
 -- follow-up jobs. `effects` is a JSON object with any of:
---   "enqueue":   array of enqueue requests (see enqueue_many)
---   "kv_put":    object of key -> JSON value, upserted into pgbatch.kv
+--   "enqueue":   array of enqueue requests (see enqueue_many); `settling` is
+--                the id of the job being acked, which no follow-up may reuse
+--   "kv_put":    object of key -> JSON value, upserted into pgbatch.kv (keys
+--                of at most limits() max_kv_key_length characters, values of
+--                at most max_kv_value_bytes)
 --   "kv_delete": array of keys removed from pgbatch.kv
--- Anything else is InvalidEffects (PB008).
-create or replace function pgbatch._apply_effects(effects jsonb)
+-- Anything else, and any invalid request or kv entry, is InvalidEffects
+-- (PB008); a follow-up id already in use is DuplicateJobId (PB002).
+create or replace function pgbatch._apply_effects(effects jsonb, settling uuid default null)
 returns uuid[]
 language plpgsql
 as $$
@@ -33,11 +37,29 @@ begin
         or exists (select 1 from jsonb_array_elements(effects -> 'kv_delete') e where jsonb_typeof(e) <> 'string')) then
         perform pgbatch._raise('PB008', 'invalid effects: "kv_delete" must be an array of key strings');
     end if;
+    if effects ? 'kv_put' then
+        select case
+                 when length(e.key) > pgbatch._limit('max_kv_key_length')
+                   then format('invalid effects: kv_put key of %s characters, at most %s allowed',
+                               length(e.key), pgbatch._limit('max_kv_key_length'))
+                 else format('invalid effects: kv_put value of key %s is %s bytes, at most %s allowed',
+                             left(e.key, 64), pg_column_size(e.value), pgbatch._limit('max_kv_value_bytes'))
+               end
+          into v_bad
+          from jsonb_each(effects -> 'kv_put') e
+         where length(e.key) > pgbatch._limit('max_kv_key_length')
+            or pg_column_size(e.value) > pgbatch._limit('max_kv_value_bytes')
+         limit 1;
+        if v_bad is not null then
+            perform pgbatch._raise('PB008', v_bad);
+        end if;
+    end if;
 
     if effects ? 'enqueue' then
         begin
-            v_ids := pgbatch._enqueue_requests(effects -> 'enqueue');
-        exception when sqlstate 'PB007' or sqlstate 'PB005' or sqlstate 'PB006' then
+            v_ids := pgbatch._enqueue_requests(effects -> 'enqueue', settling);
+        exception when sqlstate 'PB007' or sqlstate 'PB005' or sqlstate 'PB006'
+                    or sqlstate 'PB012' or sqlstate 'PB013' then
             perform pgbatch._raise('PB008', 'invalid effects: ' || sqlerrm);
         end;
     end if;

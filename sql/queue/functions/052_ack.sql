@@ -2,7 +2,9 @@
 -- follow-up enqueues, kv_put, kv_delete) in the same transaction: all or
 -- nothing. Returns the follow-up job ids. ClaimLost (PB001) when the claim is
 -- gone (lease reaped, token stale); nothing is applied then. A retry with the
--- token that already acked the job returns the first call's ids.
+-- token that already acked the job returns the first call's ids. A follow-up
+-- may not reuse the acked job's id (DuplicateJobId, PB002): like any id of a
+-- live or archived job, it is refused before anything is applied.
 create or replace function pgbatch.ack(job_id uuid, claim_token uuid, effects jsonb default null)
 returns uuid[]
 language plpgsql
@@ -19,7 +21,7 @@ begin
     end if;
     perform pgbatch._durable_commit();
     if effects is not null then
-        v_ids := pgbatch._apply_effects(effects);
+        v_ids := pgbatch._apply_effects(effects, r.id);
     end if;
     perform pgbatch._archive(r, 'done', claim_token, jsonb_build_object('op', 'ack', 'ids', to_jsonb(v_ids)));
     return v_ids;

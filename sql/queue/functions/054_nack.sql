@@ -6,7 +6,10 @@
 -- cancellation was requested while it ran ends cancelled. Returns the state
 -- the job is left in: 'pending', 'dead' or 'cancelled'. ClaimLost (PB001)
 -- when the claim is gone; a retry with the same token returns the first
--- call's answer.
+-- call's answer. Refused (changing nothing): an error over limits()
+-- max_error_bytes (ValueTooLarge, PB012), a retry_at that is not finite or
+-- too far from now (InvalidTime, PB013), a NULL, negative or too large
+-- backoff_base or backoff_cap (InvalidArgument, PB007).
 create or replace function pgbatch.nack(
     job_id       uuid,
     claim_token  uuid,
@@ -24,6 +27,12 @@ declare
     v_state text;
     v_at    timestamptz;
 begin
+    if pg_column_size(error) > pgbatch._limit('max_error_bytes') then
+        perform pgbatch._raise('PB012', format('error too large: %s bytes, at most %s allowed',
+                                               pg_column_size(error), pgbatch._limit('max_error_bytes')));
+    end if;
+    perform pgbatch._check(pgbatch._time_problem('retry_at', retry_at, v_now));
+    perform pgbatch._check(pgbatch._backoff_problem(backoff_base, backoff_cap));
     select * into r from pgbatch.job j
      where j.id = nack.job_id and j.claim_token = nack.claim_token
        for update;

@@ -1,6 +1,8 @@
 -- dead_letter: moves a claimed job to dead (no further attempts), storing
 -- `reason` as last_error {"type": "DeadLettered", "message": reason}.
 -- ClaimLost (PB001) when the claim is gone; idempotent for the same token.
+-- A reason over limits() max_error_bytes (in UTF-8) is refused (ValueTooLarge,
+-- PB012).
 create or replace function pgbatch.dead_letter(job_id uuid, claim_token uuid, reason text default null)
 returns void
 language plpgsql
@@ -8,6 +10,10 @@ as $$
 declare
     r pgbatch.job;
 begin
+    if octet_length(reason) > pgbatch._limit('max_error_bytes') then
+        perform pgbatch._raise('PB012', format('reason too large: %s bytes, at most %s allowed',
+                                               octet_length(reason), pgbatch._limit('max_error_bytes')));
+    end if;
     delete from pgbatch.job j
      where j.id = dead_letter.job_id and j.claim_token = dead_letter.claim_token
     returning j.* into r;

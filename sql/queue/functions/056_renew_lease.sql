@@ -3,7 +3,8 @@
 -- re-claimed the job. ClaimLost (PB001) when the claim is gone; JobCancelled
 -- (PB009) when cancel_job() was called for the job: the worker should stop
 -- and nack it (it then ends cancelled). Commits without waiting for the WAL
--- flush (a lost renewal can only cause a redelivery).
+-- flush (a lost renewal can only cause a redelivery). The lease is
+-- limits() min_lease_seconds to max_lease_seconds (InvalidArgument, PB007).
 create or replace function pgbatch.renew_lease(job_id uuid, claim_token uuid, lease interval default '30 seconds')
 returns timestamptz
 language plpgsql
@@ -12,9 +13,7 @@ declare
     v_expires   timestamptz;
     v_cancelled boolean;
 begin
-    if lease is null or lease <= interval '0' then
-        perform pgbatch._raise('PB007', format('invalid lease: %s, must be positive', coalesce(lease::text, 'NULL')));
-    end if;
+    perform pgbatch._check(pgbatch._lease_problem(lease));
     perform pgbatch._relax_commit();
     update pgbatch.job j
        set lease_expires_at = pgbatch.now() + renew_lease.lease

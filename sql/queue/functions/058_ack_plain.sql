@@ -1,10 +1,14 @@
 -- Settles job_ids[i] with claim_tokens[i] (acks without effects) set-wise in
--- one statement: delete the live rows the tokens hold, archive them as done,
--- count them. Returns the 1-based positions of the entries that are not
--- acked by their token (in order; NULL when all are). An entry whose token
--- acked the job in an earlier call (a retry) counts as acked. The caller
--- settles the rest one by one with ack() (ClaimLost or JobNotFound) and has
--- restored durable commit. Shared by ack_ids and ack_many.
+-- one statement: delete the live rows the tokens hold, archive them as done
+-- (_archive_row), count them. Returns the 1-based positions of the entries
+-- that are not acked by their token (in order; NULL when all are). An entry
+-- whose token acked the job in an earlier call (a retry) counts as acked. The
+-- caller settles the rest one by one with ack() (ClaimLost or JobNotFound) and
+-- has restored durable commit. Shared by ack_ids and ack_many.
+-- When an archived record already holds one of the ids (left by an older
+-- pgbatch that let a follow-up reuse its job's id) the statement is undone
+-- and every entry is returned, so each is settled on its own by ack(), whose
+-- _archive replaces that record: the batch never fails as a whole.
 -- The plan is pinned, because the live table's statistics swing between
 -- empty and full (autoanalyze may sample it at a quiet moment), and a plan
 -- made while it looked empty would walk the whole table for every entry:
@@ -24,27 +28,27 @@ declare
     v_acked  bigint;
     v_missed integer[];
 begin
-    with del as (
-        delete from pgbatch.job j
-         using unnest(job_ids, claim_tokens) as e(id, tok)
-         where j.id = any(job_ids) and j.id = e.id and j.claim_token = e.tok
-        returning j.id, j.queue, j.payload, j.priority, j.run_at, j.attempt, j.max_attempts,
-                  j.dedup_key, j.created_at, j.claim_token, j.claimed_by, j.last_error, j.seq
-    ), arch as (
-        insert into pgbatch.job_archive
-            (id, queue, payload, priority, run_at, state, attempt, max_attempts, dedup_key,
-             created_at, finished_at, claim_token, claimed_by, last_error, result, seq)
-        select d.id, d.queue, d.payload, d.priority, d.run_at, 'done', d.attempt, d.max_attempts,
-               d.dedup_key, d.created_at, v_now, d.claim_token, d.claimed_by, d.last_error,
-               '{"op": "ack", "ids": []}'::jsonb, d.seq
-          from del d
-        returning queue
-    ), counted as (
-        insert into pgbatch.queue_count (queue, done)
-        select a.queue, count(*) from arch a group by a.queue
-        returning 1
-    )
-    select count(*) into v_acked from arch;
+    begin
+        with del as (
+            delete from pgbatch.job j
+             using unnest(job_ids, claim_tokens) as e(id, tok)
+             where j.id = any(job_ids) and j.id = e.id and j.claim_token = e.tok
+            returning j
+        ), arch as (
+            insert into pgbatch.job_archive
+            select (pgbatch._archive_row(d.j, 'done', (d.j).claim_token, '{"op": "ack", "ids": []}',
+                                         null, v_now)).*
+              from del d
+            returning queue
+        ), counted as (
+            insert into pgbatch.queue_count (queue, done)
+            select a.queue, count(*) from arch a group by a.queue
+            returning 1
+        )
+        select count(*) into v_acked from arch;
+    exception when unique_violation then
+        return array(select generate_series(1, cardinality(job_ids)));
+    end;
     if v_acked = cardinality(job_ids) then
         return null;
     end if;

@@ -2,7 +2,10 @@
 -- with a fresh attempt count; returns its id. JobNotFound (PB003) when no
 -- dead record exists (never created, or swept by retention); InvalidState
 -- (PB004) when the job is not dead; DedupConflict (PB010) when a live job
--- already holds its dedup_key.
+-- already holds its dedup_key; DuplicateJobId (PB002) when a live job has its
+-- id (a pair left by an older pgbatch, see _archive); InvalidTime (PB013)
+-- for a run_at that is not finite or too far from now. Nothing changes
+-- when it refuses.
 create or replace function pgbatch.requeue_dead_job(job_id uuid, run_at timestamptz default null)
 returns uuid
 language plpgsql
@@ -13,6 +16,12 @@ declare
     v_at    timestamptz := coalesce(requeue_dead_job.run_at, v_now);
     v_state text;
 begin
+    perform pgbatch._check(pgbatch._time_problem('run_at', requeue_dead_job.run_at, v_now));
+    if exists (select 1 from pgbatch.job j where j.id = requeue_dead_job.job_id)
+       and exists (select 1 from pgbatch.job_archive x where x.id = requeue_dead_job.job_id and x.state = 'dead') then
+        perform pgbatch._raise('PB002', format('duplicate job id %s: a live job has this id', job_id),
+                               'settle or cancel the live job first');
+    end if;
     delete from pgbatch.job_archive x
      where x.id = requeue_dead_job.job_id and x.state = 'dead'
     returning x.* into a;

@@ -1,7 +1,8 @@
 -- sweep_retention: deletes up to `limit` archived records: done and
 -- cancelled ones finished more than `done_after` ago, dead ones more than
 -- `dead_after` ago. Returns the number deleted. Safe on many nodes at once.
--- Commits without waiting for the WAL flush.
+-- Commits without waiting for the WAL flush. The ages are 0 to limits()
+-- max_retention_seconds (InvalidArgument, PB007).
 create or replace function pgbatch.sweep_retention(
     done_after interval default '1 day',
     dead_after interval default '7 days',
@@ -19,6 +20,11 @@ begin
     end if;
     if done_after is null or dead_after is null or done_after < interval '0' or dead_after < interval '0' then
         perform pgbatch._raise('PB007', 'invalid retention: done_after and dead_after must be non-negative intervals');
+    end if;
+    if done_after > pgbatch._limit_interval('max_retention_seconds')
+       or dead_after > pgbatch._limit_interval('max_retention_seconds') then
+        perform pgbatch._raise('PB007', format('invalid retention: done_after and dead_after must be at most %s',
+                                               justify_hours(pgbatch._limit_interval('max_retention_seconds'))));
     end if;
     perform pgbatch._relax_commit();
     with victims as (

@@ -4,6 +4,9 @@
 -- claimed_by = node_id belong to that dead incarnation: they are ended at
 -- once (requeued, or dead-lettered at their last attempt) instead of waiting
 -- for their leases. Returns the number of claims released that way.
+-- node_id: 1 to limits() max_node_id_length characters, not only whitespace;
+-- boot_id: not NULL (InvalidArgument, PB007); info: at most
+-- max_node_info_bytes (ValueTooLarge, PB012).
 create or replace function pgbatch.register_node(node_id text, boot_id uuid, info jsonb default '{}')
 returns integer
 language plpgsql
@@ -16,8 +19,17 @@ declare
     v_ready jsonb := '{}';
 begin
     if register_node.node_id is null or length(register_node.node_id) = 0
-       or length(register_node.node_id) > 200 then
-        perform pgbatch._raise('PB007', 'invalid node_id: must be 1 to 200 characters');
+       or length(register_node.node_id) > pgbatch._limit('max_node_id_length')
+       or btrim(register_node.node_id) = '' then
+        perform pgbatch._raise('PB007', format('invalid node_id: must be 1 to %s characters, not only spaces',
+                                               pgbatch._limit('max_node_id_length')));
+    end if;
+    if register_node.boot_id is null then
+        perform pgbatch._raise('PB007', 'invalid boot_id: must not be NULL');
+    end if;
+    if pg_column_size(register_node.info) > pgbatch._limit('max_node_info_bytes') then
+        perform pgbatch._raise('PB012', format('node info too large: %s bytes, at most %s allowed',
+                                               pg_column_size(register_node.info), pgbatch._limit('max_node_info_bytes')));
     end if;
     select n.boot_id into v_old from pgbatch.node n where n.node_id = register_node.node_id for update;
     insert into pgbatch.node as n (node_id, boot_id, started_at, heartbeat_at, info)

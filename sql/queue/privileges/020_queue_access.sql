@@ -3,6 +3,7 @@
 -- workers claim and settle (and include producer: tasks enqueue too);
 -- admins pause, resume and requeue.
 insert into pgbatch.function_access (function_name, granted_to, security_definer) values
+    ('limits',            'producer', false),
     ('max_payload_bytes', 'producer', false),
     ('channel_name',      'producer', false),
     ('backoff',           'producer', false),
