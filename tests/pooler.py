@@ -67,8 +67,16 @@ class PgBouncer:
 
 
 def available() -> bool:
-    """Whether a PgBouncer binary is installed."""
-    return os.path.exists(PGBOUNCER)
+    """Whether a PgBouncer binary is installed.
+
+    With ``PGBATCH_TEST_REQUIRE_PGBOUNCER=1`` (set by ``.ci/run``) a missing
+    binary is an error rather than a reason to skip the pooler tests.
+    """
+    if os.path.exists(PGBOUNCER):
+        return True
+    if os.environ.get("PGBATCH_TEST_REQUIRE_PGBOUNCER") == "1":
+        raise RuntimeError(f"pgbouncer not found at {PGBOUNCER} (apt-get install pgbouncer)")
+    return False
 
 
 def start_pgbouncer(server_dsn: str, *, pool_size: int = 20) -> PgBouncer:
