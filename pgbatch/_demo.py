@@ -32,10 +32,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
-from pgbatch._app import App, JobContext, Task
+from pgbatch._app import App, Task
 from pgbatch._maintenance import MaintenanceConfig
 from pgbatch._types import AckEffects, EnqueueRequest, QueueStats
-from pgbatch._worker import Worker
+from pgbatch.worker import JobContext, Worker
 
 FETCH_QUEUE: Final = "demo.fetch"
 PROCESS_QUEUE: Final = "demo.process"

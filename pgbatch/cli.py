@@ -264,7 +264,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     """Run a worker for an application's tasks until SIGTERM/SIGINT."""
     from pgbatch._migrate import check_schema  # noqa: PLC0415
     from pgbatch._server import PgServer, default_data_dir  # noqa: PLC0415
-    from pgbatch._worker import Worker  # noqa: PLC0415
+    from pgbatch.worker import Worker  # noqa: PLC0415
 
     setup_logging(args)
     spec = args.app or os.environ.get("PGBATCH_APP")
@@ -935,7 +935,7 @@ def _run(call: Callable[[], int], args: argparse.Namespace) -> int:
     from sqlalchemy.exc import DBAPIError  # noqa: PLC0415
 
     from pgbatch._server import ServerError  # noqa: PLC0415
-    from pgbatch._worker import WorkerError  # noqa: PLC0415
+    from pgbatch.worker import WorkerError  # noqa: PLC0415
 
     levels = {name: logging.getLogger(name).level for name in ("pgbatch", "alembic")}
     env_dsn = os.environ.get("PGBATCH_DSN")  # `worker` sets it for the App it imports

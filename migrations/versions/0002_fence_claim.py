@@ -1,0 +1,33 @@
+"""Add pgbatch.fence_claim: many fenced, durable commits inside one claim.
+
+Revision ID: 0002_fence_claim
+Revises: 0001_initial
+
+A handler (a batch chunk step, a transactional task) may commit several
+transactions while it holds one claim; each ends with ``fence_claim``, which
+checks the claim token and extends the lease in that same transaction, and
+unlike ``renew_lease`` keeps the commit durable. Additive: old workers never
+call it. Downgrade drops the function.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgbatch._migrate import apply_sql_file, execute_sql
+
+revision = "0002_fence_claim"
+down_revision: str | None = "0001_initial"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+#: sha256 of 0002_fence_claim.sql: released SQL never changes.
+SQL_SHA256 = "63dab8ba24e82c6853f24f31076bf79061ea0ae62bd039e9f7c7cc6c61d49e9a"
+
+
+def upgrade() -> None:
+    apply_sql_file(Path(__file__).with_suffix(".sql"), SQL_SHA256)
+
+
+def downgrade() -> None:
+    execute_sql("drop function if exists pgbatch.fence_claim(uuid, uuid, interval)")

@@ -1,0 +1,105 @@
+"""The executor of kind ``"task"``: runs ``payload["task"]`` from ``app.tasks``.
+
+A task job's payload is ``{"task": <name>, "kwargs": {...}}``. The task
+function gets the kwargs (and the ``JobContext`` first with
+``pass_context``); what it returns (``AckEffects`` or anything else) becomes
+the ack. A ``transactional`` task runs inside one fenced transaction that
+ends with its ack (``ctx.conn`` is that transaction's connection): its
+writes commit together with the ack, or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pgbatch._types import AckEffects, ClaimedJob
+from pgbatch.worker.context import JobContext
+from pgbatch.worker.executor import Ack, Call, UnknownHandler
+
+if TYPE_CHECKING:
+    from pgbatch._app import App, Task
+
+
+def _outcome(result: Any) -> Ack | None:
+    return Ack(result) if isinstance(result, AckEffects) and not result.is_empty() else None
+
+
+def _effects(result: Any) -> AckEffects | None:
+    return result if isinstance(result, AckEffects) else None
+
+
+def _kwargs(payload: dict[str, Any]) -> dict[str, Any]:
+    kwargs = payload.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"job kwargs must be a JSON object, got {type(kwargs).__name__}")
+    return kwargs
+
+
+class TaskExecutor:
+    """Resolves task jobs of one App."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def queues(self) -> Sequence[str]:
+        """The queues of the registered tasks, in registration order."""
+        return list(dict.fromkeys(t.options.queue for t in self.app.tasks.values()))
+
+    def claim_lease(self, queue: str) -> timedelta | None:
+        """The largest lease of the queue's tasks."""
+        leases = [t.options.lease for t in self.app.tasks.values() if t.options.queue == queue]
+        return max(leases, default=None)
+
+    def resolve(self, job: ClaimedJob) -> Call:
+        """The task named by the payload, bound to the job's kwargs."""
+        payload = job.payload if isinstance(job.payload, dict) else {}
+        name = payload.get("task")
+        task = self.app.tasks.get(name) if isinstance(name, str) else None
+        if task is None:
+            raise UnknownHandler(f"no task named {name!r} is registered in this worker",
+                                 "UnknownTask")
+        opts = task.options
+        return Call(name=task.name, fn=_bind(task, payload), is_async=task.is_async,
+                    lease=opts.lease, timeout=opts.timeout, backoff_base=opts.backoff_base,
+                    backoff_cap=opts.backoff_cap)
+
+
+def _bind(task: Task[Any, Any], payload: dict[str, Any]) -> Any:
+    fn = task.fn
+    opts = task.options
+    if opts.transactional:
+        if task.is_async:
+            async def run_transactional(ctx: JobContext) -> None:
+                kwargs = _kwargs(payload)
+                async with ctx.fenced() as conn:
+                    ctx.conn = conn
+                    result = await fn(ctx, **kwargs)
+                    await ctx.ack_in(conn, _effects(result))
+            return run_transactional
+
+        def run_transactional_sync(ctx: JobContext) -> None:
+            kwargs = _kwargs(payload)
+            with ctx.fenced_sync() as conn:
+                ctx.conn = conn
+                result = fn(ctx, **kwargs)
+                ctx.ack_in_sync(conn, _effects(result))
+        return run_transactional_sync
+    if task.is_async:
+        if opts.pass_context:
+            async def run_with_context(ctx: JobContext) -> Ack | None:
+                return _outcome(await fn(ctx, **_kwargs(payload)))
+            return run_with_context
+
+        async def run(ctx: JobContext) -> Ack | None:
+            return _outcome(await fn(**_kwargs(payload)))
+        return run
+    if opts.pass_context:
+        def run_sync_with_context(ctx: JobContext) -> Ack | None:
+            return _outcome(fn(ctx, **_kwargs(payload)))
+        return run_sync_with_context
+
+    def run_sync(ctx: JobContext) -> Ack | None:
+        return _outcome(fn(**_kwargs(payload)))
+    return run_sync
