@@ -1,4 +1,4 @@
-"""The adaptive prefetch limit (pure logic: no server needed).
+"""The adaptive prefetch limit: the policy (pure logic) and what a real worker holds.
 
 The buffer holds what the slots would run in ``PREFETCH_WINDOW`` at the recent
 average run time, capped at ``PREFETCH_CAP * concurrency``, and nothing while
@@ -7,10 +7,14 @@ jobs are long or before any job ran.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from pgbatch import App, Worker
+from pgbatch import App, JobContext, Worker
 from pgbatch.worker.prefetch import PrefetchPolicy
+from tests.conftest import TestDatabase
+from tests.worker_harness import LoopThread, app_on, counts, scalar, wait_until
 
 
 def _policy(concurrency: int, avg_runtime: float, started: int = 1,
@@ -53,3 +57,52 @@ def test_the_first_run_sets_the_average_so_slow_jobs_never_prefetch() -> None:
         policy.observe(seconds)
         assert policy.limit() == 0
     assert 0.05 <= policy.average <= 0.2
+
+
+# -- defect: transactional tasks defeated the prefetch limit ----------------------------
+
+def test_transactional_tasks_do_not_defeat_the_prefetch_limit(db: TestDatabase) -> None:
+    """Transactional tasks of 50-200 ms: claims held never exceed the slots.
+
+    Their ack is made inside the task's transaction; the run time of those jobs
+    must feed the average too, or the prefetch buffer fills to its cap (20 x
+    concurrency). The database records, at the end of every statement that
+    changes a job row (each claim among them), how many claims the worker holds.
+    """
+    conn = db.connect()
+    conn.execute("create table prefetch_done (n int primary key)")
+    conn.execute("create table claims_seen (held int not null)")
+    conn.execute("""
+        create function record_claims_held() returns trigger language plpgsql as $$
+        begin
+            insert into claims_seen select count(*) from pgbatch.job
+             where state = 'claimed' and claimed_by = 'prefetch-node';
+            return null;
+        end $$""")
+    conn.execute("create trigger record_claims_held after update on pgbatch.job"
+                 " for each statement execute function record_claims_held()")
+    concurrency, total = 4, 32
+    with app_on(db.dsn) as app, LoopThread() as lt:
+        @app.task(queue="tx-prefetch", transactional=True)
+        def write(ctx: JobContext, n: int) -> None:
+            time.sleep(0.05 + (n % 4) * 0.05)  # 50, 100, 150, 200 ms
+            ctx.conn.execute("insert into prefetch_done values (%s)", (n,))
+
+        worker = lt.start(Worker(app, concurrency=concurrency, node_id="prefetch-node",
+                                 poll_interval=30, maintenance=False))
+        app.client.enqueue_many([write.request({"n": n}) for n in range(total)])
+        wait_until(lambda: counts(conn, "tx-prefetch")["done"] == total, 60,
+                   "every job to be done")
+        average, limit = lt.call(lambda: (worker.prefetch.average, worker.prefetch.limit()))
+        settler = worker.settler
+        assert settler is not None
+        acked = lt.call(lambda: settler.stats.acked_in_transaction)
+
+    assert scalar(conn, "select count(*) from prefetch_done") == total
+    assert acked == total
+    held = [r[0] for r in conn.execute("select held from claims_seen").fetchall()]
+    assert held, "no claim was recorded"
+    # what the README promises: no prefetch for jobs of 50 ms or more
+    assert max(held) <= concurrency, sorted(held)[-5:]
+    assert average >= Worker.SHORT_JOB
+    assert limit == 0

@@ -17,7 +17,14 @@ from uuid import UUID
 
 from pgbatch._types import ClaimedJob
 
-ClaimKey = tuple[UUID, UUID]
+#: ``(job_id, claim_token)`` as integers (``UUID.int``): a claim's identity,
+#: hashed in C on the hot path (a ``UUID`` hashes in Python).
+ClaimKey = tuple[int, int]
+
+
+def claim_key(job_id: UUID, claim_token: UUID) -> ClaimKey:
+    """The key of the claim ``claim_token`` on job ``job_id``."""
+    return (job_id.int, claim_token.int)
 
 
 class ClaimWatcher(Protocol):
@@ -37,11 +44,10 @@ class Claim:
 
     def __init__(self, job: ClaimedJob, lease: timedelta, watcher: ClaimWatcher) -> None:
         self.job = job
-        self.key: ClaimKey = (job.id, job.claim_token)
+        self.key: ClaimKey = (job.id.int, job.claim_token.int)
         self.lease = lease
         self.watcher = watcher
-        self.renew_at = 0.0
-        self.extended()
+        self.renew_at = time.monotonic() + lease.total_seconds() / 3
 
     def extended(self) -> None:
         """The lease was just extended: the next renewal is due in a third of it."""

@@ -64,9 +64,12 @@ class JobContext:
     the handler (the task's name for task jobs); ``kind`` the job's kind.
     """
 
-    __slots__ = ("_acking", "_cancelled", "_claim_lost", "_lock", "_released", "_stop",
+    __slots__ = ("_acking", "_cancelled", "_claim_lost", "_released", "_stop",
                  "_stop_callbacks", "claim", "conn", "job", "kind", "services", "settled",
                  "task_name", "worker_id")
+
+    #: Guards the stop callbacks of every context (rarely used: one lock will do).
+    _stop_lock = threading.Lock()
 
     def __init__(self, job: ClaimedJob, task_name: str, worker_id: str, conn: Any = None, *,
                  kind: str = "task", claim: Claim | None = None,
@@ -85,8 +88,7 @@ class JobContext:
         self._claim_lost: threading.Event | None = None
         self._stop: threading.Event | None = None
         self._released: threading.Event | None = None
-        self._stop_callbacks: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
+        self._stop_callbacks: list[Callable[[], None]] | None = None
 
     # -- signals -------------------------------------------------------------------
     @property
@@ -123,17 +125,19 @@ class JobContext:
         It runs on the worker's event loop thread (or the caller's, when the
         stop was already requested): keep it short, e.g. set a flag.
         """
-        with self._lock:
+        with self._stop_lock:
             if not self.stop_requested.is_set():
+                if self._stop_callbacks is None:
+                    self._stop_callbacks = []
                 self._stop_callbacks.append(callback)
                 return
         callback()
 
     def request_stop(self) -> None:
         """Tell the job that the worker is stopping (the worker calls this)."""
-        with self._lock:
+        with self._stop_lock:
             self.stop_requested.set()
-            callbacks, self._stop_callbacks = self._stop_callbacks, []
+            callbacks, self._stop_callbacks = self._stop_callbacks or [], None
         for cb in callbacks:
             try:
                 cb()

@@ -45,7 +45,9 @@ class LeaseKeeper:
         self._wake = asyncio.Event()
         self._next = float("inf")
 
-    def __len__(self) -> int:
+    @property
+    def held(self) -> int:
+        """Claims kept (renewed) now."""
         return len(self._claims)
 
     def keep(self, claim: Claim) -> None:

@@ -35,6 +35,7 @@ from pgbatch._errors import ClaimLost
 from pgbatch.worker.claim import Claim, ClaimKey
 from pgbatch.worker.context import ClaimServices, JobContext
 from pgbatch.worker.executor import (
+    DEFAULT_KIND,
     Ack,
     Call,
     DeadLetter,
@@ -104,7 +105,9 @@ class Runner:
         self.aborting = False
         self._running: dict[ClaimKey, _Running] = {}
 
-    def __len__(self) -> int:
+    @property
+    def running(self) -> int:
+        """Jobs running now."""
         return len(self._running)
 
     # -- control -----------------------------------------------------------------
@@ -139,7 +142,10 @@ class Runner:
         self.stats.started += 1
         if self.stats.first_started_at is None:
             self.stats.first_started_at = time.time()
-        kind = kind_of(job)
+        payload = job.payload
+        kind = payload.get("kind", DEFAULT_KIND) if isinstance(payload, dict) else DEFAULT_KIND
+        if not isinstance(kind, str):
+            kind = kind_of(job)
         try:
             executor = self.executors.get(kind)
             if executor is None:
@@ -189,9 +195,14 @@ class Runner:
             await self.settler.nack(job, error_info(exc), backoff_base=call.backoff_base,
                                     backoff_cap=call.backoff_cap)
             return
-        self._finish(r)
+        self._running.pop(claim.key, None)
+        self.lease_keeper.drop(claim)
         self.prefetch.observe(time.monotonic() - started)
         if r.released:
+            return
+        if outcome is None and not ctx.settled:  # the common case: a plain ack
+            self.stats.succeeded += 1
+            self.settler.ack(job, None)
             return
         await self._settle(r, outcome)
 

@@ -30,18 +30,19 @@ def _effects(result: Any) -> AckEffects | None:
     return result if isinstance(result, AckEffects) else None
 
 
-def _kwargs(payload: dict[str, Any]) -> dict[str, Any]:
-    kwargs = payload.get("kwargs") or {}
+def _kwargs(ctx: JobContext) -> dict[str, Any]:
+    kwargs = ctx.job.payload.get("kwargs") or {}
     if not isinstance(kwargs, dict):
         raise TypeError(f"job kwargs must be a JSON object, got {type(kwargs).__name__}")
     return kwargs
 
 
 class TaskExecutor:
-    """Resolves task jobs of one App."""
+    """Resolves task jobs of one App (one ``Call`` per task, made once)."""
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._calls: dict[str, Call] = {}  # tasks are never unregistered
 
     def queues(self) -> Sequence[str]:
         """The queues of the registered tasks, in registration order."""
@@ -53,26 +54,32 @@ class TaskExecutor:
         return max(leases, default=None)
 
     def resolve(self, job: ClaimedJob) -> Call:
-        """The task named by the payload, bound to the job's kwargs."""
-        payload = job.payload if isinstance(job.payload, dict) else {}
-        name = payload.get("task")
+        """The task named by the payload (the call reads its kwargs from the job)."""
+        payload = job.payload
+        name = payload.get("task") if isinstance(payload, dict) else None
+        cached = self._calls.get(name) if isinstance(name, str) else None
+        if cached is not None:
+            return cached
         task = self.app.tasks.get(name) if isinstance(name, str) else None
         if task is None:
             raise UnknownHandler(f"no task named {name!r} is registered in this worker",
                                  "UnknownTask")
         opts = task.options
-        return Call(name=task.name, fn=_bind(task, payload), is_async=task.is_async,
-                    lease=opts.lease, timeout=opts.timeout, backoff_base=opts.backoff_base,
+        call = Call(name=task.name, fn=_entry(task), is_async=task.is_async, lease=opts.lease,
+                    timeout=opts.timeout, backoff_base=opts.backoff_base,
                     backoff_cap=opts.backoff_cap)
+        self._calls[task.name] = call
+        return call
 
 
-def _bind(task: Task[Any, Any], payload: dict[str, Any]) -> Any:
+def _entry(task: Task[Any, Any]) -> Any:
+    """``fn(ctx)`` running ``task`` with the job's kwargs."""
     fn = task.fn
     opts = task.options
     if opts.transactional:
         if task.is_async:
             async def run_transactional(ctx: JobContext) -> None:
-                kwargs = _kwargs(payload)
+                kwargs = _kwargs(ctx)
                 async with ctx.fenced() as conn:
                     ctx.conn = conn
                     result = await fn(ctx, **kwargs)
@@ -80,7 +87,7 @@ def _bind(task: Task[Any, Any], payload: dict[str, Any]) -> Any:
             return run_transactional
 
         def run_transactional_sync(ctx: JobContext) -> None:
-            kwargs = _kwargs(payload)
+            kwargs = _kwargs(ctx)
             with ctx.fenced_sync() as conn:
                 ctx.conn = conn
                 result = fn(ctx, **kwargs)
@@ -89,17 +96,22 @@ def _bind(task: Task[Any, Any], payload: dict[str, Any]) -> Any:
     if task.is_async:
         if opts.pass_context:
             async def run_with_context(ctx: JobContext) -> Ack | None:
-                return _outcome(await fn(ctx, **_kwargs(payload)))
+                return _outcome(await fn(ctx, **_kwargs(ctx)))
             return run_with_context
 
         async def run(ctx: JobContext) -> Ack | None:
-            return _outcome(await fn(**_kwargs(payload)))
+            # the hot path of no-op-sized jobs: _kwargs and _outcome inlined
+            kwargs = ctx.job.payload.get("kwargs") or {}
+            if kwargs.__class__ is not dict:
+                kwargs = _kwargs(ctx)  # raises for a non-object
+            result = await fn(**kwargs)
+            return None if result is None else _outcome(result)
         return run
     if opts.pass_context:
         def run_sync_with_context(ctx: JobContext) -> Ack | None:
-            return _outcome(fn(ctx, **_kwargs(payload)))
+            return _outcome(fn(ctx, **_kwargs(ctx)))
         return run_sync_with_context
 
     def run_sync(ctx: JobContext) -> Ack | None:
-        return _outcome(fn(**_kwargs(payload)))
+        return _outcome(fn(**_kwargs(ctx)))
     return run_sync

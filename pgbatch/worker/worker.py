@@ -201,7 +201,7 @@ class Worker:
         """Request a graceful stop (what the first SIGTERM/SIGINT does)."""
         if not self._stopping.is_set():
             log.info("worker %s stopping: no new claims, %d jobs running",
-                     self.node_id, len(self.runner) if self.runner else 0)
+                     self.node_id, self.runner.running if self.runner is not None else 0)
         self._stopping.set()
         if self.claimer is not None:
             self.claimer.stop()
