@@ -192,7 +192,8 @@ def test_no_command_prints_help(run: Run) -> None:
 def test_migrate_empty_database_twice(empty_db: str, run: Run) -> None:
     code, out, err = run("--dsn", empty_db, "migrate")
     assert (code, err) == (0, "")
-    assert out.splitlines() == [f"applied {rev}" for rev in ["0001_initial"]]
+    assert out.splitlines()[0] == "applied 0001_initial"
+    assert out.splitlines()[-1] == f"applied {_migrate.head()}"
     code, out, _ = run("migrate", "--dsn", empty_db)
     assert code == 0
     assert out.strip() == f"already at {_migrate.head()}"

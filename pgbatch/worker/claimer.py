@@ -100,9 +100,9 @@ class Claimer:
             wake = await dispatcher.wait(self._next_poll_in())
             if self.stopping:
                 if wake is not None and wake.job is not None:
-                    self._buffer.append(wake.job)
+                    self._buffer.append(wake.job)  # released with the buffer
                 if wake is not None and wake.queue is not None:
-                    dispatcher.end_claim(wake.queue, full=False)
+                    await self._claim(wake.queue)  # ends the claim the wakeup began
                 return None
             if wake is None:
                 # poll: the safety net, at most once per interval per queue and
@@ -159,6 +159,8 @@ class Claimer:
         jobs: list[ClaimedJob] = []
         want = 0
         try:
+            if self.stopping:
+                return None, 0
             # backpressure: do not run ahead of settlement (see Settler.wait_for_room)
             await self.settler.wait_for_room()
             if self.stopping:

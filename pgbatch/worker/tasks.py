@@ -3,7 +3,8 @@
 A task job's payload is ``{"task": <name>, "kwargs": {...}}``. The task
 function gets the kwargs (and the ``JobContext`` first with
 ``pass_context``); what it returns (``AckEffects`` or anything else) becomes
-the ack. A ``transactional`` task runs inside one fenced transaction that
+the ack; an ``Outcome`` (``Release()`` to hand the job off, ``Nack``,
+``DeadLetter``) is settled as such. A ``transactional`` task runs inside one fenced transaction that
 ends with its ack (``ctx.conn`` is that transaction's connection): its
 writes commit together with the ack, or not at all.
 """
@@ -16,13 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.context import JobContext
-from pgbatch.worker.executor import Ack, Call, UnknownHandler
+from pgbatch.worker.executor import Ack, Call, Outcome, UnknownHandler
 
 if TYPE_CHECKING:
     from pgbatch._app import App, Task
 
 
-def _outcome(result: Any) -> Ack | None:
+def _outcome(result: Any) -> Outcome | None:
+    """What a task's return value asks for: an ``Outcome`` as is, ``AckEffects`` as an Ack."""
+    if isinstance(result, Outcome):
+        return result
     return Ack(result) if isinstance(result, AckEffects) and not result.is_empty() else None
 
 
@@ -95,11 +99,11 @@ def _entry(task: Task[Any, Any]) -> Any:
         return run_transactional_sync
     if task.is_async:
         if opts.pass_context:
-            async def run_with_context(ctx: JobContext) -> Ack | None:
+            async def run_with_context(ctx: JobContext) -> Outcome | None:
                 return _outcome(await fn(ctx, **_kwargs(ctx)))
             return run_with_context
 
-        async def run(ctx: JobContext) -> Ack | None:
+        async def run(ctx: JobContext) -> Outcome | None:
             # the hot path of no-op-sized jobs: _kwargs and _outcome inlined
             kwargs = ctx.job.payload.get("kwargs") or {}
             if kwargs.__class__ is not dict:
@@ -108,10 +112,10 @@ def _entry(task: Task[Any, Any]) -> Any:
             return None if result is None else _outcome(result)
         return run
     if opts.pass_context:
-        def run_sync_with_context(ctx: JobContext) -> Ack | None:
+        def run_sync_with_context(ctx: JobContext) -> Outcome | None:
             return _outcome(fn(ctx, **_kwargs(ctx)))
         return run_sync_with_context
 
-    def run_sync(ctx: JobContext) -> Ack | None:
+    def run_sync(ctx: JobContext) -> Outcome | None:
         return _outcome(fn(**_kwargs(ctx)))
     return run_sync
