@@ -287,6 +287,9 @@ class Worker:
             settler=settler, lease_keeper=keeper, prefetch=self.prefetch,
             max_batch=self.max_batch, poll_interval=self.poll_interval, on_fatal=self._fail,
             arm_due=self.listener.arm_due if self.listener is not None else None)
+        if self._stopping.is_set():  # stop() came before the parts existed
+            self.claimer.stop()
+            self.runner.request_stop()
         background += [
             asyncio.create_task(settler.run(), name="pgbatch-settler"),
             asyncio.create_task(keeper.run(), name="pgbatch-lease-keeper"),
