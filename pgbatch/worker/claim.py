@@ -42,12 +42,15 @@ class Claim:
 
     __slots__ = ("job", "key", "lease", "renew_at", "watcher")
 
-    def __init__(self, job: ClaimedJob, lease: timedelta, watcher: ClaimWatcher) -> None:
+    def __init__(self, job: ClaimedJob, lease: timedelta, watcher: ClaimWatcher,
+                 renew_at: float | None = None) -> None:
+        """``renew_at``: when the first renewal is due (default: a third of the lease from now)."""
         self.job = job
         self.key: ClaimKey = (job.id.int, job.claim_token.int)
         self.lease = lease
         self.watcher = watcher
-        self.renew_at = time.monotonic() + lease.total_seconds() / 3
+        self.renew_at = (time.monotonic() + lease.total_seconds() / 3 if renew_at is None
+                         else renew_at)
 
     def extended(self) -> None:
         """The lease was just extended: the next renewal is due in a third of it."""

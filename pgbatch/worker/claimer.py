@@ -177,7 +177,8 @@ class Claimer:
             if not jobs:
                 return None, 0
             lease = self.leases[queue]
-            claims = [Claim(job, lease, self) for job in jobs]
+            renew_at = time.monotonic() + lease.total_seconds() / 3
+            claims = [Claim(job, lease, self, renew_at) for job in jobs]
             for c in claims:
                 self.lease_keeper.keep(c)
             mine, rest = (claims[0], claims[1:]) if run_first else (None, claims)

@@ -7,7 +7,8 @@ looks the kind up among the executors registered on the App
 ``payload["task"]`` from ``app.tasks``) and asks that executor to
 ``resolve`` the job into a ``Call``: what to run, under which lease, with
 which retry policy. The runner runs it and settles the job from what it
-returns (an ``Outcome``; ``None`` means ``Ack()``) or raises (a nack with the
+returns (an ``Outcome``; ``AckEffects`` means ``Ack(effects)``, anything else,
+``None`` included, ``Ack()``) or raises (a nack with the
 error). A job whose kind has no executor, or that its executor cannot
 resolve, is nacked with ``UnknownHandler`` (``UnknownTask`` for tasks).
 
@@ -88,9 +89,10 @@ class UnknownHandler(Exception):
 class Call:
     """One job resolved by its executor: what the runner runs and how.
 
-    ``fn(ctx)`` returns an ``Outcome`` or None (``Ack()``); with ``is_async``
-    it is a coroutine function run on the event loop, else it runs on a
-    worker thread. ``lease``: the lease its renewals and fenced commits
+    ``fn(ctx)`` returns an ``Outcome`` (or ``AckEffects``, or anything else
+    for a plain ``Ack()``); with ``is_async`` it returns an awaitable (a
+    coroutine function, say) run on the event loop, else it runs on a worker
+    thread. ``lease``: the lease its renewals and fenced commits
     extend. ``timeout``: seconds after which the attempt fails. ``interrupt``:
     cancel the coroutine when ``cancel_job`` is seen (async only).
     """

@@ -5,8 +5,9 @@ job into a ``Call``. Async handlers run on the event loop (in the slot's own
 task, no extra task per job), sync ones on the worker's daemon threads. The
 outcome is classified and handed to the settler:
 
-- returned ``None``/``Ack`` → a batched ack (``Ack.effects`` applied with it);
-  nothing when the handler already acked in its own transaction;
+- returned ``Ack`` (or ``AckEffects``, or anything else, ``None`` included)
+  → a batched ack (the effects applied with it); nothing when the handler
+  already acked in its own transaction;
 - ``Release``/``Nack``/``DeadLetter`` → that settlement, at once;
 - an exception → a nack with ``{"type", "message", "traceback", "at"}``
   (retry with backoff, dead at the last attempt); ``ClaimLost`` → logged,
@@ -32,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from pgbatch._errors import ClaimLost
+from pgbatch._types import AckEffects
 from pgbatch.worker.claim import Claim, ClaimKey
 from pgbatch.worker.context import ClaimServices, JobContext
 from pgbatch.worker.executor import (
@@ -156,6 +158,11 @@ class Runner:
             self.lease_keeper.drop(claim)
             await self.settler.nack(job, {"type": exc.error_type, "message": str(exc)})
             return
+        except Exception as exc:  # noqa: BLE001 - an executor that cannot resolve: a nack
+            self.lease_keeper.drop(claim)
+            self.stats.failed += 1
+            await self.settler.nack(job, error_info(exc))
+            return
         claim.lease = call.lease
         ctx = JobContext(job, call.name, self.worker_id, kind=kind, claim=claim,
                          services=self.services)
@@ -210,26 +217,23 @@ class Runner:
         self._running.pop(r.claim.key, None)
         self.lease_keeper.drop(r.claim)
 
-    async def _invoke(self, call: Call, ctx: JobContext) -> Outcome | None:
+    async def _invoke(self, call: Call, ctx: JobContext) -> Any:
         if call.is_async:
             coro = call.fn(ctx)
         else:
             fn = call.fn
             coro = self.threads.run(lambda: fn(ctx))
-        result = await (asyncio.wait_for(coro, call.timeout) if call.timeout else coro)
-        if result is not None and not isinstance(result, Outcome):
-            raise TypeError(f"handler {call.name!r} returned {type(result).__name__}, "
-                            "not an Outcome")
-        return result
+        return await (asyncio.wait_for(coro, call.timeout) if call.timeout else coro)
 
-    async def _settle(self, r: _Running, outcome: Outcome | None) -> None:
+    async def _settle(self, r: _Running, outcome: Any) -> None:
         job = r.claim.job
         if r.ctx.settled:
             self.stats.succeeded += 1  # acked in its own transaction
             return
-        if outcome is None or isinstance(outcome, Ack):
+        if not isinstance(outcome, Outcome) or isinstance(outcome, Ack):
             self.stats.succeeded += 1
-            self.settler.ack(job, outcome.effects if outcome is not None else None)
+            effects = outcome.effects if isinstance(outcome, Ack) else outcome
+            self.settler.ack(job, effects if isinstance(effects, AckEffects) else None)
         elif isinstance(outcome, Release):
             await self.settler.release(job, outcome.reason)
         elif isinstance(outcome, Nack):

@@ -3,8 +3,8 @@
 A task job's payload is ``{"task": <name>, "kwargs": {...}}``. The task
 function gets the kwargs (and the ``JobContext`` first with
 ``pass_context``); what it returns (``AckEffects`` or anything else) becomes
-the ack; an ``Outcome`` (``Release()`` to hand the job off, ``Nack``,
-``DeadLetter``) is settled as such. A ``transactional`` task runs inside one fenced transaction that
+the ack (see ``executor``: an ``Outcome`` such as ``Release()`` is settled
+as such). A ``transactional`` task runs inside one fenced transaction that
 ends with its ack (``ctx.conn`` is that transaction's connection): its
 writes commit together with the ack, or not at all.
 """
@@ -17,17 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.context import JobContext
-from pgbatch.worker.executor import Ack, Call, Outcome, UnknownHandler
+from pgbatch.worker.executor import Call, UnknownHandler
 
 if TYPE_CHECKING:
     from pgbatch._app import App, Task
-
-
-def _outcome(result: Any) -> Outcome | None:
-    """What a task's return value asks for: an ``Outcome`` as is, ``AckEffects`` as an Ack."""
-    if isinstance(result, Outcome):
-        return result
-    return Ack(result) if isinstance(result, AckEffects) and not result.is_empty() else None
 
 
 def _effects(result: Any) -> AckEffects | None:
@@ -77,7 +70,11 @@ class TaskExecutor:
 
 
 def _entry(task: Task[Any, Any]) -> Any:
-    """``fn(ctx)`` running ``task`` with the job's kwargs."""
+    """``fn(ctx)`` running ``task`` with the job's kwargs.
+
+    For a plain task it returns what the task function returns (a coroutine
+    for an async one): no wrapper coroutine per job on the hot path.
+    """
     fn = task.fn
     opts = task.options
     if opts.transactional:
@@ -97,25 +94,12 @@ def _entry(task: Task[Any, Any]) -> Any:
                 result = fn(ctx, **kwargs)
                 ctx.ack_in_sync(conn, _effects(result))
         return run_transactional_sync
-    if task.is_async:
-        if opts.pass_context:
-            async def run_with_context(ctx: JobContext) -> Outcome | None:
-                return _outcome(await fn(ctx, **_kwargs(ctx)))
-            return run_with_context
-
-        async def run(ctx: JobContext) -> Outcome | None:
-            # the hot path of no-op-sized jobs: _kwargs and _outcome inlined
-            kwargs = ctx.job.payload.get("kwargs") or {}
-            if kwargs.__class__ is not dict:
-                kwargs = _kwargs(ctx)  # raises for a non-object
-            result = await fn(**kwargs)
-            return None if result is None else _outcome(result)
-        return run
     if opts.pass_context:
-        def run_sync_with_context(ctx: JobContext) -> Outcome | None:
-            return _outcome(fn(ctx, **_kwargs(ctx)))
-        return run_sync_with_context
+        def run_with_context(ctx: JobContext) -> Any:
+            return fn(ctx, **_kwargs(ctx))
+        return run_with_context
 
-    def run_sync(ctx: JobContext) -> Outcome | None:
-        return _outcome(fn(**_kwargs(ctx)))
-    return run_sync
+    def run(ctx: JobContext) -> Any:
+        kwargs = ctx.job.payload.get("kwargs") or {}  # the hot path: _kwargs inlined
+        return fn(**(kwargs if isinstance(kwargs, dict) else _kwargs(ctx)))
+    return run
