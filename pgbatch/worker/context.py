@@ -21,7 +21,10 @@ only with a live claim, durably. A lost claim raises ``ClaimLost`` and rolls
 everything back. A handler may run as many of them as it likes inside one
 claim (one per chunk). ``ctx.ack_in(conn, effects)`` inside the block acks
 the job in that transaction instead (the ack is the fence then); the worker
-does not settle the job again.
+does not settle the job again. A connection lost during ``COMMIT`` raises
+``psycopg.OperationalError``: whether that transaction committed is unknown,
+so the handler checks its own progress (a chunk step reads its checkpoint)
+instead of blindly redoing it.
 """
 
 from __future__ import annotations
