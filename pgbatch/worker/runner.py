@@ -89,6 +89,21 @@ class _Running:
         self.ctx.claim_lost.set()
 
 
+class _Finished:
+    """The watcher of a claim whose job finished: late news is of no use."""
+
+    def claim_cancelled(self, claim: Claim) -> None:
+        return None
+
+    def claim_lost(self, claim: Claim) -> None:
+        return None
+
+
+#: Also breaks the claim -> running job -> claim cycle, so a finished job's
+#: objects are freed at once by reference counting, not by the cyclic GC.
+_FINISHED = _Finished()
+
+
 class Runner:
     """Runs claimed jobs through the executor of their kind."""
 
@@ -133,8 +148,7 @@ class Runner:
             r.ctx.released.set()
             if r.handle is not None:
                 r.handle.cancel()
-            self.lease_keeper.drop(r.claim)
-            self._running.pop(r.claim.key, None)
+            self._finish(r)
             await self.settler.release(r.claim.job, "not finished within the grace period")
 
     # -- running -----------------------------------------------------------------
@@ -204,6 +218,7 @@ class Runner:
             return
         self._running.pop(claim.key, None)
         self.lease_keeper.drop(claim)
+        claim.watcher = _FINISHED
         self.prefetch.observe(time.monotonic() - started)
         if r.released:
             return
@@ -216,6 +231,7 @@ class Runner:
     def _finish(self, r: _Running) -> None:
         self._running.pop(r.claim.key, None)
         self.lease_keeper.drop(r.claim)
+        r.claim.watcher = _FINISHED
 
     async def _invoke(self, call: Call, ctx: JobContext) -> Any:
         if call.is_async:
