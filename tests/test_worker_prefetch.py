@@ -7,6 +7,7 @@ jobs are long or before any job ran.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from pgbatch import App, JobContext, Worker
 from pgbatch.worker.prefetch import PrefetchPolicy
 from tests.conftest import TestDatabase
-from tests.worker_harness import LoopThread, app_on, counts, scalar, wait_until
+from tests.worker_harness import LoopThread, app_on, archive_row, counts, scalar, wait_until
 
 
 def _policy(concurrency: int, avg_runtime: float, started: int = 1,
@@ -106,3 +107,43 @@ def test_transactional_tasks_do_not_defeat_the_prefetch_limit(db: TestDatabase) 
     assert max(held) <= concurrency, sorted(held)[-5:]
     assert average >= Worker.SHORT_JOB
     assert limit == 0
+
+
+def test_a_buffered_job_that_is_cancelled_is_released_and_ends_cancelled(
+        db: TestDatabase) -> None:
+    """The lease keeper renews buffered claims too; a renewal that finds one cancelled
+    makes the claimer give it back at once instead of running it."""
+    conn = db.connect()
+    entered, go = threading.Event(), threading.Event()
+    ran: list[int] = []
+    with app_on(db.dsn) as app, LoopThread() as lt:
+        @app.task(queue="buffered", lease=0.6)  # renewed every 0.2 s
+        def job(n: int) -> None:
+            ran.append(n)
+            if n == 0:
+                entered.set()
+                assert go.wait(30)
+
+        # enqueued before the worker starts: its first claim takes them all
+        first, *ids = app.client.enqueue_many([job.request({"n": n}) for n in range(4)])
+        worker = lt.start(Worker(app, concurrency=1, prefetch=5, poll_interval=30,
+                                 maintenance=False), idle=False)
+        assert entered.wait(10)
+        claimer = worker.claimer
+        assert claimer is not None
+        wait_until(lambda: lt.call(lambda: claimer.buffered) == 3, 10,
+                   "the three jobs to be buffered")
+        assert scalar(conn, "select pgbatch.cancel_job(%s)", [ids[1]]) == "cancel_requested"
+        wait_until(lambda: archive_row(conn, ids[1]), 10, "the cancelled job to end")
+        buffered = lt.call(lambda: claimer.buffered)
+        go.set()
+        wait_until(lambda: counts(conn, "buffered")["done"] == 3, 10, "the others to run")
+
+    cancelled = archive_row(conn, ids[1])
+    assert cancelled is not None
+    assert (cancelled["state"], cancelled["attempt"]) == ("cancelled", 0)
+    assert buffered == 2
+    assert sorted(ran) == [0, 1, 3]
+    done = archive_row(conn, first)
+    assert done is not None
+    assert done["state"] == "done"
