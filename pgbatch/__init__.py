@@ -5,7 +5,7 @@ transaction; this package is a thin runtime over those functions.
 """
 
 from pgbatch._aio_client import AsyncClient
-from pgbatch._app import App, Handler, JobContext, Task, TaskOptions
+from pgbatch._app import App, Handler, Task, TaskOptions
 from pgbatch._client import Client
 from pgbatch._errors import (
     ClaimLost,
@@ -40,7 +40,7 @@ from pgbatch._types import (
     QueueStats,
     VacuumStat,
 )
-from pgbatch._worker import Worker, WorkerError, run_worker, run_worker_concurrent
+from pgbatch.worker import JobContext, Worker, WorkerError, run_worker, run_worker_concurrent
 from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 

@@ -145,6 +145,16 @@ class AsyncClient:
         """Extend a claim's lease; returns the new expiry."""
         return await self.run(_ops.renew_lease(job_id, claim_token, lease), conn)
 
+    async def fence_claim(self, job_id: UUID, claim_token: UUID, lease: timedelta = DEFAULT_LEASE,
+                          *, conn: AnyConn | None = None) -> tuple[datetime, bool]:
+        """Check the claim and extend its lease in ``conn``'s transaction (durably).
+
+        Call it last in a transaction run inside a claim: the caller's writes
+        then commit only with a live claim. Returns ``(new expiry, cancel
+        requested)``; raises ClaimLost when the claim is gone.
+        """
+        return await self.run(_ops.fence_claim(job_id, claim_token, lease), conn)
+
     async def release(self, job_id: UUID, claim_token: UUID, *,
                       conn: AnyConn | None = None) -> None:
         """Give a claim back without consuming an attempt."""

@@ -19,6 +19,10 @@ all (e.g. when the claim was lost).
 
 Class-based handlers subclass ``Handler`` and implement exactly one of
 ``process`` and ``process_with_effects`` (each defaults to the other).
+
+Tasks are one kind of job. Another part (the batch engine) registers an
+executor for its own kind with ``register_executor``; the App's workers then
+run those jobs too (see ``pgbatch.worker.executor``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,11 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidArgument
-from pgbatch._types import ClaimedJob, EnqueueRequest, Json
+from pgbatch._types import EnqueueRequest, Json
+
+if TYPE_CHECKING:
+    from pgbatch.worker.context import JobContext
+    from pgbatch.worker.executor import Executor
 
 if TYPE_CHECKING:
     from pgbatch.worker.services import MaintenanceService, ServiceFunction, ServiceScope
@@ -48,53 +56,6 @@ R = TypeVar("R")
 P2 = ParamSpec("P2")
 R2 = TypeVar("R2")
 SF = TypeVar("SF", bound="ServiceFunction")
-
-
-class JobContext:
-    """What a running job knows about itself.
-
-    ``conn`` is set only for ``transactional`` tasks: a connection inside the
-    transaction that will also ack the job (sync ``psycopg.Connection`` for
-    sync tasks, ``AsyncConnection`` for async ones). ``cancelled`` is set when
-    ``cancel_job`` was called for the job (seen at the next lease renewal), or
-    when the worker is shutting down and gives the job back; ``claim_lost``
-    when the lease could not be renewed because the job was reaped: its
-    result will not be acked. A long sync task should check ``cancelled``.
-    """
-
-    __slots__ = ("_cancelled", "_claim_lost", "conn", "job", "task_name", "worker_id")
-
-    def __init__(self, job: ClaimedJob, task_name: str, worker_id: str, conn: Any = None) -> None:
-        self.job = job
-        self.task_name = task_name
-        self.worker_id = worker_id
-        self.conn = conn
-        self._cancelled: threading.Event | None = None
-        self._claim_lost: threading.Event | None = None
-
-    @property
-    def cancelled(self) -> threading.Event:
-        """Set when the job should stop (cancelled, or released at shutdown)."""
-        if self._cancelled is None:
-            self._cancelled = threading.Event()
-        return self._cancelled
-
-    @property
-    def claim_lost(self) -> threading.Event:
-        """Set when the claim was lost (lease reaped): the result will not be acked."""
-        if self._claim_lost is None:
-            self._claim_lost = threading.Event()
-        return self._claim_lost
-
-    @property
-    def attempt(self) -> int:
-        """This attempt's number (1 for the first)."""
-        return self.job.attempt
-
-    @property
-    def job_id(self) -> UUID:
-        """The job's id."""
-        return self.job.id
 
 
 @dataclass(frozen=True)
@@ -224,6 +185,7 @@ class App:
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: Maintenance services every worker of this App runs besides the built-in ones.
         self.maintenance_services: list[MaintenanceService] = []
+        self.executors: dict[str, Executor] = {}
         self._client: Client | None = None
         self._aclient: AsyncClient | None = None
         self._lock = threading.Lock()
@@ -323,11 +285,27 @@ class App:
             raise ValueError(f"a maintenance service named {service.name!r} is already registered")
         self.maintenance_services.append(service)
 
+    def register_executor(self, kind: str, executor: Executor) -> None:
+        """Run jobs whose payload has ``"kind": kind`` with ``executor``.
+
+        ``"task"`` (the kind of jobs without one) is built in and cannot be
+        replaced; a kind is registered once. Workers of this App serve the
+        executor's ``queues()`` by default.
+        """
+        if not isinstance(kind, str) or not kind.strip():
+            raise InvalidArgument(f"an executor kind must be a non-empty string, got {kind!r}")
+        if kind == "task" or kind in self.executors:
+            raise ValueError(f"an executor for kind {kind!r} is already registered")
+        self.executors[kind] = executor
+
     def queues(self) -> list[str]:
-        """The queues of the registered tasks, in registration order."""
+        """The queues of the registered tasks, then of the executors, in registration order."""
         seen: dict[str, None] = {}
         for t in self.tasks.values():
             seen.setdefault(t.options.queue, None)
+        for executor in self.executors.values():
+            for q in executor.queues():
+                seen.setdefault(q, None)
         return list(seen)
 
     # -- clients ---------------------------------------------------------------

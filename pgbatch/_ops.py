@@ -141,6 +141,11 @@ def renew_lease(job_id: UUID, claim_token: UUID, lease: timedelta) -> Op[datetim
     return Op("select pgbatch.renew_lease(%s, %s, %s)", (job_id, claim_token, lease), _scalar)
 
 
+def fence_claim(job_id: UUID, claim_token: UUID, lease: timedelta) -> Op[tuple[datetime, bool]]:
+    return Op("select expires_at, cancel_requested from pgbatch.fence_claim(%s, %s, %s)",
+              (job_id, claim_token, lease), lambda rows: (rows[0][0], bool(rows[0][1])))
+
+
 def release(job_id: UUID, claim_token: UUID) -> Op[None]:
     return Op("select pgbatch.release(%s, %s)", (job_id, claim_token), _none)
 

@@ -8,8 +8,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pgbatch._dispatcher import Wakeup, WakeupDispatcher
-from pgbatch._listener import parse_payload
+from pgbatch.worker.dispatcher import Wakeup, WakeupDispatcher
+from pgbatch.worker.listener import parse_payload
 
 T = TypeVar("T")
 Waiters = list[asyncio.Task[Wakeup[str] | None]]

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from pgbatch._aio_client import AsyncClient
-from pgbatch._settler import Settler
 from pgbatch._types import ClaimedJob
+from pgbatch.worker.settler import Settler
 from tests.conftest import TestDatabase
 from tests.helpers import claim, counts, enqueue, expire_lease
 

@@ -5,6 +5,7 @@ Workers run in-process (``LoopThread``); the tests read the rows they leave.
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -270,3 +271,32 @@ def test_a_job_for_an_unknown_task_is_nacked_with_an_unknown_task_error(
     assert archived is not None
     assert archived["state"] == "dead"
     assert archived["last_error"]["type"] == "UnknownTask"
+
+
+# -- the hot path ------------------------------------------------------------------------
+
+def test_finished_jobs_leave_no_reference_cycles_behind(db: TestDatabase) -> None:
+    """A finished job's context, claim and bookkeeping are freed by reference counting.
+
+    A cycle per job (a claim watched by its running job, which holds the claim)
+    would leave every job's objects to the cyclic GC: measured as ~15% more
+    worker CPU per job in B2. With the cyclic GC off, no context may survive.
+    """
+    conn = db.connect()
+    with app_on(db.dsn) as app, LoopThread() as lt:
+        @app.task(queue="nocycle", pass_context=True)
+        async def touch(ctx: JobContext) -> None:
+            return None
+
+        worker = lt.start(Worker(app, concurrency=4, poll_interval=30, maintenance=False))
+        gc.collect()
+        gc.disable()
+        try:
+            app.client.enqueue_many([touch.request() for _ in range(200)])
+            wait_until(lambda: counts(conn, "nocycle")["done"] == 200, 30, "every job to be done")
+            wait_until(lambda: lt.call(lambda: worker.stats.succeeded) == 200, 10,
+                       "the runner to count them")
+            alive = lt.call(lambda: sum(isinstance(o, JobContext) for o in gc.get_objects()))
+        finally:
+            gc.enable()
+    assert alive == 0

@@ -1,1 +1,51 @@
-"""The worker and its parts (claiming, running, lease keeping, settling, maintenance)."""
+"""The worker: claims jobs, runs their handlers, keeps leases, settles.
+
+Composed of small parts, one module each (see ``docs/design.md``, "How the
+code is organised"): ``claimer``, ``runner``, ``lease_keeper``, ``settler``,
+``dispatcher``, ``listener``, ``threads``, ``connections``; ``maintenance``
+(the loop of periodic ``services``, ``leadership`` by a database-time lease,
+the built-in ``queue_services`` and ``vacuum``); ``executor`` is
+the seam through which other parts (the batch engine) register handlers for
+their own kind of job, ``tasks`` the executor of ``@app.task`` functions,
+``context`` the ``JobContext`` handlers get. ``worker`` composes them.
+"""
+
+from pgbatch.worker.context import JobContext
+from pgbatch.worker.executor import (
+    Ack,
+    Call,
+    DeadLetter,
+    Executor,
+    Nack,
+    Outcome,
+    Release,
+    UnknownHandler,
+    kind_of,
+)
+from pgbatch.worker.worker import (
+    Worker,
+    WorkerError,
+    WorkerStats,
+    default_node_id,
+    run_worker,
+    run_worker_concurrent,
+)
+
+__all__ = [
+    "Ack",
+    "Call",
+    "DeadLetter",
+    "Executor",
+    "JobContext",
+    "Nack",
+    "Outcome",
+    "Release",
+    "UnknownHandler",
+    "Worker",
+    "WorkerError",
+    "WorkerStats",
+    "default_node_id",
+    "kind_of",
+    "run_worker",
+    "run_worker_concurrent",
+]

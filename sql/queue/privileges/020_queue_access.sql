@@ -19,6 +19,7 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('nack',              'worker',   true),
     ('dead_letter',       'worker',   true),
     ('renew_lease',       'worker',   true),
+    ('fence_claim',       'worker',   true),
     ('release',           'worker',   true),
     ('reap_expired',      'worker',   true),
     ('sweep_retention',   'worker',   true),

@@ -1,4 +1,13 @@
-"""Batched settlement: many acks in one transaction, per-job outcomes kept.
+"""The settler: every settlement of the worker goes through it.
+
+Acks of finished jobs are batched (below). Nacks (a failed attempt),
+dead-letters, releases (shutdown, hand-off) and acks made inside a job's own
+transaction (``ack_in``, for transactional tasks and fenced handlers) are
+sent at once, through the same object, so its counters (``SettleStats``)
+count every settlement and a lost claim is logged the same way whatever the
+path.
+
+Batched acks: many in one transaction, per-job outcomes kept.
 
 Finished jobs are queued here and sent in batches: with ``ack_ids`` (two
 uuid arrays; only the entries that were not acked come back) when no job in
@@ -27,12 +36,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import psycopg
 
 from pgbatch._aio_client import AsyncClient
-from pgbatch._types import AckEffects, AckOutcome, AckRequest, ClaimedJob
+from pgbatch._client import Client
+from pgbatch._errors import ClaimLost, JobNotFound
+from pgbatch._types import AckEffects, AckOutcome, AckRequest, ClaimedJob, Json
 
 _Entry = tuple[ClaimedJob, AckEffects | None]
 
@@ -43,7 +57,11 @@ log = logging.getLogger("pgbatch.worker")
 class SettleStats:
     """Counters of the settlement path."""
 
-    acked: int = 0
+    acked: int = 0  # every ack, batched or in the job's own transaction
+    acked_in_transaction: int = 0
+    nacked: int = 0
+    dead_lettered: int = 0
+    released: int = 0
     claim_lost: int = 0
     errors: int = 0
     batches: int = 0
@@ -51,12 +69,19 @@ class SettleStats:
 
 
 class Settler:
-    """Queues acks and sends them in batches with ``ack_ids`` or ``ack_many``."""
+    """Settles jobs: acks in batches (``ack_ids``/``ack_many``), everything else at once.
+
+    ``sync_client`` gives the sync client whose connections sync handlers use
+    (only ``ack_in_sync`` needs it). Build it on the event loop that runs it.
+    """
 
     def __init__(self, client: AsyncClient, *, max_batch: int = 1000, linger: float = 0.0,
                  max_backoff: float = 5.0, max_in_flight: int = 1,
-                 high_water: int | None = None) -> None:
+                 high_water: int | None = None,
+                 sync_client: Callable[[], Client] | None = None) -> None:
         self.client = client
+        self.sync_client = sync_client
+        self._loop = asyncio.get_running_loop()
         self.max_batch = max_batch
         self.high_water = 2 * max_batch if high_water is None else high_water
         self.max_in_flight = max_in_flight
@@ -165,8 +190,95 @@ class Settler:
         try:
             await self.client.nack(job.id, job.claim_token, error={
                 "type": "AckFailed", "message": outcome.message, "sqlstate": outcome.error_code})
+            self.stats.nacked += 1
         except Exception:
             log.exception("nack of job %s after a failed ack failed too", job.id)
+
+    # -- settlements sent at once ------------------------------------------------------
+    def _lost(self, job: ClaimedJob, what: str, exc: Exception) -> None:
+        self.stats.claim_lost += 1
+        log.warning("lost claim: job %s (attempt %d) could not be %s: %s",
+                    job.id, job.attempt, what, exc)
+
+    async def nack(self, job: ClaimedJob, error: Json, *, retry_at: datetime | None = None,
+                   backoff_base: timedelta = timedelta(seconds=1),
+                   backoff_cap: timedelta = timedelta(hours=1)) -> str | None:
+        """Fail the attempt (retry with backoff, dead at the last); the state, or None."""
+        try:
+            state = await self.client.nack(job.id, job.claim_token, error=error,
+                                           retry_at=retry_at, backoff_base=backoff_base,
+                                           backoff_cap=backoff_cap)
+        except (ClaimLost, JobNotFound) as exc:
+            self._lost(job, "nacked", exc)
+            return None
+        except Exception:
+            self.stats.errors += 1
+            log.exception("nack of job %s failed; its lease will expire", job.id)
+            return None
+        self.stats.nacked += 1
+        info = error if isinstance(error, dict) else {}
+        log.info("job %s attempt %d failed (%s: %s); now %s", job.id, job.attempt,
+                 info.get("type"), info.get("message"), state)
+        return state
+
+    async def dead_letter(self, job: ClaimedJob, reason: str | None) -> bool:
+        """Move the job to dead; False when that failed (logged)."""
+        try:
+            await self.client.dead_letter(job.id, job.claim_token, reason)
+        except (ClaimLost, JobNotFound) as exc:
+            self._lost(job, "dead-lettered", exc)
+            return False
+        except Exception:
+            self.stats.errors += 1
+            log.exception("dead-letter of job %s failed; its lease will expire", job.id)
+            return False
+        self.stats.dead_lettered += 1
+        return True
+
+    async def release(self, job: ClaimedJob, why: str) -> bool:
+        """Give the claim back (pending again, attempt not consumed); False if it failed."""
+        try:
+            await self.client.release(job.id, job.claim_token)
+        except (ClaimLost, JobNotFound):
+            return False  # already gone: nothing to give back
+        except psycopg.Error as exc:
+            self.stats.errors += 1
+            log.warning("could not release job %s (%s); its lease will expire", job.id, exc)
+            return False
+        self.stats.released += 1
+        log.info("released job %s (%s)", job.id, why)
+        return True
+
+    async def ack_in(self, conn: psycopg.AsyncConnection[Any], job: ClaimedJob,
+                     effects: AckEffects | None) -> None:
+        """Ack inside the caller's open transaction on ``conn`` (it commits it).
+
+        Raises ClaimLost when the claim is gone (the caller rolls back). Call
+        ``acked_in_transaction`` once the transaction committed.
+        """
+        try:
+            await self.client.ack(job.id, job.claim_token, effects, conn=conn)
+        except (ClaimLost, JobNotFound) as exc:
+            self._lost(job, "acked", exc)
+            raise ClaimLost(str(exc)) from exc
+
+    def ack_in_sync(self, conn: psycopg.Connection[Any], job: ClaimedJob,
+                    effects: AckEffects | None) -> None:
+        """``ack_in`` for a sync connection, from a handler's thread."""
+        assert self.sync_client is not None, "a Settler for sync handlers needs sync_client"
+        try:
+            self.sync_client().ack(job.id, job.claim_token, effects, conn=conn)
+        except (ClaimLost, JobNotFound) as exc:
+            self._loop.call_soon_threadsafe(self._lost, job, "acked", exc)
+            raise ClaimLost(str(exc)) from exc
+
+    def acked_in_transaction(self) -> None:
+        """Count an ack whose transaction committed (thread-safe)."""
+        self._loop.call_soon_threadsafe(self._count_acked_in_transaction)
+
+    def _count_acked_in_transaction(self) -> None:
+        self.stats.acked += 1
+        self.stats.acked_in_transaction += 1
 
     async def drain(self) -> None:
         """Wait until everything queued so far is settled."""
