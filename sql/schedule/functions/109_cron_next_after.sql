@@ -20,8 +20,9 @@ declare
     v_at timestamptz;
 begin
     v_bounds := pgbatch._cron_offset_bounds(tz, after);
-    -- a local time before this maps at or before `after`
-    v_local := pgbatch._cron_next_local(spec, (after at time zone 'UTC') + v_bounds.least_offset);
+    -- a local time at or before this maps at or before `after`
+    v_local := pgbatch._cron_next_local(spec, (after at time zone 'UTC') + v_bounds.least_offset
+                                              + interval '1 microsecond');
     while v_local is not null and (v_stop is null or v_local < v_stop) loop
         foreach v_at in array pgbatch._cron_instants(tz, v_local, v_every_hour) loop
             if v_at > after and (v_best is null or v_at < v_best) then
