@@ -5,12 +5,13 @@
 -- and '<+03>-3'), then PostgreSQL's own lookup. A name without '/' could also
 -- be an abbreviation or a POSIX offset ('PST', 'XYZ3'), which AT TIME ZONE
 -- would accept: those are checked against pg_timezone_names (slow, so only
--- for them; 'UTC' and 'GMT' are known).
+-- for them; 'UTC' and 'GMT' are known). PARALLEL RESTRICTED: the lookup runs in
+-- an exception block (a subtransaction), which a parallel worker cannot start.
 create or replace function pgbatch._tz_problem(tz text)
 returns text[]
 language plpgsql
 stable
-parallel safe
+parallel restricted
 as $$
 declare
     v_probe timestamp;

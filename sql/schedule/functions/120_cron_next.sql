@@ -6,7 +6,7 @@ create or replace function pgbatch.cron_next(expr text, tz text, after timestamp
 returns timestamptz
 language plpgsql
 stable
-parallel safe
+parallel restricted
 as $$
 declare
     v_spec constant pgbatch.cron_spec := pgbatch.cron_parse(expr);

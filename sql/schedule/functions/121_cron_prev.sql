@@ -7,7 +7,7 @@ create or replace function pgbatch.cron_prev(expr text, tz text, at timestamptz)
 returns timestamptz
 language plpgsql
 stable
-parallel safe
+parallel restricted
 as $$
 declare
     v_spec constant pgbatch.cron_spec := pgbatch.cron_parse(expr);

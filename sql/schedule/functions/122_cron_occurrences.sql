@@ -9,7 +9,7 @@ create or replace function pgbatch.cron_occurrences(expr text, tz text, after ti
 returns setof timestamptz
 language plpgsql
 stable
-parallel safe
+parallel restricted
 as $$
 declare
     v_spec constant pgbatch.cron_spec := pgbatch.cron_parse(expr);
