@@ -367,6 +367,7 @@ def test_K15_hourly_counts_on_transition_days(cc: Conn, tz: str, gap_day: date, 
         # a 30-minute shift never makes a full hour vanish or repeat
         assert (len(gap), len(fold)) == (24, 24)
         assert len(local_day(cc, "30 * * * *", tz, fold_day)) == 25    # 01:30 twice
+        assert len(local_day(cc, "30 * * * *", tz, gap_day)) == 24     # 02:30 exists
         assert len(local_day(cc, "*/30 * * * *", tz, gap_day)) == 47   # 02:00 -> 02:30
     else:
         assert (len(gap), len(fold)) == (23, 25)
@@ -387,6 +388,14 @@ def test_K15_gap_day_range_has_no_duplicate_instants(cc: Conn, tz: str, gap_day:
         walked.append(found)
         cursor = found
     assert walked == got
+
+
+def test_skipped_day_maps_onto_the_next(cc: Conn) -> None:
+    # Pacific/Apia skipped 2011-12-30 (-10 -> +14): its 12:00, read with the old
+    # offset, is 2011-12-31 12:00 +14 and counts once
+    got = occurrences(cc, "0 12 * * *", "Pacific/Apia", utc("2011-12-28"), utc("2012-01-01"))
+    assert got == [utc("2011-12-28T22:00"), utc("2011-12-29T22:00"), utc("2011-12-30T22:00"),
+                   utc("2011-12-31T22:00")]
 
 
 # --------------------------------------------------------------------------- zoneinfo
