@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg.conninfo import make_conninfo
 
 from pgbatch._errors import InvalidCron, InvalidTimeZone, translate
 from tests.conftest import PgTestServer, TestDatabase
@@ -307,6 +308,24 @@ def test_max_count_out_of_range(cc: Conn, max_count: int | None) -> None:
     with raises_sqlstate("PB007", "max_count"):
         occurrences(cc, "* * * * *", "UTC", utc("2026-01-01"), utc("2026-01-02"),
                     max_count)  # type: ignore[arg-type]
+
+
+def test_a_producer_may_evaluate_cron(cc: Conn, cron_db: TestDatabase) -> None:
+    cc.execute("create role cron_test_producer login in role pgbatch_producer")
+    try:
+        dsn = make_conninfo(cron_db.dsn, user="cron_test_producer")
+        with psycopg.connect(dsn, autocommit=True) as producer:
+            assert next_(producer, "@hourly", "Europe/Berlin", utc("2026-01-01T00:30")) == \
+                utc("2026-01-01T01:00")
+            assert prev(producer, "@hourly", "UTC", utc("2026-01-01T00:30")) == utc("2026-01-01")
+            assert len(occurrences(producer, "@daily", "UTC", utc("2026-01-01"),
+                                   utc("2026-01-08"))) == 7
+            assert spec(producer, "@daily")["hours"] == [0]
+            with raises_sqlstate("42501"):
+                producer.execute("select pgbatch._cron_next_local(pgbatch.cron_parse('@daily'),"
+                                 " now()::timestamp)")
+    finally:
+        cc.execute("drop role cron_test_producer")
 
 
 # --------------------------------------------------------------------------- K15 DST

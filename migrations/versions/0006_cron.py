@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0006_cron.sql: released SQL never changes.
-SQL_SHA256 = "635d5a138fbc4f1db1558c53e754c2828effeed9aba17729681be0cdfb4102d1"
+SQL_SHA256 = "631e194132bbd536e288bf37764eb561417b4edfd1d4edb730b3a1ec991dac96"
 
 _DOWNGRADE = """
 delete from pgbatch.function_access

@@ -613,17 +613,18 @@ $$;
 
 -- ==== schedule/privileges/030_schedule_access.sql ====
 -- Who may execute the public functions of sql/schedule (see
--- sql/core/schema/090_function_access.sql). Cron evaluation reads no table:
--- pure helpers, open to every pgbatch role, not SECURITY DEFINER.
+-- sql/core/schema/090_function_access.sql). Cron evaluation reads no table,
+-- but it runs internal helpers (_cron_*, _tz_*, _raise) that no group role may
+-- execute itself: SECURITY DEFINER, open to every pgbatch role.
 insert into pgbatch.function_access (function_name, granted_to, security_definer) values
-    ('cron_parse',       'producer', false),
-    ('cron_next',        'producer', false),
-    ('cron_prev',        'producer', false),
-    ('cron_occurrences', 'producer', false)
+    ('cron_parse',       'producer', true),
+    ('cron_next',        'producer', true),
+    ('cron_prev',        'producer', true),
+    ('cron_occurrences', 'producer', true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
 
 reset check_function_bodies;
 
--- the privileges step: SECURITY DEFINER (none here), pinned search_path, grants.
+-- the privileges step: SECURITY DEFINER, pinned search_path, grants.
 select pgbatch._apply_privileges();
