@@ -81,6 +81,15 @@ def occurrences(conn: Conn, expr: str, tz: str, after: datetime, until: datetime
     return [r[0] for r in rows]
 
 
+def missed(conn: Conn, expr: str, tz: str, after: datetime, until: datetime,
+           max_scan: int = 1000) -> tuple[datetime | None, int, bool]:
+    row = conn.execute("select latest, occurrences, capped"
+                       " from pgbatch.cron_missed(%s, %s, %s, %s, %s)",
+                       [expr, tz, after, until, max_scan]).fetchone()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
 def local_day(conn: Conn, expr: str, tz: str, day: date) -> list[datetime]:
     """The occurrences during one local calendar day in ``tz``."""
     zone = ZoneInfo(tz)
@@ -248,6 +257,30 @@ def test_occurrences_window_and_cap(cc: Conn) -> None:
     assert len(occurrences(cc, "0 * * * *", "UTC", after, after + timedelta(days=5), 7)) == 7
     assert occurrences(cc, "0 * * * *", "UTC", after, after) == []
     assert occurrences(cc, "0 * * * *", "UTC", after, after - timedelta(days=1)) == []
+
+
+def test_missed_summarises_the_window(cc: Conn) -> None:
+    after = utc("2026-01-01")
+    assert missed(cc, "0 * * * *", "UTC", after, after + timedelta(hours=5, minutes=30)) == \
+        (after + timedelta(hours=5), 5, False)
+    assert missed(cc, "0 * * * *", "UTC", after, after + timedelta(minutes=59)) == (None, 0, False)
+    # exactly max_scan occurrences is not capped; one more is
+    assert missed(cc, "0 * * * *", "UTC", after, after + timedelta(hours=3), 3) == \
+        (after + timedelta(hours=3), 3, False)
+    assert missed(cc, "0 * * * *", "UTC", after, after + timedelta(hours=4), 3) == \
+        (after + timedelta(hours=4), 3, True)
+    # the fold of New York: 25 hourly occurrences on the day, latest the last
+    latest, count, capped = missed(cc, "0 * * * *", "America/New_York", utc("2026-11-01T04:00"),
+                                   utc("2026-11-02T05:00"))
+    assert (latest, count, capped) == (utc("2026-11-02T05:00"), 25, False)
+
+
+def test_missed_refuses_bad_max_scan(cc: Conn) -> None:
+    for max_scan in (0, 10001):
+        with raises_sqlstate("PB007", "max_scan"):
+            missed(cc, "* * * * *", "UTC", utc("2026-01-01"), utc("2026-01-02"), max_scan)
+    with raises_sqlstate("PB013", "until"):
+        cc.execute("select pgbatch.cron_missed('* * * * *', 'UTC', now(), 'infinity')")
 
 
 def test_no_occurrence_in_range_is_null(cc: Conn) -> None:
@@ -577,6 +610,13 @@ def test_K17_dense_schedule_ten_years_back_is_capped_and_prev_is_direct(cc: Conn
         occurrences(cc, "* * * * * *", "Europe/Berlin", ten_years_back, now, 1000)
         assert _calls(cc, "_cron_next_local") <= 2 * 1000 + 2
         prev(cc, "* * * * * *", "Europe/Berlin", now)
+        assert _calls(cc, "_cron_prev_local") <= 3
+    # the tick's decision: one call, the exact latest occurrence, the count "at least 1000"
+    with cc.transaction():
+        cc.execute("set local track_functions = 'pl'")
+        assert missed(cc, "* * * * * *", "Europe/Berlin", ten_years_back, now) == \
+            (utc("2026-06-01T12:00:00"), 1000, True)
+        assert _calls(cc, "_cron_next_local") <= 2 * 1001 + 2
         assert _calls(cc, "_cron_prev_local") <= 3
 
 

@@ -1,11 +1,11 @@
-"""Cron evaluation in SQL: pgbatch.cron_parse, cron_next, cron_prev, cron_occurrences.
+"""Cron evaluation in SQL: pgbatch.cron_parse, cron_next, cron_prev, cron_occurrences, cron_missed.
 
 Revision ID: 0006_cron
 Revises: 0005_bad_input
 
 Adds the type ``pgbatch.cron_spec`` (a parsed cron expression), the public
-functions ``cron_parse``, ``cron_next``, ``cron_prev`` and
-``cron_occurrences`` (docs/schedules.md), the internal helpers the scheduler's
+functions ``cron_parse``, ``cron_next``, ``cron_prev``, ``cron_occurrences`` and
+``cron_missed`` (docs/schedules.md), the internal helpers the scheduler's
 tick will share with them, and the codes PB020 (InvalidCron) and PB021
 (InvalidTimeZone). Additive only (new functions and a new type), so workers
 of the previous version keep working during a rolling deploy.
@@ -25,14 +25,18 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0006_cron.sql: released SQL never changes.
-SQL_SHA256 = "631e194132bbd536e288bf37764eb561417b4edfd1d4edb730b3a1ec991dac96"
+SQL_SHA256 = "91d129cca2b7d61740b5059f6625f37df8b543887cb77f20bf3fdb81fdb8e284"
 
 _DOWNGRADE = """
 delete from pgbatch.function_access
- where function_name in ('cron_parse', 'cron_next', 'cron_prev', 'cron_occurrences');
+ where function_name in ('cron_parse', 'cron_next', 'cron_prev', 'cron_occurrences',
+                         'cron_missed');
+drop function if exists pgbatch.cron_missed(text, text, timestamptz, timestamptz, integer);
 drop function if exists pgbatch.cron_occurrences(text, text, timestamptz, timestamptz, integer);
 drop function if exists pgbatch.cron_prev(text, text, timestamptz);
 drop function if exists pgbatch.cron_next(text, text, timestamptz);
+drop function if exists pgbatch._cron_missed(pgbatch.cron_spec, text, timestamptz, timestamptz,
+                                             integer);
 drop function if exists pgbatch._cron_between(pgbatch.cron_spec, text, timestamptz, timestamptz,
                                               integer);
 drop function if exists pgbatch._cron_prev_at(pgbatch.cron_spec, text, timestamptz);

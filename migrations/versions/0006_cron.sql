@@ -1,11 +1,12 @@
 -- pgbatch migration 0006_cron: cron evaluation in SQL (docs/schedules.md).
 -- Adds the type pgbatch.cron_spec (a parsed expression), the public functions
--- cron_parse, cron_next, cron_prev and cron_occurrences (5 or 6 fields, names,
--- macros, the Vixie day rule; local wall-clock fields in an IANA zone mapped
--- to UTC instants with the DST rules of the scheduler: a gap shifts forward by
--- the gap, a fold fires once unless the hour field matches all 24 hours), the
--- internal helpers they share with the scheduler's tick, and the codes PB020
--- (InvalidCron) and PB021 (InvalidTimeZone). Additive only: no table changes.
+-- cron_parse, cron_next, cron_prev, cron_occurrences and cron_missed (5 or 6
+-- fields, names, macros, the Vixie day rule; local wall-clock fields in an
+-- IANA zone mapped to UTC instants with the DST rules of the scheduler: a gap
+-- shifts forward by the gap, a fold fires once unless the hour field matches
+-- all 24 hours), the internal helpers they share with the scheduler's tick,
+-- and the codes PB020 (InvalidCron) and PB021 (InvalidTimeZone). Additive
+-- only: no table changes.
 -- FROZEN: never edit this file after release; 0006_cron.py pins its sha256.
 
 set check_function_bodies = off;
@@ -542,6 +543,40 @@ begin
 end
 $$;
 
+-- ==== schedule/functions/111_cron_missed.sql ====
+-- The occurrences of `spec` in `tz` in (after, until] as the scheduler's tick
+-- needs them (BATCH.md §9.2, §9.4): the latest one, how many there are, and
+-- whether the scan stopped at `max_scan` first. The enumeration looks at
+-- most max_scan + 1 occurrences; past the cap the latest comes from a direct
+-- _cron_prev_at(until) and `occurrences` is max_scan, meaning "at least".
+-- No occurrence: latest NULL, occurrences 0.
+create or replace function pgbatch._cron_missed(spec pgbatch.cron_spec, tz text, after timestamptz,
+                                                until timestamptz, max_scan int,
+                                                out latest timestamptz, out occurrences int,
+                                                out capped boolean)
+language plpgsql
+immutable
+parallel safe
+as $$
+declare
+    v_at timestamptz := after;
+begin
+    occurrences := 0;
+    capped := false;
+    loop
+        v_at := pgbatch._cron_next_after(spec, tz, v_at);
+        exit when v_at is null or v_at > until;
+        if occurrences = max_scan then
+            capped := true;
+            latest := pgbatch._cron_prev_at(spec, tz, until);
+            return;
+        end if;
+        occurrences := occurrences + 1;
+        latest := v_at;
+    end loop;
+end
+$$;
+
 -- ==== schedule/functions/120_cron_next.sql ====
 -- The first occurrence of cron expression `expr` in IANA time zone `tz`
 -- strictly after `after`, or NULL if there is none before 2200-01-01.
@@ -611,6 +646,38 @@ begin
 end
 $$;
 
+-- ==== schedule/functions/123_cron_missed.sql ====
+-- The occurrences of cron expression `expr` in IANA time zone `tz` in
+-- (after, until], summarised as the scheduler decides a missed fire: the
+-- `latest` one, how many (`occurrences`), and whether the count stopped at
+-- `max_scan` (1 to 10000, default 1000: then `occurrences` means "at least
+-- max_scan", and `latest` still is the exact latest, found directly). Bounded
+-- work however far back `after` is. Raises InvalidCron (PB020),
+-- InvalidTimeZone (PB021), InvalidTime (PB013), InvalidArgument (PB007,
+-- max_scan).
+create or replace function pgbatch.cron_missed(expr text, tz text, after timestamptz,
+                                               until timestamptz, max_scan integer default 1000,
+                                               out latest timestamptz, out occurrences integer,
+                                               out capped boolean)
+language plpgsql
+stable
+parallel restricted
+as $$
+declare
+    v_spec constant pgbatch.cron_spec := pgbatch.cron_parse(expr);
+begin
+    perform pgbatch._check(pgbatch._tz_problem(tz));
+    perform pgbatch._check(pgbatch._cron_time_problem('after', after));
+    perform pgbatch._check(pgbatch._cron_time_problem('until', until));
+    if max_scan is null or max_scan < 1 or max_scan > 10000 then
+        perform pgbatch._raise('PB007', format('invalid max_scan: %s, must be 1 to 10000',
+                                               coalesce(max_scan::text, 'NULL')));
+    end if;
+    select m.latest, m.occurrences, m.capped into latest, occurrences, capped
+      from pgbatch._cron_missed(v_spec, tz, after, until, max_scan) m;
+end
+$$;
+
 -- ==== schedule/privileges/030_schedule_access.sql ====
 -- Who may execute the public functions of sql/schedule (see
 -- sql/core/schema/090_function_access.sql). Cron evaluation reads no table,
@@ -620,7 +687,8 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('cron_parse',       'producer', true),
     ('cron_next',        'producer', true),
     ('cron_prev',        'producer', true),
-    ('cron_occurrences', 'producer', true)
+    ('cron_occurrences', 'producer', true),
+    ('cron_missed',      'producer', true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
 

@@ -6,6 +6,7 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('cron_parse',       'producer', true),
     ('cron_next',        'producer', true),
     ('cron_prev',        'producer', true),
-    ('cron_occurrences', 'producer', true)
+    ('cron_occurrences', 'producer', true),
+    ('cron_missed',      'producer', true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
