@@ -89,6 +89,19 @@ class InvalidTime(InvalidArgument):
     sqlstate = "PB013"
 
 
+class InvalidCron(ValidationError):
+    """A cron expression is malformed, uses an unsupported feature (``@reboot``)
+    or can never match; the message names the bad field (docs/schedules.md)."""
+
+    sqlstate = "PB020"
+
+
+class InvalidTimeZone(ValidationError):
+    """A time zone is NULL or not an IANA time zone name PostgreSQL knows."""
+
+    sqlstate = "PB021"
+
+
 class InvalidText(ValidationError):
     """A text argument or a JSON string holds a character PostgreSQL cannot
     store: NUL (U+0000), or one the database's encoding lacks.
@@ -152,6 +165,8 @@ ERRORS: dict[str, type[PgBatchError]] = {
         IncompatibleSchema,
         ValueTooLarge,
         InvalidTime,
+        InvalidCron,
+        InvalidTimeZone,
     )
     if cls.sqlstate is not None
 }

@@ -98,6 +98,8 @@ TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB011": lambda c: c.execute("select pgbatch.check_compat(0)"),
     "PB012": lambda c: c.execute("select pgbatch.enqueue('q', dedup_key => repeat('k', 257))"),
     "PB013": lambda c: c.execute("select pgbatch.enqueue('q', run_at => 'infinity')"),
+    "PB020": lambda c: c.execute("select pgbatch.cron_next('61 * * * *', 'UTC', now())"),
+    "PB021": lambda c: c.execute("select pgbatch.cron_next('* * * * *', 'Mars/Olympus', now())"),
 }
 
 

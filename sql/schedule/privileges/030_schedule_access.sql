@@ -1,0 +1,12 @@
+-- Who may execute the public functions of sql/schedule (see
+-- sql/core/schema/090_function_access.sql). Cron evaluation reads no table,
+-- but it runs internal helpers (_cron_*, _tz_*, _raise) that no group role may
+-- execute itself: SECURITY DEFINER, open to every pgbatch role.
+insert into pgbatch.function_access (function_name, granted_to, security_definer) values
+    ('cron_parse',       'producer', true),
+    ('cron_next',        'producer', true),
+    ('cron_prev',        'producer', true),
+    ('cron_occurrences', 'producer', true),
+    ('cron_missed',      'producer', true)
+on conflict (function_name) do update
+    set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
