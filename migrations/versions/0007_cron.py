@@ -1,7 +1,7 @@
 """Cron evaluation in SQL: pgbatch.cron_parse, cron_next, cron_prev, cron_occurrences, cron_missed.
 
-Revision ID: 0006_cron
-Revises: 0005_bad_input
+Revision ID: 0007_cron
+Revises: 0006_fence_claim
 
 Adds the type ``pgbatch.cron_spec`` (a parsed cron expression), the public
 functions ``cron_parse``, ``cron_next``, ``cron_prev``, ``cron_occurrences`` and
@@ -19,13 +19,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0006_cron"
-down_revision: str | None = "0005_bad_input"
+revision = "0007_cron"
+down_revision: str | None = "0006_fence_claim"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0006_cron.sql: released SQL never changes.
-SQL_SHA256 = "91d129cca2b7d61740b5059f6625f37df8b543887cb77f20bf3fdb81fdb8e284"
+#: sha256 of 0007_cron.sql: released SQL never changes.
+SQL_SHA256 = "7f22cca887947379156003155afee53b84e078b0f15623faddcf70f06accd961"
 
 _DOWNGRADE = """
 delete from pgbatch.function_access

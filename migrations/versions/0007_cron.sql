@@ -1,4 +1,4 @@
--- pgbatch migration 0006_cron: cron evaluation in SQL (docs/schedules.md).
+-- pgbatch migration 0007_cron: cron evaluation in SQL (docs/schedules.md).
 -- Adds the type pgbatch.cron_spec (a parsed expression), the public functions
 -- cron_parse, cron_next, cron_prev, cron_occurrences and cron_missed (5 or 6
 -- fields, names, macros, the Vixie day rule; local wall-clock fields in an
@@ -7,7 +7,7 @@
 -- all 24 hours), the internal helpers they share with the scheduler's tick,
 -- and the codes PB020 (InvalidCron) and PB021 (InvalidTimeZone). Additive
 -- only: no table changes.
--- FROZEN: never edit this file after release; 0006_cron.py pins its sha256.
+-- FROZEN: never edit this file after release; 0007_cron.py pins its sha256.
 
 set check_function_bodies = off;
 
