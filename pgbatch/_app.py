@@ -38,6 +38,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
@@ -64,8 +65,8 @@ class TaskOptions:
 
     queue: str = "default"
     priority: int = 0
-    max_attempts: int = 20
-    lease: timedelta = timedelta(seconds=30)
+    max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS
+    lease: timedelta = _limits.DEFAULT_LEASE
     timeout: float | None = None
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_cap: timedelta = timedelta(hours=1)
@@ -200,21 +201,24 @@ class App:
     # -- registry --------------------------------------------------------------
     @overload
     def task(self, fn: Callable[P, R], *, name: str | None = None,
-             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
-             lease: float | timedelta = 30.0, timeout: float | None = None,
+             queue: str | None = None, priority: int = 0,
+             max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
+             lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False) -> Task[P, R]: ...
 
     @overload
     def task(self, fn: None = None, *, name: str | None = None,
-             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
-             lease: float | timedelta = 30.0, timeout: float | None = None,
+             queue: str | None = None, priority: int = 0,
+             max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
+             lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False) -> _TaskDecorator: ...
 
     def task(self, fn: Callable[P, R] | None = None, *, name: str | None = None,
-             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
-             lease: float | timedelta = 30.0, timeout: float | None = None,
+             queue: str | None = None, priority: int = 0,
+             max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
+             lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False,
              ) -> Task[P, R] | _TaskDecorator:

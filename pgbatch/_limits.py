@@ -7,6 +7,10 @@ records or pick defaults without a round trip, and
 ``tests/test_limits.py`` asserts that the two agree. docs/limits.md lists
 them with the error each one raises. Lengths are in characters, sizes in
 bytes (of the stored jsonb form for JSON values, of UTF-8 for text).
+
+``DEFAULT_LEASE`` is a default of the Python API only (``claim`` and
+``renew_lease`` in SQL take the lease as a required argument), so it has no
+counterpart in ``pgbatch.limits()``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ MAX_PAYLOAD_BYTES: Final = 1_048_576
 MIN_LEASE: Final = timedelta(seconds=1)
 #: Longest lease of ``claim`` and ``renew_lease``.
 MAX_LEASE: Final = timedelta(days=1)
+#: Lease of the Python clients' ``claim``/``renew_lease``/``fence_claim`` and of
+#: a task, when none is given (Python only, see above).
+DEFAULT_LEASE: Final = timedelta(seconds=30)
 #: How far from now ``run_at``, ``retry_at``, a requeue's ``run_at`` and the
 #: backoff base and cap may reach (10 years of 365.25 days).
 MAX_RUN_AT_OFFSET: Final = timedelta(seconds=315_576_000)

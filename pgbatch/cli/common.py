@@ -21,6 +21,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from pgbatch import _limits
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidQueueName
@@ -28,8 +29,8 @@ from pgbatch._types import Json
 from pgbatch.cli.format import shorten
 
 PROG: Final = "pgbatch"
-#: Longest queue name the SQL API accepts (``pgbatch._check_queue``).
-MAX_QUEUE_NAME: Final = 128
+#: Longest queue name the SQL API accepts (``pgbatch.limits()`` max_queue_name_length).
+MAX_QUEUE_NAME: Final = _limits.MAX_QUEUE_NAME_LENGTH
 
 #: What a command module's ``register`` receives: the parser's subcommand set
 #: (``argparse._SubParsersAction``; argparse gives it no public name).
