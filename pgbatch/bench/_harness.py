@@ -8,6 +8,9 @@ able to create databases); it then creates and drops databases named
 
 Every scenario gets a fresh database cloned from a template that holds the installed
 schema (``CREATE DATABASE … TEMPLATE``), so no scenario sees another's rows.
+
+Raw SQL on purpose: creating and dropping the scenario databases, bulk loads,
+and the server counters (WAL position, settings, version) a measurement reads.
 """
 
 from __future__ import annotations
