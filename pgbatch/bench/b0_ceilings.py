@@ -25,10 +25,10 @@ import resource
 import subprocess
 from dataclasses import dataclass
 
+from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import (
     NOOP_PAYLOAD,
     Context,
-    ServerCpuSampler,
     checkpoint,
     connect,
     preload,

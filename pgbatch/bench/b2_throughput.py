@@ -27,9 +27,9 @@ from typing import Any
 
 import psycopg
 
+from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import (
     Context,
-    ServerCpuSampler,
     checkpoint,
     connect,
     preload,
