@@ -50,6 +50,22 @@ def test_the_default_max_attempts_of_python_equals_that_of_sql(conn: Conn) -> No
         App("postgresql://unused").task(lambda: None, name="t").options.max_attempts
 
 
+@pytest.mark.parametrize("call", ["claim", "renew_lease", "fence_claim"])
+def test_sql_functions_default_to_the_default_lease(conn: Conn, call: str) -> None:
+    scalar(conn, "select pgbatch.enqueue('lease-q')")
+    with conn.transaction():
+        job_id, token = conn.execute(
+            "select id, claim_token from pgbatch.claim('lease-q', lease => '5 minutes')"
+            if call != "claim" else
+            "select id, claim_token from pgbatch.claim('lease-q')").fetchone() or (None, None)
+        if call == "renew_lease":
+            conn.execute("select pgbatch.renew_lease(%s, %s)", [job_id, token])
+        elif call == "fence_claim":
+            conn.execute("select * from pgbatch.fence_claim(%s, %s)", [job_id, token])
+        lease = scalar(conn, "select lease_expires_at - pgbatch.now() from pgbatch.job")
+    assert lease == _limits.DEFAULT_LEASE
+
+
 # -- task options at declaration ------------------------------------------------------------
 
 BAD_OPTIONS: list[tuple[dict[str, Any], type[Exception], str]] = [
