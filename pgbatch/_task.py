@@ -20,7 +20,8 @@ from uuid import UUID
 import psycopg
 
 from pgbatch import _limits
-from pgbatch._errors import InvalidArgument, InvalidQueueName
+from pgbatch._checks import check_queue_name
+from pgbatch._errors import InvalidArgument
 from pgbatch._types import EnqueueRequest, Json
 
 if TYPE_CHECKING:
@@ -141,15 +142,6 @@ class Task(Generic[P, R]):
     async def defer_async(self, **kwargs: Json) -> UUID:
         """Async ``defer``."""
         return await self.aenqueue(kwargs)
-
-
-def check_queue_name(queue: str) -> None:
-    """Raise ``InvalidQueueName`` unless ``queue`` is a name the SQL API accepts."""
-    if not isinstance(queue, str) or not queue.strip():
-        raise InvalidQueueName(f"invalid queue name: {queue!r}, must be non-empty and not blank")
-    if len(queue) > _limits.MAX_QUEUE_NAME_LENGTH:
-        raise InvalidQueueName(f"invalid queue name: {len(queue)} characters, at most "
-                               f"{_limits.MAX_QUEUE_NAME_LENGTH} allowed")
 
 
 def check_task_options(opts: TaskOptions) -> None:
