@@ -27,25 +27,21 @@ run those jobs too (see ``pgbatch.worker.executor``).
 
 from __future__ import annotations
 
-import inspect
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
-from uuid import UUID
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidArgument
-from pgbatch._types import EnqueueRequest, Json
+from pgbatch._task import Handler, Task, TaskOptions, _handler_entry
 
 if TYPE_CHECKING:
-    from pgbatch.worker.context import JobContext
     from pgbatch.worker.executor import Executor
 
 if TYPE_CHECKING:
@@ -56,111 +52,6 @@ R = TypeVar("R")
 P2 = ParamSpec("P2")
 R2 = TypeVar("R2")
 SF = TypeVar("SF", bound="ServiceFunction")
-
-
-@dataclass(frozen=True)
-class TaskOptions:
-    """How a task's jobs are enqueued and run."""
-
-    queue: str = "default"
-    priority: int = 0
-    max_attempts: int = 20
-    lease: timedelta = timedelta(seconds=30)
-    timeout: float | None = None
-    backoff_base: timedelta = timedelta(seconds=1)
-    backoff_cap: timedelta = timedelta(hours=1)
-    pass_context: bool = False
-    transactional: bool = False
-
-
-class Handler:
-    """Base class of class-based tasks: implement exactly one of the two methods.
-
-    ``process(ctx)`` does the work; ``process_with_effects(ctx)`` does the work
-    and returns ``AckEffects`` applied atomically with the ack. Each defaults
-    to the other. Either may be ``async def``.
-    """
-
-    def process(self, ctx: JobContext, **kwargs: Any) -> Any:
-        """Do the job's work (default: ``process_with_effects`` without effects)."""
-        return self.process_with_effects(ctx, **kwargs)
-
-    def process_with_effects(self, ctx: JobContext, **kwargs: Any) -> Any:
-        """Do the work and return ``AckEffects`` or None (default: ``process``)."""
-        return self.process(ctx, **kwargs)
-
-
-def _handler_entry(handler: Handler) -> Callable[..., Any]:
-    cls = type(handler)
-    own_process = cls.process is not Handler.process
-    own_effects = cls.process_with_effects is not Handler.process_with_effects
-    if own_process == own_effects:
-        raise TypeError(
-            f"{cls.__name__} must implement exactly one of process() and "
-            "process_with_effects()")
-    return handler.process_with_effects if own_effects else handler.process
-
-
-class Task(Generic[P, R]):
-    """A registered task: call ``defer``/``enqueue`` to create jobs for it."""
-
-    def __init__(self, app: App, name: str, fn: Callable[..., Any], options: TaskOptions) -> None:
-        self.app = app
-        self.name = name
-        self.fn = fn
-        self.options = options
-        self.is_async = inspect.iscoroutinefunction(fn)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Call the task function directly (no job is created)."""
-        return self.fn(*args, **kwargs)
-
-    def request(self, kwargs: Mapping[str, Json] | None = None, *, run_at: datetime | None = None,
-                priority: int | None = None, dedup_key: str | None = None,
-                max_attempts: int | None = None, id: UUID | None = None,
-                queue: str | None = None) -> EnqueueRequest:
-        """An ``EnqueueRequest`` for this task (for ``enqueue_many`` or ack effects)."""
-        return EnqueueRequest(
-            queue=queue or self.options.queue,
-            payload={"task": self.name, "kwargs": dict(kwargs or {})},
-            run_at=run_at,
-            priority=self.options.priority if priority is None else priority,
-            dedup_key=dedup_key,
-            max_attempts=self.options.max_attempts if max_attempts is None else max_attempts,
-            id=id,
-        )
-
-    def enqueue(self, kwargs: Mapping[str, Json] | None = None, *,
-                conn: psycopg.Connection[Any] | None = None, run_at: datetime | None = None,
-                priority: int | None = None, dedup_key: str | None = None,
-                max_attempts: int | None = None, id: UUID | None = None) -> UUID:
-        """Enqueue a job (in ``conn``'s transaction when given); returns its id."""
-        r = self.request(kwargs, run_at=run_at, priority=priority, dedup_key=dedup_key,
-                         max_attempts=max_attempts, id=id)
-        return self.app.client.enqueue(r.queue, r.payload, run_at=r.run_at, priority=r.priority,
-                                       dedup_key=r.dedup_key, max_attempts=r.max_attempts,
-                                       id=r.id, conn=conn)
-
-    async def aenqueue(self, kwargs: Mapping[str, Json] | None = None, *,
-                       conn: psycopg.AsyncConnection[Any] | None = None,
-                       run_at: datetime | None = None, priority: int | None = None,
-                       dedup_key: str | None = None, max_attempts: int | None = None,
-                       id: UUID | None = None) -> UUID:
-        """Async ``enqueue``."""
-        r = self.request(kwargs, run_at=run_at, priority=priority, dedup_key=dedup_key,
-                         max_attempts=max_attempts, id=id)
-        client = await self.app.aclient()
-        return await client.enqueue(r.queue, r.payload, run_at=r.run_at, priority=r.priority,
-                                    dedup_key=r.dedup_key, max_attempts=r.max_attempts,
-                                    id=r.id, conn=conn)
-
-    def defer(self, **kwargs: Json) -> UUID:
-        """Enqueue a job with these keyword arguments, in its own transaction."""
-        return self.enqueue(kwargs)
-
-    async def defer_async(self, **kwargs: Json) -> UUID:
-        """Async ``defer``."""
-        return await self.aenqueue(kwargs)
 
 
 class _TaskDecorator(Protocol):
@@ -200,21 +91,24 @@ class App:
     # -- registry --------------------------------------------------------------
     @overload
     def task(self, fn: Callable[P, R], *, name: str | None = None,
-             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
-             lease: float | timedelta = 30.0, timeout: float | None = None,
+             queue: str | None = None, priority: int = 0,
+             max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
+             lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False) -> Task[P, R]: ...
 
     @overload
     def task(self, fn: None = None, *, name: str | None = None,
-             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
-             lease: float | timedelta = 30.0, timeout: float | None = None,
+             queue: str | None = None, priority: int = 0,
+             max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
+             lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False) -> _TaskDecorator: ...
 
     def task(self, fn: Callable[P, R] | None = None, *, name: str | None = None,
-             queue: str | None = None, priority: int = 0, max_attempts: int = 20,
-             lease: float | timedelta = 30.0, timeout: float | None = None,
+             queue: str | None = None, priority: int = 0,
+             max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
+             lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False,
              ) -> Task[P, R] | _TaskDecorator:
@@ -226,6 +120,10 @@ class App:
         after this long. ``timeout``: seconds after which the attempt fails.
         ``backoff_base``/``backoff_cap``: retry delay ``base*2^(attempt-1)``
         capped, with jitter. ``transactional`` implies ``pass_context``.
+        Options outside the SQL API's limits (``pgbatch._limits``: a lease of
+        ``MIN_LEASE`` to ``MAX_LEASE``, ``max_attempts`` at least 1, an SQL
+        integer priority, a valid queue name, ...) raise ``InvalidArgument``
+        or ``InvalidQueueName`` here, when the task is declared.
         """
         def register(target: Callable[P2, R2]) -> Task[P2, R2]:
             opts = TaskOptions(
@@ -234,10 +132,6 @@ class App:
                 backoff_cap=_td(backoff_cap), pass_context=pass_context or transactional,
                 transactional=transactional,
             )
-            if max_attempts < 1:
-                raise InvalidArgument(f"max_attempts must be at least 1, got {max_attempts}")
-            if opts.lease <= timedelta(0):
-                raise InvalidArgument(f"lease must be positive, got {lease}")
             func: Callable[..., Any]
             if isinstance(target, type) and issubclass(target, Handler):
                 func = _handler_entry(target())

@@ -22,7 +22,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from pgbatch import _ops
+from pgbatch import _limits, _ops
 from pgbatch._errors import translate
 from pgbatch._types import (
     AckEffects,
@@ -41,7 +41,8 @@ from pgbatch._types import (
 T = TypeVar("T")
 AnyConn = psycopg.Connection[Any]
 
-DEFAULT_LEASE = timedelta(seconds=30)
+DEFAULT_LEASE = _limits.DEFAULT_LEASE
+DEFAULT_MAX_ATTEMPTS = _limits.DEFAULT_MAX_ATTEMPTS
 
 
 def _fetch(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
@@ -91,8 +92,9 @@ class Client:
         return op.decode(rows)
 
     def enqueue(self, queue: str, payload: Json = None, *, run_at: datetime | None = None,
-                      priority: int = 0, dedup_key: str | None = None, max_attempts: int = 20,
-                      id: UUID | None = None, conn: AnyConn | None = None) -> UUID:
+                      priority: int = 0, dedup_key: str | None = None,
+                      max_attempts: int = DEFAULT_MAX_ATTEMPTS, id: UUID | None = None,
+                      conn: AnyConn | None = None) -> UUID:
         """Enqueue one job; returns its id (or the live duplicate's, see dedup_key)."""
         return self.run(
             _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)

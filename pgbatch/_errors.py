@@ -54,7 +54,7 @@ class ValidationError(PgBatchError, ValueError):
 
 
 class InvalidQueueName(ValidationError):
-    """A queue name must be non-empty text of at most 128 characters."""
+    """A queue name must be non-empty, not blank, and at most ``MAX_QUEUE_NAME_LENGTH`` long."""
 
     sqlstate = "PB005"
 

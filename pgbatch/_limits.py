@@ -7,6 +7,8 @@ records or pick defaults without a round trip, and
 ``tests/test_limits.py`` asserts that the two agree. docs/limits.md lists
 them with the error each one raises. Lengths are in characters, sizes in
 bytes (of the stored jsonb form for JSON values, of UTF-8 for text).
+
+``DEFAULT_LEASE`` is also the lease of a task when none is given.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ MAX_PAYLOAD_BYTES: Final = 1_048_576
 MIN_LEASE: Final = timedelta(seconds=1)
 #: Longest lease of ``claim`` and ``renew_lease``.
 MAX_LEASE: Final = timedelta(days=1)
+#: Lease of ``claim``, ``renew_lease`` and ``fence_claim`` (SQL and the
+#: clients) and of a task, when none is given.
+DEFAULT_LEASE: Final = timedelta(seconds=30)
 #: How far from now ``run_at``, ``retry_at``, a requeue's ``run_at`` and the
 #: backoff base and cap may reach (10 years of 365.25 days).
 MAX_RUN_AT_OFFSET: Final = timedelta(seconds=315_576_000)
@@ -51,6 +56,7 @@ def as_sql_json() -> dict[str, int]:
     """These constants in the shape ``pgbatch.limits()`` returns them."""
     return {
         "default_max_attempts": DEFAULT_MAX_ATTEMPTS,
+        "default_lease_seconds": _seconds(DEFAULT_LEASE),
         "max_queue_name_length": MAX_QUEUE_NAME_LENGTH,
         "max_payload_bytes": MAX_PAYLOAD_BYTES,
         "min_lease_seconds": _seconds(MIN_LEASE),

@@ -17,6 +17,11 @@ The names live in ``pgbatch.meta`` (``role.producer``, ``role.worker``,
 cluster-wide) keep separate roles. The SQL function does the work; this
 module reads the names, applies it, and prints what a DBA runs when the
 schema owner may not create roles.
+
+Like the installer (``_install``) and the migration runner (``_migrate``),
+this module sends SQL of its own: role DDL (``CREATE ROLE``, ``GRANT``) that
+cannot be a function of a schema that may not be installed yet, and the
+catalog reads that decide what to print or create.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from pgbatch import _limits
 from pgbatch._errors import InvalidPayload
 
 #: A JSON value as Python sees it.
@@ -32,7 +33,7 @@ class EnqueueRequest:
     run_at: datetime | None = None
     priority: int = 0
     dedup_key: str | None = None
-    max_attempts: int = 20
+    max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS
     id: UUID | None = None
 
     def to_json(self) -> dict[str, Json]:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from pgbatch.bench._harness import cpu_seconds, rss_mb
+from pgbatch.bench._cpu import cpu_seconds, rss_mb
 
 
 class WorkerProcessError(RuntimeError):

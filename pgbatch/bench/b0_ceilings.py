@@ -11,6 +11,9 @@
 
 pgbench runs with ``-M prepared`` (psycopg prepares repeated statements too) and
 ``-n`` (no vacuum of pgbench's own tables, which do not exist here).
+
+Raw SQL on purpose: this scenario measures the server's ceilings for raw SQL
+(``SELECT 1``, a plain INSERT, the core functions called from pgbench scripts).
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ import resource
 import subprocess
 from dataclasses import dataclass
 
+from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import (
     NOOP_PAYLOAD,
     Context,
-    ServerCpuSampler,
     checkpoint,
     connect,
     preload,

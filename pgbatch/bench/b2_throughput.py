@@ -12,6 +12,10 @@ Figures: jobs/s; worker CPU ms/job (user + system of the worker processes, from
 after the workers disconnected so that their counters are flushed, minus the
 benchmark's own statements); WAL bytes/job (``pg_current_wal_insert_lsn`` delta); and
 server CPU ms/job (all PostgreSQL processes), to see where the time goes.
+
+Raw SQL on purpose: the measurement reads server statistics
+(``pg_stat_database``, ``pg_stat_activity``, the WAL position) and the archive's
+timestamps, and prepares the store (VACUUM ANALYZE), not the queue's API.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from typing import Any
 
 import psycopg
 
+from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import (
     Context,
-    ServerCpuSampler,
     checkpoint,
     connect,
     preload,

@@ -12,6 +12,9 @@ autocommit connection, ``cycles`` times. The runs are interleaved across the sto
 size alike. The figure is µs per job, and its ratio to the empty store's median. The
 claim and ack parts are reported separately in the details (the ack waits for the WAL
 flush, the claim does not).
+
+Raw SQL on purpose: building stores of a given size needs bulk inserts into the
+tables (the API would take hours), and their sizes are read from the catalog.
 """
 
 from __future__ import annotations

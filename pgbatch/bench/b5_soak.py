@@ -19,6 +19,9 @@ Throughput is sampled per bucket (60 s, or a quarter of the soak when it is shor
 than 4 minutes): jobs settled per second (``queue_stats`` done delta), jobs enqueued,
 and the backlog. The figure that must not decay is the last bucket's rate over the
 first's. Table and index sizes are read at the end.
+
+Raw SQL on purpose: table, index and database sizes and checkpoint/vacuum
+counters are read from the server's statistics views.
 """
 
 from __future__ import annotations

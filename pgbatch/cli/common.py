@@ -21,15 +21,15 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from pgbatch import _checks, _limits
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
-from pgbatch._errors import InvalidQueueName
 from pgbatch._types import Json
 from pgbatch.cli.format import shorten
 
 PROG: Final = "pgbatch"
-#: Longest queue name the SQL API accepts (``pgbatch._check_queue``).
-MAX_QUEUE_NAME: Final = 128
+#: Longest queue name the SQL API accepts (``pgbatch.limits()`` max_queue_name_length).
+MAX_QUEUE_NAME: Final = _limits.MAX_QUEUE_NAME_LENGTH
 
 #: What a command module's ``register`` receives: the parser's subcommand set
 #: (``argparse._SubParsersAction``; argparse gives it no public name).
@@ -140,12 +140,7 @@ def check_queue_name(name: str) -> str:
     functions themselves; this check is for ``status --queue`` and
     ``worker --queue``, whose calls accept any text.
     """
-    if not name:
-        raise InvalidQueueName("invalid queue name: must be non-empty text")
-    if len(name) > MAX_QUEUE_NAME:
-        raise InvalidQueueName(
-            f"invalid queue name: {len(name)} characters, at most {MAX_QUEUE_NAME} allowed")
-    return name
+    return _checks.check_queue_name(name)
 
 
 # ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pgbatch import _limits
 from pgbatch._types import Json
 from pgbatch.cli.common import (
     CliError,
@@ -60,7 +61,8 @@ def register(commands: Commands) -> None:
         "      --kwargs '{\"to\": \"a@example.com\", \"subject\": \"hi\"}'\n"
         "  pgbatch enqueue reports '{}' --delay 3600 --dedup-key daily-report",
         handler=cmd_enqueue)
-    p.add_argument("queue", metavar="QUEUE", help="queue name (1 to 128 characters)")
+    p.add_argument("queue", metavar="QUEUE",
+                   help=f"queue name (1 to {_limits.MAX_QUEUE_NAME_LENGTH} characters)")
     p.add_argument("payload", metavar="PAYLOAD_JSON", nargs="?", type=json_value,
                    help="the job's payload, a JSON value (default: {})")
     when_group = p.add_mutually_exclusive_group()
@@ -74,7 +76,8 @@ def register(commands: Commands) -> None:
                    help="while a pending or claimed job of this queue has this key, print "
                         "that job's id and enqueue nothing")
     p.add_argument("--max-attempts", type=positive_int, metavar="N",
-                   help="attempts before the job is dead-lettered (default: 20)")
+                   help=("attempts before the job is dead-lettered "
+                         f"(default: {_limits.DEFAULT_MAX_ATTEMPTS})"))
     p.add_argument("--id", type=job_id, metavar="UUID",
                    help="the job's id (default: a new time-ordered UUID)")
     p.add_argument("--task", metavar="NAME", help="task name: payload becomes "

@@ -150,10 +150,7 @@ class PgServer(DataDir):
         if not self.is_running():
             raise ServerError(f"server on {self.data_dir} is not running")
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
-            row = conn.execute("SELECT current_setting('server_version_num')::int").fetchone()
-        if row is None:  # pragma: no cover - a scalar query always returns a row
-            raise ServerError("server_version_num returned no row")
-        return int(row[0])
+            return conn.info.server_version  # reported by the server at connection start
 
     def init(self) -> None:
         """Create the cluster with ``initdb`` unless the data directory already holds one.

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pgbatch import _limits
 from pgbatch._types import AckEffects, ClaimedJob, Json
 
 #: The kind of a job whose payload names none.
@@ -100,7 +101,7 @@ class Call:
     name: str
     fn: Callable[[Any], Any]
     is_async: bool
-    lease: timedelta = timedelta(seconds=30)
+    lease: timedelta = _limits.DEFAULT_LEASE
     timeout: float | None = None
     backoff_base: timedelta = timedelta(seconds=1)
     backoff_cap: timedelta = timedelta(hours=1)

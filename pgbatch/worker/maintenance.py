@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
 
+from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
+from pgbatch._errors import InvalidArgument
 from pgbatch.worker.leadership import Leadership
 from pgbatch.worker.queue_services import QueueServices
 from pgbatch.worker.services import (
@@ -73,7 +75,8 @@ class MaintenanceConfig:
     longest pause (GC, a slow database) makes leadership flap.
 
     ``retention_done`` / ``retention_dead``: archived records older than these
-    are swept (every ``sweep_every`` intervals). ``compact_every``: intervals
+    are swept (every ``sweep_every`` intervals); each is 0 to
+    ``pgbatch._limits.MAX_RETENTION`` (``InvalidArgument`` otherwise). ``compact_every``: intervals
     between counter compactions. ``reap_limit``: claims reaped per call
     (repeated while full).
 
@@ -110,6 +113,11 @@ class MaintenanceConfig:
             raise ValueError("sweep_every, compact_every and reap_limit must be at least 1")
         if self.parallel_services < 1:
             raise ValueError(f"parallel_services must be at least 1, got {self.parallel_services}")
+        for what, age in (("retention_done", self.retention_done),
+                          ("retention_dead", self.retention_dead)):
+            if not timedelta(0) <= age <= _limits.MAX_RETENTION:
+                raise InvalidArgument(f"invalid {what}: {age}, must be 0 to {_limits.MAX_RETENTION}"
+                                      " (sweep_retention's limit)")
 
     @property
     def renew_every(self) -> float:

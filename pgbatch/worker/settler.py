@@ -47,6 +47,7 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._errors import ClaimLost, JobNotFound
 from pgbatch._types import AckEffects, AckOutcome, AckRequest, ClaimedJob, Json
+from pgbatch.worker.error_bounds import bounded_error, bounded_reason
 
 _Entry = tuple[ClaimedJob, AckEffects | None]
 
@@ -188,8 +189,8 @@ class Settler:
 
     async def _nack_quietly(self, job: ClaimedJob, outcome: AckOutcome) -> None:
         try:
-            await self.client.nack(job.id, job.claim_token, error={
-                "type": "AckFailed", "message": outcome.message, "sqlstate": outcome.error_code})
+            await self.client.nack(job.id, job.claim_token, error=bounded_error({
+                "type": "AckFailed", "message": outcome.message, "sqlstate": outcome.error_code}))
             self.stats.nacked += 1
         except Exception:
             log.exception("nack of job %s after a failed ack failed too", job.id)
@@ -203,7 +204,11 @@ class Settler:
     async def nack(self, job: ClaimedJob, error: Json, *, retry_at: datetime | None = None,
                    backoff_base: timedelta = timedelta(seconds=1),
                    backoff_cap: timedelta = timedelta(hours=1)) -> str | None:
-        """Fail the attempt (retry with backoff, dead at the last); the state, or None."""
+        """Fail the attempt (retry with backoff, dead at the last); the state, or None.
+
+        An error over the SQL API's limit is cut to fit (``pgbatch.worker.error_bounds``).
+        """
+        error = bounded_error(error)
         try:
             state = await self.client.nack(job.id, job.claim_token, error=error,
                                            retry_at=retry_at, backoff_base=backoff_base,
@@ -222,9 +227,9 @@ class Settler:
         return state
 
     async def dead_letter(self, job: ClaimedJob, reason: str | None) -> bool:
-        """Move the job to dead; False when that failed (logged)."""
+        """Move the job to dead; False when that failed (logged). A long reason is cut to fit."""
         try:
-            await self.client.dead_letter(job.id, job.claim_token, reason)
+            await self.client.dead_letter(job.id, job.claim_token, bounded_reason(reason))
         except (ClaimLost, JobNotFound) as exc:
             self._lost(job, "dead-lettered", exc)
             return False

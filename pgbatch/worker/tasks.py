@@ -20,7 +20,8 @@ from pgbatch.worker.context import JobContext
 from pgbatch.worker.executor import Call, UnknownHandler
 
 if TYPE_CHECKING:
-    from pgbatch._app import App, Task
+    from pgbatch._app import App
+    from pgbatch._task import Task
 
 
 def _effects(result: Any) -> AckEffects | None:

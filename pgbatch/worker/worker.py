@@ -42,6 +42,7 @@ from typing import Any
 
 import psycopg
 
+from pgbatch import _limits
 from pgbatch._app import App
 from pgbatch._install import SCHEMA_COMPAT
 from pgbatch.worker.claim import Claim
@@ -64,7 +65,7 @@ log = logging.getLogger("pgbatch.worker")
 _default_ids = itertools.count(1)
 
 #: The lease of claims on a queue no executor has an opinion about.
-DEFAULT_CLAIM_LEASE = timedelta(seconds=30)
+DEFAULT_CLAIM_LEASE = _limits.DEFAULT_LEASE
 
 
 def default_node_id() -> str:

@@ -4,6 +4,8 @@
 -- Lengths are in characters, sizes in bytes (of jsonb: its stored form),
 -- durations in seconds.
 --   default_max_attempts         enqueue's max_attempts when none is given
+--   default_lease_seconds        claim / renew_lease / fence_claim: the lease
+--                                when none is given
 --   max_queue_name_length        queue names: 1 .. this many characters, not blank
 --   max_payload_bytes            a job's payload
 --   min_lease_seconds            claim / renew_lease: shortest lease
@@ -25,6 +27,7 @@ parallel safe
 as $$
     select '{
         "default_max_attempts": 20,
+        "default_lease_seconds": 30,
         "max_queue_name_length": 128,
         "max_payload_bytes": 1048576,
         "min_lease_seconds": 1,

@@ -13,12 +13,13 @@
 -- Keep claim transactions short: a claim that meets a row another claimer
 -- took while it ran keeps a lock on that row (READ COMMITTED re-check) until
 -- its transaction ends, and an ack of that job waits for it meanwhile.
--- The lease is limits() min_lease_seconds to max_lease_seconds, worker_id at
+-- The lease (default limits() default_lease_seconds) is limits()
+-- min_lease_seconds to max_lease_seconds, worker_id at
 -- most max_node_id_length characters (InvalidArgument, PB007).
 create or replace function pgbatch.claim(
     queue     text,
     max_jobs  integer  default 1,
-    lease     interval default '30 seconds',
+    lease     interval default make_interval(secs => (pgbatch.limits() ->> 'default_lease_seconds')::float8),
     worker_id text     default null
 )
 returns setof pgbatch.claimed_job

@@ -4,8 +4,9 @@
 -- (PB009) when cancel_job() was called for the job: the worker should stop
 -- and nack it (it then ends cancelled). Commits without waiting for the WAL
 -- flush (a lost renewal can only cause a redelivery). The lease is
--- limits() min_lease_seconds to max_lease_seconds (InvalidArgument, PB007).
-create or replace function pgbatch.renew_lease(job_id uuid, claim_token uuid, lease interval default '30 seconds')
+-- limits() min_lease_seconds to max_lease_seconds (InvalidArgument, PB007);
+-- default limits() default_lease_seconds.
+create or replace function pgbatch.renew_lease(job_id uuid, claim_token uuid, lease interval default make_interval(secs => (pgbatch.limits() ->> 'default_lease_seconds')::float8))
 returns timestamptz
 language plpgsql
 as $$

@@ -12,8 +12,8 @@
 -- new expiry and whether cancel_job() was called for the job (the caller
 -- decides whether to stop; the transaction is not refused). The lease is
 -- limits() min_lease_seconds to max_lease_seconds (InvalidArgument, PB007),
--- as for renew_lease.
-create or replace function pgbatch.fence_claim(job_id uuid, claim_token uuid, lease interval default '30 seconds')
+-- as for renew_lease; default limits() default_lease_seconds.
+create or replace function pgbatch.fence_claim(job_id uuid, claim_token uuid, lease interval default make_interval(secs => (pgbatch.limits() ->> 'default_lease_seconds')::float8))
 returns table (expires_at timestamptz, cancel_requested boolean)
 language plpgsql
 as $$
