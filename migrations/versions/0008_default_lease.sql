@@ -1,8 +1,8 @@
--- pgbatch migration 0007_default_lease: the default lease of claim, renew_lease
+-- pgbatch migration 0008_default_lease: the default lease of claim, renew_lease
 -- and fence_claim (30 seconds, unchanged) is read from pgbatch.limits()
 -- ("default_lease_seconds", new), like every other default and limit, so SQL and
 -- pgbatch/_limits.py have one source for it. Only function definitions change.
--- FROZEN: never edit this file after release; 0007_default_lease.py pins its sha256.
+-- FROZEN: never edit this file after release; 0008_default_lease.py pins its sha256.
 
 -- limits: every default and limit of the SQL API, in one place (docs/limits.md).
 -- Functions read them from here (immutable: folded into each plan once), and

@@ -1,7 +1,7 @@
 """The default lease of claim, renew_lease and fence_claim read from pgbatch.limits().
 
-Revision ID: 0007_default_lease
-Revises: 0006_fence_claim
+Revision ID: 0008_default_lease
+Revises: 0007_cron
 
 ``pgbatch.limits()`` gains ``default_lease_seconds`` (30, the lease these
 functions defaulted to already), and ``claim``, ``renew_lease`` and
@@ -18,13 +18,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0007_default_lease"
-down_revision: str | None = "0006_fence_claim"
+revision = "0008_default_lease"
+down_revision: str | None = "0007_cron"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0007_default_lease.sql: released SQL never changes.
-SQL_SHA256 = "9358f3260019e3dec2c1efcfb6ed884dcafed10a2a452ded8af012ae670d3db2"
+#: sha256 of 0008_default_lease.sql: released SQL never changes.
+SQL_SHA256 = "5b0157d1d8db4d4d8e67e9821f614b985340db9a40df015d02a873cf5d64d5cc"
 
 #: Where the definitions this version replaces were last frozen.
 _PREVIOUS = (("0005_bad_input", "limits"), ("0005_bad_input", "claim"),
