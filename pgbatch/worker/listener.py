@@ -79,7 +79,7 @@ class Listener:
         *,
         client: AsyncClient,
         max_backoff: float = 5.0,
-        probe_timeout: float = 2.0,
+        probe_timeout: float = 3.0,
     ) -> None:
         """Listen on ``conninfo`` for ``queues``; ``client``'s pool sends the probe."""
         self.conninfo = conninfo
