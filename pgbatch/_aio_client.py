@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from pgbatch import _limits, _ops
 from pgbatch._errors import translate
+from pgbatch._pooler import connection_kwargs, resolve_pooler
 from pgbatch._types import (
     AckEffects,
     AckOutcome,
@@ -63,11 +64,17 @@ class AsyncClient:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10) -> AsyncClient:
-        """Open a pool of autocommit connections to ``conninfo`` and return a client on it."""
+    async def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10,
+                      pooler: str | None = None) -> AsyncClient:
+        """Open a pool of autocommit connections to ``conninfo`` and return a client on it.
+
+        ``pooler``: ``"transaction"`` when ``conninfo`` goes through a transaction
+        pooler (PgBouncer): the connections prepare no statements. Default
+        ``$PGBATCH_POOLER``, else ``"none"`` (see ``pgbatch._pooler``).
+        """
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-            conninfo, min_size=min_size, max_size=max_size, kwargs={"autocommit": True},
-            open=False, name="pgbatch",
+            conninfo, min_size=min_size, max_size=max_size,
+            kwargs=connection_kwargs(resolve_pooler(pooler)), open=False, name="pgbatch",
         )
         await pool.open(wait=True)
         return cls(pool)
@@ -229,6 +236,10 @@ class AsyncClient:
     async def channel_name(self, queue: str, *, conn: AnyConn | None = None) -> str:
         """The NOTIFY channel of ``queue``."""
         return await self.run(_ops.channel_name(queue), conn)
+
+    async def now(self, *, conn: AnyConn | None = None) -> datetime:
+        """The database clock, ``pgbatch.now()`` (the transaction's start time)."""
+        return await self.run(_ops.now(), conn)
 
     async def kv_get(self, key: str, *, conn: AnyConn | None = None) -> Json:
         """The value ack effects stored under ``key``, or None."""

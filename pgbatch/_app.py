@@ -39,6 +39,7 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidArgument
+from pgbatch._pooler import PoolerMode, connection_kwargs, resolve_listen_dsn, resolve_pooler
 from pgbatch._task import Handler, Task, TaskOptions, _handler_entry
 
 if TYPE_CHECKING:
@@ -66,11 +67,22 @@ class App:
     ``dsn``: libpq connection string or URI; default ``$PGBATCH_DSN``, else the
     embedded PostgreSQL in the user's data directory. Pools open lazily, so
     defining an ``App`` at import time costs nothing.
+
+    ``pooler``: ``"transaction"`` when ``dsn`` goes through a transaction
+    pooler (PgBouncer ``pool_mode = transaction``): no connection of the App
+    or its workers prepares statements, and workers do not LISTEN through the
+    pooler. Default ``$PGBATCH_POOLER``, else ``"none"``. ``listen_dsn``: a
+    direct connection string for the workers' LISTEN connection (wakeups
+    while everything else goes through the pooler); default
+    ``$PGBATCH_LISTEN_DSN``. See README "Through PgBouncer".
     """
 
     def __init__(self, dsn: str | None = None, *, pool_size: int = 10,
-                 default_queue: str = "default") -> None:
+                 default_queue: str = "default", pooler: str | None = None,
+                 listen_dsn: str | None = None) -> None:
         self._dsn = dsn
+        self._pooler = None if pooler is None else resolve_pooler(pooler)
+        self._listen_dsn = listen_dsn
         self.pool_size = pool_size
         self.default_queue = default_queue
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -87,6 +99,16 @@ class App:
         if self._dsn is None or not self._dsn:
             self._dsn = resolve_dsn(self._dsn)
         return self._dsn
+
+    @property
+    def pooler(self) -> PoolerMode:
+        """The pooler mode: the ``pooler`` argument, else ``$PGBATCH_POOLER``, else ``"none"``."""
+        return self._pooler if self._pooler is not None else resolve_pooler(None)
+
+    @property
+    def listen_dsn(self) -> str | None:
+        """The workers' direct LISTEN DSN: ``listen_dsn``, else ``$PGBATCH_LISTEN_DSN``."""
+        return resolve_listen_dsn(self._listen_dsn)
 
     # -- registry --------------------------------------------------------------
     @overload
@@ -210,7 +232,7 @@ class App:
             if self._client is None:
                 pool: ConnectionPool[Any] = ConnectionPool(
                     self.dsn, min_size=1, max_size=self.pool_size,
-                    kwargs={"autocommit": True}, open=True, name="pgbatch-sync")
+                    kwargs=connection_kwargs(self.pooler), open=True, name="pgbatch-sync")
                 self._client = Client(pool)
             return self._client
 
@@ -219,7 +241,7 @@ class App:
         if self._aclient is None:
             pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
                 self.dsn, min_size=1, max_size=self.pool_size,
-                kwargs={"autocommit": True}, open=False, name="pgbatch-async")
+                kwargs=connection_kwargs(self.pooler), open=False, name="pgbatch-async")
             await pool.open(wait=True)
             self._aclient = AsyncClient(pool)
         return self._aclient

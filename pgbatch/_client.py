@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 
 from pgbatch import _limits, _ops
 from pgbatch._errors import translate
+from pgbatch._pooler import connection_kwargs, resolve_pooler
 from pgbatch._types import (
     AckEffects,
     AckOutcome,
@@ -63,11 +64,17 @@ class Client:
         self.pool = pool
 
     @classmethod
-    def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10) -> Client:
-        """Open a pool of autocommit connections to ``conninfo`` and return a client on it."""
+    def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10,
+                      pooler: str | None = None) -> Client:
+        """Open a pool of autocommit connections to ``conninfo`` and return a client on it.
+
+        ``pooler``: ``"transaction"`` when ``conninfo`` goes through a transaction
+        pooler (PgBouncer): the connections prepare no statements. Default
+        ``$PGBATCH_POOLER``, else ``"none"`` (see ``pgbatch._pooler``).
+        """
         pool: ConnectionPool[Any] = ConnectionPool(
-            conninfo, min_size=min_size, max_size=max_size, kwargs={"autocommit": True},
-            open=False, name="pgbatch",
+            conninfo, min_size=min_size, max_size=max_size,
+            kwargs=connection_kwargs(resolve_pooler(pooler)), open=False, name="pgbatch",
         )
         pool.open(wait=True)
         return cls(pool)
@@ -229,6 +236,10 @@ class Client:
     def channel_name(self, queue: str, *, conn: AnyConn | None = None) -> str:
         """The NOTIFY channel of ``queue``."""
         return self.run(_ops.channel_name(queue), conn)
+
+    def now(self, *, conn: AnyConn | None = None) -> datetime:
+        """The database clock, ``pgbatch.now()`` (the transaction's start time)."""
+        return self.run(_ops.now(), conn)
 
     def kv_get(self, key: str, *, conn: AnyConn | None = None) -> Json:
         """The value ack effects stored under ``key``, or None."""

@@ -211,6 +211,10 @@ def channel_name(queue: str) -> Op[str]:
     return Op("select pgbatch.channel_name(%s)", (queue,), lambda rows: str(_scalar(rows)))
 
 
+def now() -> Op[datetime]:
+    return Op("select pgbatch.now()", (), _scalar)
+
+
 def kv_get(key: str) -> Op[Json]:
     return Op("select pgbatch.kv_get(%s)", (key,), _scalar)
 

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +80,14 @@ def available() -> bool:
     return False
 
 
-def start_pgbouncer(server_dsn: str, *, pool_size: int = 20) -> PgBouncer:
+def start_pgbouncer(server_dsn: str, *, pool_size: int = 20,
+                    users: Sequence[str] = ()) -> PgBouncer:
     """Start PgBouncer in ``pool_mode = transaction`` in front of ``server_dsn``'s server.
 
     Every database name is forwarded (``* = ...``) to the same host and port.
-    Returns once a connection through the pooler answers ``select 1``.
+    The pooler admits ``server_dsn``'s user and ``users`` (e.g. the tests'
+    worker login). Returns once a connection through the pooler answers
+    ``select 1``.
     """
     target = conninfo_to_dict(server_dsn)
     directory = Path(tempfile.mkdtemp(prefix="pgbatch-pgbouncer-", dir="/tmp"))
@@ -109,7 +113,8 @@ def start_pgbouncer(server_dsn: str, *, pool_size: int = 20) -> PgBouncer:
         f"pidfile = {directory / 'pgbouncer.pid'}\n",
         encoding="utf-8",
     )
-    (directory / "users.txt").write_text(f'"{target.get("user", "postgres")}" ""\n')
+    names = dict.fromkeys([str(target.get("user", "postgres")), *users])
+    (directory / "users.txt").write_text("".join(f'"{name}" ""\n' for name in names))
     command = [PGBOUNCER, str(config)]
     if os.geteuid() == 0:
         shutil.chown(directory, user=OS_USER)

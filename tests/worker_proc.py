@@ -30,6 +30,9 @@ Tasks (payload ``{"task": name, "kwargs": {...}}``):
   ``worker_test_done`` inside the ack's transaction, so a row exists exactly
   when the attempt that wrote it was acked.
 
+``--pooler MODE`` and ``--listen-dsn DSN`` build the App with ``pooler=``
+and ``listen_dsn=`` (``tests/test_pooler.py``).
+
 With ``--record-service leader|node`` the App also registers a maintenance
 service of that scope (``record_run``, every maintenance interval) that
 inserts ``(node, term, holds)`` into ``worker_test_service_runs``, ``holds``
@@ -79,9 +82,9 @@ class _EventLogHandler(logging.Handler):
 
 
 def build_app(dsn: str, queue: str, lease: float, backoff_base: float,
-              node_id: str) -> App:
+              node_id: str, pooler: str | None = None, listen_dsn: str | None = None) -> App:
     """The App of the test tasks, all on ``queue`` with the given lease and backoff."""
-    app = App(dsn, pool_size=4)
+    app = App(dsn, pool_size=4, pooler=pooler, listen_dsn=listen_dsn)
     @app.task(name="noop", queue=queue, lease=lease, backoff_base=backoff_base)
     def noop() -> None:
         return None
@@ -135,7 +138,8 @@ def _asdict(obj: Any) -> Any:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run the worker until it stops; emit events; return the exit code."""
-    app = build_app(args.dsn, args.queue, args.lease, args.backoff_base, args.node_id)
+    app = build_app(args.dsn, args.queue, args.lease, args.backoff_base, args.node_id,
+                    args.pooler, args.listen_dsn)
     if args.record_service:
         add_record_service(app, args.record_service, args.maintenance_interval)
     worker = Worker(
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-maintenance", action="store_true")
     p.add_argument("--leader-lease", type=float, default=5.0)
     p.add_argument("--record-service", choices=["leader", "node"], default=None)
+    p.add_argument("--pooler", default=None, help="App(pooler=...)")
+    p.add_argument("--listen-dsn", default=None, help="App(listen_dsn=...)")
     args = p.parse_args(argv)
     if not args.dsn:
         p.error("--dsn (or $PGBATCH_DSN) is required")

@@ -33,10 +33,10 @@ Adding a command group (``runs``, ``schedules``, ``roles``, ...) is a new
 module and one line in ``COMMAND_MODULES``::
 
     # pgbatch/cli/roles.py
-    from pgbatch.cli.common import Commands, add_command, add_group, dsn_of, session
+    from pgbatch.cli.common import Commands, add_command, add_group, dsn_of, pooler_of, session
 
     def cmd_roles_list(args: argparse.Namespace) -> int:
-        with session(dsn_of(args)) as (client, conn):
+        with session(dsn_of(args), pooler_of(args)) as (client, conn):
             ...
         return 0
 

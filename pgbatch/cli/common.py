@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool
 from pgbatch import _checks, _limits
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
+from pgbatch._pooler import POOLER_ENV, POOLER_MODES, PoolerMode, connection_kwargs, resolve_pooler
 from pgbatch._types import Json
 from pgbatch.cli.format import shorten
 
@@ -166,6 +167,11 @@ def add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
         "--dsn", default=None if top else sup, metavar="DSN",
         help="PostgreSQL connection string (libpq keywords or postgresql:// URI); default "
              "$PGBATCH_DSN, else the embedded server")
+    parser.add_argument(
+        "--pooler", choices=POOLER_MODES, default=None if top else sup,
+        help="'transaction' when DSN goes through a transaction pooler (PgBouncer "
+             "pool_mode = transaction): no prepared statements, no LISTEN through it; "
+             f"default ${POOLER_ENV}, else none")
     parser.add_argument("-v", "--verbose", action="count", default=0 if top else sup,
                         help="more output: DEBUG logs, tracebacks of errors")
     parser.add_argument("-q", "--quiet", action="store_true", default=False if top else sup,
@@ -210,15 +216,23 @@ def dsn_of(args: argparse.Namespace) -> str:
     return resolve_dsn(args.dsn, announce=sys.stderr)
 
 
+def pooler_of(args: argparse.Namespace) -> PoolerMode:
+    """``--pooler``, else ``$PGBATCH_POOLER``, else ``"none"``."""
+    return resolve_pooler(getattr(args, "pooler", None))
+
+
 @contextmanager
-def session(dsn: str) -> Iterator[tuple[Client, psycopg.Connection[Any]]]:
+def session(dsn: str, pooler: PoolerMode | None = None,
+            ) -> Iterator[tuple[Client, psycopg.Connection[Any]]]:
     """One autocommit connection, and a ``Client`` whose calls all run on it.
 
     A plain connection fails at once with libpq's message when the server is
     unreachable (a pool would retry until its timeout). The client's own pool
-    is never opened: every call passes ``conn=``.
+    is never opened: every call passes ``conn=``. ``pooler``: the pooler mode
+    (default ``$PGBATCH_POOLER``); ``"transaction"`` prepares no statements.
     """
-    with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+    kwargs = connection_kwargs(resolve_pooler(pooler))
+    with psycopg.connect(dsn, connect_timeout=10, **kwargs) as conn:
         pool: ConnectionPool[Any] = ConnectionPool(dsn, open=False)
         yield Client(pool), conn
 

@@ -17,6 +17,7 @@ from pgbatch.cli.common import (
     job_id,
     json_object,
     json_value,
+    pooler_of,
     positive_int,
     seconds,
     session,
@@ -42,7 +43,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                                "dedup_key": args.dedup_key, "id": args.id}
     if args.max_attempts is not None:
         options["max_attempts"] = args.max_attempts
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         new_id = client.enqueue(args.queue, payload, conn=conn, **options)
     print(new_id)
     return 0

@@ -20,6 +20,7 @@ from pgbatch.cli.common import (
     add_group,
     dsn_of,
     job_id,
+    pooler_of,
     positive_int,
     session,
     timestamp,
@@ -54,7 +55,7 @@ def _list_entry(job: JobInfo) -> dict[str, Any]:
 
 def cmd_jobs_list(args: argparse.Namespace) -> int:
     """List jobs, newest first."""
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         jobs = client.list_jobs(args.queue, args.state, created_after=args.created_after,
                                 created_before=args.created_before, limit=args.limit,
                                 conn=conn)
@@ -110,7 +111,7 @@ def format_job(row: dict[str, Any]) -> str:
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
     """Show every field of one job."""
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         job = client.get_job(args.id, conn=conn)
     row = asdict(job)
     print(dumps(row) if args.json else format_job(row))
@@ -119,7 +120,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
 
 def cmd_jobs_retry(args: argparse.Namespace) -> int:
     """Requeue a dead job."""
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         revived = client.requeue_dead_job(args.id, args.run_at, conn=conn)
     print(f"job {revived}: pending")
     return 0
@@ -127,7 +128,7 @@ def cmd_jobs_retry(args: argparse.Namespace) -> int:
 
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     """Cancel a pending job, or flag a claimed one."""
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         state = client.cancel_job(args.id, conn=conn)
     note = (" (its worker stops it at the next lease renewal)"
             if state == "cancel_requested" else "")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from pgbatch.cli.common import Commands, add_command, add_group, dsn_of, session
+from pgbatch.cli.common import Commands, add_command, add_group, dsn_of, pooler_of, session
 
 
 def cmd_queues(args: argparse.Namespace) -> int:
     """Pause, resume, or switch NOTIFY of a queue."""
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         if args.queues_command == "pause":
             client.pause_queue(args.queue, conn=conn)
             print(f"queue {args.queue} paused")

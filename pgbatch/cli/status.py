@@ -6,7 +6,14 @@ import argparse
 from typing import Final
 
 from pgbatch._types import QueueStats
-from pgbatch.cli.common import Commands, add_command, check_queue_name, dsn_of, session
+from pgbatch.cli.common import (
+    Commands,
+    add_command,
+    check_queue_name,
+    dsn_of,
+    pooler_of,
+    session,
+)
 from pgbatch.cli.format import age, dumps, table
 
 STATUS_HEADERS: Final = ("QUEUE", "PENDING", "SCHEDULED", "CLAIMED", "DONE", "DEAD",
@@ -22,7 +29,7 @@ def _stats_row(s: QueueStats) -> list[str]:
 def cmd_status(args: argparse.Namespace) -> int:
     """Print queue_stats() per queue."""
     queue = None if args.queue is None else check_queue_name(args.queue)
-    with session(dsn_of(args)) as (client, conn):
+    with session(dsn_of(args), pooler_of(args)) as (client, conn):
         stats = client.queue_stats(queue, conn=conn)
     if queue is not None and not stats:
         stats = [QueueStats(queue, 0, 0, 0, 0, 0, 0, None, False)]

@@ -11,6 +11,7 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from pgbatch._pooler import LISTEN_DSN_ENV, POOLER_ENV
 from pgbatch.cli import roles
 from pgbatch.cli.common import (
     CliError,
@@ -79,6 +80,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     explicit = args.dsn or os.environ.get("PGBATCH_DSN")
     if explicit:
         os.environ["PGBATCH_DSN"] = explicit  # an App() without a dsn connects there
+    # an App() without pooler=/listen_dsn= reads these
+    if args.pooler is not None:
+        os.environ[POOLER_ENV] = args.pooler
+    if args.listen_dsn:
+        os.environ[LISTEN_DSN_ENV] = args.listen_dsn
     app = load_app(spec)
     queues = list(args.queue or app.queues() or [app.default_queue])
     for q in queues:
@@ -104,9 +110,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         poll_interval=args.poll_interval, shutdown_grace=args.shutdown_grace,
         listen=not args.no_listen, install_signal_handlers=True,
     )
-    log.info("worker %s: %d task(s), queues %s, concurrency %d%s", worker.node_id,
+    log.info("worker %s: %d task(s), queues %s, concurrency %d%s%s", worker.node_id,
              len(app.tasks), ", ".join(queues), args.concurrency,
-             "" if worker.listen else ", polling only (no LISTEN)")
+             "" if worker.listen else ", polling only (no LISTEN)",
+             f", pooler mode {app.pooler}" if app.pooler != "none" else "")
     try:
         asyncio.run(worker.run())
     finally:
@@ -128,7 +135,9 @@ def register(commands: Commands) -> None:
         "examples:\n"
         "  pgbatch worker --app myproject.tasks:app\n"
         "  pgbatch worker --app myproject.tasks:app --queue emails --concurrency 16 \\\n"
-        "      --node-id worker-1",
+        "      --node-id worker-1\n"
+        "  pgbatch worker --app myproject.tasks:app --pooler transaction \\\n"
+        "      --dsn postgresql://app@pgbouncer:6432/db --listen-dsn postgresql://app@db:5432/db",
         handler=cmd_worker)
     p.add_argument("--app", metavar="MODULE:APP",
                    help="the pgbatch.App to run, e.g. myproject.tasks:app (default $PGBATCH_APP)")
@@ -147,4 +156,8 @@ def register(commands: Commands) -> None:
     p.add_argument("--shutdown-grace", type=seconds, default=30.0, metavar="S",
                    help="seconds running jobs get to finish after SIGTERM")
     p.add_argument("--no-listen", action="store_true",
-                   help="do not LISTEN for wakeups, poll only (PgBouncer in transaction mode)")
+                   help="do not LISTEN for wakeups, poll only")
+    p.add_argument("--listen-dsn", metavar="DSN",
+                   help="a direct connection string (not through a pooler) for the LISTEN "
+                        "connection, so wakeups stay prompt with --pooler transaction "
+                        f"(default ${LISTEN_DSN_ENV})")

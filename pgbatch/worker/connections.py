@@ -6,6 +6,9 @@
   handler's thread: the fenced transactions of sync handlers (transactional
   tasks included); ``concurrency`` connections. A worker whose handlers never
   open a fenced transaction from a thread never opens it.
+
+In transaction pooler mode (``pooler="transaction"``) both pools prepare no
+statements (``pgbatch._pooler``).
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import threading
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
+from pgbatch._pooler import PoolerMode
 
 
 class WorkerConnections:
     """Owns the worker's connection pools."""
 
-    def __init__(self, dsn: str, concurrency: int) -> None:
+    def __init__(self, dsn: str, concurrency: int, *, pooler: PoolerMode = "none") -> None:
+        """Pools on ``dsn``; ``pooler="transaction"``: they prepare no statements."""
         self.dsn = dsn
+        self.pooler: PoolerMode = pooler
         self.concurrency = concurrency
         self._client: AsyncClient | None = None
         self._sync: Client | None = None
@@ -30,7 +36,8 @@ class WorkerConnections:
     async def open(self) -> AsyncClient:
         """Open the async pool and return its client."""
         self._client = await AsyncClient.connect(self.dsn, min_size=1,
-                                                 max_size=self.concurrency + 4)
+                                                 max_size=self.concurrency + 4,
+                                                 pooler=self.pooler)
         return self._client
 
     @property
@@ -50,7 +57,8 @@ class WorkerConnections:
             if self._closed:
                 raise RuntimeError("the worker's connections are closed")
             if self._sync is None:
-                self._sync = Client.connect(self.dsn, min_size=1, max_size=self.concurrency)
+                self._sync = Client.connect(self.dsn, min_size=1, max_size=self.concurrency,
+                                            pooler=self.pooler)
             return self._sync
 
     async def close(self) -> None:

@@ -16,19 +16,36 @@ If the connection drops (server restart, ``pg_terminate_backend``), the
 listener reconnects with capped exponential backoff, LISTENs again, and wakes
 one claimer per queue for a catch-up claim, so nothing announced while it was
 away waits for the next poll.
+
+Before its first LISTEN takes over, the listener checks that notifications
+reach it at all (``probe``): it LISTENs on a private channel, NOTIFYs that
+channel from another connection (the worker's pool) and waits up to
+``probe_timeout`` seconds. Through a transaction pooler (PgBouncer
+``pool_mode = transaction``) the LISTEN lands on some pooled server
+connection and the notification never comes back: the listener then logs one
+WARNING, closes its connection and ends, and the worker polls
+(``poll_interval``). ``done`` is set once the listener either listens or gave
+up, ``listening`` says which.
+
+The listener's SQL is the client's (``channel_name``, ``now``); only the
+LISTEN/UNLISTEN/NOTIFY commands are composed here (``psycopg.sql``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from pgbatch._aio_client import AsyncClient
 
 log = logging.getLogger("pgbatch.listener")
 
@@ -60,9 +77,17 @@ class Listener:
         on_ready: Callable[[str, int], None],
         on_reconnect: Callable[[], None],
         *,
+        client: AsyncClient,
         max_backoff: float = 5.0,
+        probe_timeout: float = 3.0,
     ) -> None:
+        """Listen on ``conninfo`` for ``queues``; ``client``'s pool sends the probe."""
         self.conninfo = conninfo
+        self.client = client
+        self.probe_timeout = probe_timeout
+        #: Set once the listener listens (``listening``) or gave up (the probe failed).
+        self.done = asyncio.Event()
+        self.listening = False
         self.queues = list(queues)
         self.on_ready = on_ready
         self.on_reconnect = on_reconnect
@@ -79,17 +104,51 @@ class Listener:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(
-            self.conninfo, autocommit=True, application_name="pgbatch-listener")
-        cur = await conn.execute(
-            "select array(select pgbatch.channel_name(q) from unnest(%s::text[]) q)",
-            (self.queues,))
-        row = await cur.fetchone()
-        assert row is not None
-        self._channels = dict(zip(row[0], self.queues, strict=True))
-        for channel in self._channels:
-            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        await self._measure_clock(conn)
+            self.conninfo, autocommit=True, prepare_threshold=None,
+            application_name="pgbatch-listener")
+        try:
+            if not self._channels:
+                self._channels = {await self.client.channel_name(q): q for q in self.queues}
+            for channel in self._channels:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            await self._measure_clock(conn)
+        except BaseException:
+            await _close_quietly(conn)
+            raise
         return conn
+
+    async def probe(self, conn: psycopg.AsyncConnection[Any]) -> bool:
+        """Whether a NOTIFY sent from another connection reaches ``conn``.
+
+        LISTENs on a private channel on ``conn``, NOTIFYs it from a pooled
+        connection of ``client`` and waits up to ``probe_timeout`` seconds.
+        Pending notifications of the queues' channels that arrive meanwhile
+        are delivered as usual.
+        """
+        name = f"pgbatch_probe_{uuid.uuid4().hex}"
+        channel = sql.Identifier(name)
+        await conn.execute(sql.SQL("LISTEN {}").format(channel))
+        try:
+            async with self.client.pool.connection() as other:
+                await other.execute(sql.SQL("NOTIFY {}, 'probe'").format(channel))
+            async with contextlib.aclosing(conn.notifies(timeout=self.probe_timeout)) as notes:
+                async for note in notes:
+                    if note.channel == name:
+                        return True
+                    self._deliver(note)
+            return False
+        finally:
+            await conn.execute(sql.SQL("UNLISTEN {}").format(channel))
+
+    def _deliver(self, note: psycopg.Notify) -> None:
+        queue = self._channels.get(note.channel)
+        if queue is None:
+            return
+        ready, due = parse_payload(note.payload)
+        if ready:
+            self.on_ready(queue, ready)
+        if due is not None:
+            self._arm_timer(queue, due)
 
     async def _measure_clock(self, conn: psycopg.AsyncConnection[Any], samples: int = 3) -> None:
         """Estimate the database clock's offset from the sample with the shortest round trip.
@@ -103,12 +162,10 @@ class Listener:
         best: tuple[float, float] | None = None  # (offset, round trip)
         for _ in range(samples):
             t0 = time.time()
-            cur = await conn.execute("select extract(epoch from clock_timestamp())::float8")
-            row = await cur.fetchone()
+            db_now = await self.client.now(conn=conn)
             t1 = time.time()
-            assert row is not None
             if best is None or t1 - t0 < best[1]:
-                best = (float(row[0]) - (t0 + t1) / 2, t1 - t0)
+                best = (db_now.timestamp() - (t0 + t1) / 2, t1 - t0)
         assert best is not None
         self.clock_offset, self.clock_error = best[0], best[1] / 2
 
@@ -163,6 +220,28 @@ class Listener:
                 backoff = min(backoff * 2, self.max_backoff)
                 continue
             backoff = 0.05
+            if first:
+                try:
+                    delivered = await self.probe(self._conn)
+                except (psycopg.OperationalError, OSError) as exc:
+                    log.warning("listener connection lost during its probe (%s); reconnecting",
+                                exc)
+                    await _close_quietly(self._conn)
+                    self._conn = None
+                    continue
+                if not delivered:
+                    log.warning(
+                        "LISTEN does not work on this connection: a notification sent from "
+                        "another connection did not arrive within %.1fs (a transaction "
+                        "pooler such as PgBouncer?). Not listening: this worker polls "
+                        "instead. Give a direct listen_dsn (--listen-dsn, "
+                        "$PGBATCH_LISTEN_DSN) for prompt wakeups.", self.probe_timeout)
+                    conn, self._conn = self._conn, None
+                    await _close_quietly(conn)
+                    self.done.set()
+                    return
+                self.listening = True
+                self.done.set()
             self.connected.set()
             if not first:
                 self.reconnects += 1
@@ -171,14 +250,7 @@ class Listener:
             first = False
             try:
                 async for note in self._conn.notifies():
-                    queue = self._channels.get(note.channel)
-                    if queue is None:
-                        continue
-                    ready, due = parse_payload(note.payload)
-                    if ready:
-                        self.on_ready(queue, ready)
-                    if due is not None:
-                        self._arm_timer(queue, due)
+                    self._deliver(note)
             except (psycopg.OperationalError, OSError) as exc:
                 if self._stopping:
                     break

@@ -107,7 +107,8 @@ async def vacuum_table(conninfo: str, table: VacuumStat) -> VacuumOutcome:
     statement = sql.SQL("vacuum (skip_locked) {}.{}").format(
         sql.Identifier(table.schema_name), sql.Identifier(table.table_name))
     async with await psycopg.AsyncConnection.connect(
-            conninfo, autocommit=True, application_name="pgbatch-vacuum") as conn:
+            conninfo, autocommit=True, prepare_threshold=None,  # one statement; pooler-safe
+            application_name="pgbatch-vacuum") as conn:
         conn.add_notice_handler(on_notice)
         try:
             await conn.execute(statement)

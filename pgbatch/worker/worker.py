@@ -107,8 +107,10 @@ class Worker:
     ``queues`` defaults to the queues of the App's tasks and executors.
     ``poll_interval``: seconds an idle slot waits before claiming anyway (the
     safety net for lost notifications; the only mechanism when LISTEN is not
-    available, e.g. behind PgBouncer in transaction mode — set ``listen=False``
-    there). ``max_batch``: most jobs one claim takes. ``shutdown_grace``:
+    available: ``listen=False``, an App in transaction pooler mode without a
+    ``listen_dsn``, or a listener whose start-up probe found that
+    notifications do not arrive, e.g. through PgBouncer in transaction mode).
+    ``max_batch``: most jobs one claim takes. ``shutdown_grace``:
     seconds running jobs get to finish after a stop request.
 
     ``prefetch``: jobs a claim may take beyond the free slots, kept in a local
@@ -172,6 +174,27 @@ class Worker:
         self._abort = False
         self._fatal: BaseException | None = None
         self._signals = 0
+
+    def listen_conninfo(self) -> str | None:
+        """Where the listener connects, or None when this worker polls only.
+
+        ``listen=False``: nowhere. Else the App's ``listen_dsn`` when set, else
+        its ``dsn`` unless the App is in transaction pooler mode: a worker never
+        LISTENs through a transaction pooler it was told about (it says so once,
+        and polls every ``poll_interval`` seconds).
+        """
+        if not self.listen:
+            return None
+        listen_dsn = self.app.listen_dsn
+        if listen_dsn is not None:
+            return listen_dsn
+        if self.app.pooler == "transaction":
+            log.warning("pooler mode %r and no listen_dsn: not listening through the pooler; "
+                        "this worker polls every %.1fs (give a direct listen_dsn, "
+                        "--listen-dsn or $PGBATCH_LISTEN_DSN, for prompt wakeups)",
+                        self.app.pooler, self.poll_interval)
+            return None
+        return self.app.dsn
 
     def claim_lease(self, queue: str) -> timedelta:
         """The lease of this worker's claims on ``queue``: the largest any executor needs."""
@@ -263,7 +286,8 @@ class Worker:
 
     async def _start(self, background: list[asyncio.Task[Any]]) -> None:
         """Connect, register, build the parts and start the background ones."""
-        connections = self._connections = WorkerConnections(self.app.dsn, self.concurrency)
+        connections = self._connections = WorkerConnections(self.app.dsn, self.concurrency,
+                                                            pooler=self.app.pooler)
         client = await connections.open()
         await client.check_compat(SCHEMA_COMPAT)
         released = await client.register_node(
@@ -279,9 +303,10 @@ class Worker:
                              services=ClaimServices(client, connections.sync_client, settler),
                              settler=settler, lease_keeper=keeper, threads=threads,
                              prefetch=self.prefetch)
-        if self.listen:
-            self.listener = Listener(self.app.dsn, self.queues, self._on_ready,
-                                     self.dispatcher.announce_all)
+        listen_dsn = self.listen_conninfo()
+        if listen_dsn is not None:
+            self.listener = Listener(listen_dsn, self.queues, self._on_ready,
+                                     self.dispatcher.announce_all, client=client)
         self.claimer = Claimer(
             client, self.dispatcher, queues=self.queues,
             leases={q: self.claim_lease(q) for q in self.queues}, worker_id=self.node_id,
@@ -299,7 +324,7 @@ class Worker:
             background.append(asyncio.create_task(self.listener.run(), name="pgbatch-listener"))
             # jobs announced before LISTEN took effect are found by the initial claim
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.listener.connected.wait(), 10)
+                await asyncio.wait_for(self.listener.done.wait(), 10)
         if self.maintenance_enabled:
             self.maintenance = Maintenance(self.app.dsn, client, self.node_id, self.boot_id,
                                            self.maintenance_config, on_replaced=self.stop,
