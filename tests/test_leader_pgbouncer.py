@@ -27,7 +27,8 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch.worker.maintenance import Maintenance, MaintenanceConfig
 from tests import pooler
 from tests.conftest import TestDatabase
-from tests.worker_harness import enqueue_jobs, expire_lease, job_row
+from tests.helpers import expire_lease, job_row
+from tests.worker_harness import enqueue_jobs
 
 TICK = 0.1
 LEASE = 1.0

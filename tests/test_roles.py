@@ -24,15 +24,8 @@ from pgbatch import AckEffects, MaintenanceConfig, Worker, _roles
 from pgbatch.cli import main as cli_main
 from pgbatch.embedded import PgServer, default_data_dir
 from tests.conftest import TEST_WORKER_LOGIN, PgTestServer, TestDatabase, short_tmp_dir
-from tests.worker_harness import (
-    LoopThread,
-    app_on,
-    archive_row,
-    expire_lease,
-    job_row,
-    scalar,
-    wait_until,
-)
+from tests.helpers import archive_row, expire_lease, job_row, scalar
+from tests.worker_harness import LoopThread, app_on, wait_until
 
 Conn = psycopg.Connection[Any]
 PRODUCER_LOGIN = "pgbatch_test_producer"

@@ -162,7 +162,7 @@ def test_10000_jobs_drained_by_8_claimers_each_claimed_and_acked_exactly_once(
     acked: list[list[UUID]] = [[] for _ in range(N_CLAIMERS)]
     barrier = threading.Barrier(N_CLAIMERS + 1)
     stop = threading.Event()
-    samples: list[tuple[int, str | None, str | None, str | None, str | None]] = []
+    samples: list[tuple[int, str | None, str | None, str | None, str | None, list[str] | None]] = []
 
     def claimer(i: int) -> None:
         conn = conns[i]

@@ -17,17 +17,8 @@ import psycopg
 import pytest
 
 from tests.conftest import PgTestServer, TestDatabase
-from tests.worker_harness import (
-    DONE_TABLE_DDL,
-    ProcGroup,
-    WorkerProcess,
-    archive_row,
-    counts,
-    enqueue_jobs,
-    job_row,
-    scalar,
-    wait_until,
-)
+from tests.helpers import archive_row, counts, job_row, scalar
+from tests.worker_harness import DONE_TABLE_DDL, ProcGroup, WorkerProcess, enqueue_jobs, wait_until
 
 Conn = psycopg.Connection[Any]
 

@@ -10,15 +10,8 @@ from uuid import UUID
 
 from pgbatch import Worker
 from tests.conftest import TestDatabase
-from tests.worker_harness import (
-    LoopThread,
-    ProcGroup,
-    app_on,
-    archive_row,
-    enqueue_jobs,
-    job_row,
-    scalar,
-)
+from tests.helpers import archive_row, job_row, scalar
+from tests.worker_harness import LoopThread, ProcGroup, app_on, enqueue_jobs
 
 
 def test_sigterm_acks_jobs_that_finish_within_the_grace_and_releases_the_others_unconsumed(
