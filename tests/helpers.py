@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pgbatch import Client
-from tests.conftest import PgTestServer, TestDatabase
+from tests.conftest import PgTestServer, TestDatabase, _drop_database, _open_connections
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -220,10 +220,14 @@ def cloned_database(pg_server: PgTestServer, template_db: str, label: str
         c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template_db)))
     database = TestDatabase(name=name, dsn=pg_server.admin_dsn(name))
+    leaked: list[str] = []
     try:
         yield database
     finally:
-        database.close_all()
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        try:
+            database.close_all()
+            leaked = _open_connections(admin, name)
+        finally:
+            _drop_database(admin, name)
+    if leaked:
+        pytest.fail(f"tests left connections open to {name}: {leaked}", pytrace=False)

@@ -226,6 +226,7 @@ class WorkerProcess:
             with self._cond:
                 self.events.append(event)
                 self._cond.notify_all()
+        proc.stdout.close()
         with self._cond:
             self.events.append({"event": "eof"})
             self._cond.notify_all()
