@@ -22,7 +22,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pgbatch import Client
-from tests.conftest import PgTestServer, TestDatabase, _drop_database, _open_connections
+from tests.conftest import PgTestServer, TestDatabase, _drop_database, open_connections
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -226,7 +226,7 @@ def cloned_database(pg_server: PgTestServer, template_db: str, label: str
     finally:
         try:
             database.close_all()
-            leaked = _open_connections(admin, name)
+            leaked = open_connections(admin, name)
         finally:
             _drop_database(admin, name)
     if leaked:
