@@ -137,7 +137,8 @@ def db_now(conn: Conn) -> datetime:
     """pgbatch.now() of this session."""
     row = conn.execute("select pgbatch.now()").fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    now: datetime = row[0]
+    return now
 
 
 #: Parameters of a query: positional or by name.

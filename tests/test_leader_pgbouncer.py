@@ -155,7 +155,8 @@ def _reaped_at(dsn: str, jid: uuid.UUID) -> datetime | None:
         row = job_row(conn, jid)
     if row and row["state"] == "pending" and (row["last_error"] or {}).get("type") == \
             "LeaseExpired":
-        return row["run_at"]  # type: ignore[no-any-return]
+        reaped_at: datetime = row["run_at"]
+        return reaped_at
     return None
 
 

@@ -203,7 +203,7 @@ def test_malformed_effects_through_the_client_raise_invalid_effects(
     with open_client(db.dsn) as client:
         for effects in (AckEffects(enqueue=[EnqueueRequest("")]),
                         AckEffects(enqueue=[EnqueueRequest("next", max_attempts=0)]),
-                        AckEffects(kv_delete=[1])):  # type: ignore[list-item]
+                        AckEffects(kv_delete=[1])):  # type: ignore[list-item]  # bad on purpose
             with pytest.raises(InvalidEffects) as info:
                 client.ack(job_id, job["claim_token"], effects)
             assert info.value.sqlstate == "PB008"
