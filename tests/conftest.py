@@ -30,6 +30,29 @@ runs them as the superuser instead. Setup, checks and backdating stay superuser.
 Per session the schema is installed once into a template database
 (``pgbatch_tpl_<random>``); every test that asks for ``db`` or ``conn`` gets its own
 database cloned from it with ``CREATE DATABASE ... TEMPLATE``, dropped after the test.
+
+Tests that need one session and no commit ask for ``tx`` instead (or, marked
+``@pytest.mark.in_tx``, get it as ``conn``): a connection inside a transaction on
+one database of the session (``tx_db``, cloned once), rolled back after the test,
+every statement in a savepoint so an expected error leaves it usable.  Tests that
+need autocommit, ``COMMIT`` visibility, several sessions or a ``Client`` keep
+``db``/``conn``.  Converting the single-session tests of ``tests/test_sql_*.py``
+(65 of them) took those 309 tests from 139 s to 114 s, and the whole suite from
+7 min 54 s to 6 min 51 s (one run each, on a shared and busy 2-core machine).
+
+Leak checks, enforced at every test's teardown:
+
+- ``no_leaked_threads`` (autouse): every thread the test started, daemon or not,
+  must have ended; each is joined within a grace period of ``THREAD_GRACE_S``.
+- ``db`` (and ``tx``, ``helpers.cloned_database``): once the fixture has closed the
+  connections it opened itself (``TestDatabase.connect``), no client backend may
+  remain connected to the test's database in ``pg_stat_activity`` (within
+  ``CONNECTION_GRACE_S``, the time a closed connection's backend takes to exit).
+  This runs before the database is dropped; the drop uses ``FORCE`` only to clean
+  up after a reported leak.
+- ``filterwarnings = ["error"]`` in pyproject.toml: an unraisable exception (a
+  coroutine never awaited, an unclosed file or socket reaching ``__del__``) fails
+  the test it happened in.
 """
 
 from __future__ import annotations
@@ -44,12 +67,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.pq import TransactionStatus
 
 from pgbatch.embedded import PgServer
 
@@ -216,14 +240,38 @@ def _docker_server() -> Iterator[PgTestServer]:
 
 
 def _drop_database(admin_dsn: str, name: str) -> None:
-    """Disconnect everyone from ``name`` and drop it (PostgreSQL 13+)."""
+    """Drop ``name``, disconnecting whoever is still connected (PostgreSQL 13+).
+
+    ``FORCE`` only cleans up after a failure: the ``db`` fixture has already
+    checked (``open_connections``) that the test left no connection behind.
+    """
     with psycopg.connect(admin_dsn, autocommit=True) as c:
-        c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            [name],
-        )
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+#: How long a backend may take to go away after its client closed the connection.
+CONNECTION_GRACE_S = 5.0
+
+
+def open_connections(admin_dsn: str, name: str) -> list[str]:
+    """Client connections still open to database ``name`` once the grace period is over.
+
+    A closed connection's backend leaves ``pg_stat_activity`` a moment after the
+    client hung up; this polls that view (the row is what says when) until the
+    database has no client backend or ``CONNECTION_GRACE_S`` has passed.
+    Returns ``"pid user application_name state: query"`` of each one left.
+    """
+    deadline = time.monotonic() + CONNECTION_GRACE_S
+    with psycopg.connect(admin_dsn, autocommit=True) as c:
+        while True:
+            rows = c.execute(
+                "select pid, usename, application_name, state, left(query, 80)"
+                " from pg_stat_activity where datname = %s and pid <> pg_backend_pid()"
+                " and backend_type = 'client backend'", [name]).fetchall()
+            if not rows or time.monotonic() > deadline:
+                return [f"{pid} {user} {app!r} {state}: {query}"
+                        for pid, user, app, state, query in rows]
+            time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")
@@ -329,30 +377,126 @@ def db(
             )
         )
     database = TestDatabase(name=name, dsn=pg_server.admin_dsn(name))
+    leaked: list[str] = []
     try:
         yield database
     finally:
         try:
             database.close_all()
+            leaked = open_connections(admin, name)
         finally:
             _drop_database(admin, name)
+    if leaked:
+        pytest.fail(f"test left connections open to its database: {leaked}", pytrace=False)
+
+
+class SavepointCursor(psycopg.Cursor[Any]):
+    """A cursor whose every statement runs in a savepoint of the open transaction.
+
+    A failing statement undoes only itself and the transaction goes on, as a
+    statement of an autocommit session would: a test can expect an error and
+    keep using the connection.
+    """
+
+    def execute(self, *args: Any, **kwargs: Any) -> Self:
+        """``Cursor.execute`` in a savepoint (released on success, rolled back on error)."""
+        with self.connection.transaction():
+            return super().execute(*args, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tx_db(pg_server: PgTestServer, template_db: str) -> Iterator[TestDatabase]:
+    """One database of the session (cloned once) for the ``tx`` fixture's transactions.
+
+    Nothing is ever committed to it: every test's changes are rolled back.
+    """
+    name = f"pgbatch_tx_{secrets.token_hex(4)}"
+    admin = pg_server.admin_dsn()
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template_db)))
+    try:
+        yield TestDatabase(name=name, dsn=pg_server.admin_dsn(name))
+    finally:
+        _drop_database(admin, name)
 
 
 @pytest.fixture
-def conn(db: TestDatabase) -> psycopg.Connection[Any]:
-    """An autocommit superuser connection to the test's database."""
-    return db.connect()
+def tx(tx_db: TestDatabase, pg_server: PgTestServer) -> Iterator[psycopg.Connection[Any]]:
+    """A superuser connection inside a transaction that is rolled back after the test.
+
+    For tests that need one session and no commit: they share ``tx_db``
+    instead of paying for a database clone each.  Every statement runs in a
+    savepoint (``SavepointCursor``), so an expected error leaves the transaction
+    usable.  Inside one transaction ``now()`` does not move (tests move time with
+    ``set_clock``), ``set_config(..., true)`` lasts until the rollback, and
+    ``pg_notify`` never reaches anyone.
+    """
+    conn = psycopg.Connection.connect(tx_db.dsn, autocommit=False,
+                                      cursor_factory=SavepointCursor)
+    committed = False
+    try:
+        # A plain cursor opens the transaction (an implicit BEGIN) that every
+        # statement of the test then nests in as a savepoint.
+        psycopg.Cursor(conn).execute("select 1")
+        yield conn
+    finally:
+        committed = conn.info.transaction_status != TransactionStatus.INTRANS
+        conn.rollback()
+        conn.close()
+    if committed:
+        pytest.fail("a tx test ended the transaction (commit?): its changes may have been"
+                    " committed to the shared database", pytrace=False)
+    leaked = open_connections(pg_server.admin_dsn(), tx_db.name)
+    if leaked:
+        pytest.fail(f"test left connections open to the shared database: {leaked}",
+                    pytrace=False)
+
+
+@pytest.fixture
+def conn(request: pytest.FixtureRequest) -> psycopg.Connection[Any]:
+    """An autocommit superuser connection to the test's own database (``db``).
+
+    Under the ``in_tx`` marker it is ``tx`` instead: a connection inside a
+    transaction on the shared database that is rolled back after the test (such
+    a test must not ask for ``db``).
+    """
+    if request.node.get_closest_marker("in_tx") is not None:
+        if "db" in request.fixturenames:
+            pytest.fail("an in_tx test runs in a rolled-back transaction and cannot use db;"
+                        " drop the marker from it", pytrace=False)
+        tx_conn: psycopg.Connection[Any] = request.getfixturevalue("tx")
+        return tx_conn
+    database: TestDatabase = request.getfixturevalue("db")
+    return database.connect()
+
+
+#: How long the threads a test started may take to end after the test.
+THREAD_GRACE_S = 5.0
 
 
 @pytest.fixture(autouse=True)
 def no_leaked_threads() -> Iterator[None]:
-    """Fail a test that leaves new non-daemon threads running (after a 5 s grace period)."""
+    """Fail a test that leaves new threads running, daemon or not.
+
+    After the test each thread it started is joined (the join is the event:
+    it returns as soon as the thread ends) within a shared ``THREAD_GRACE_S``.
+    Open connections are checked by the ``db`` and ``tx`` fixtures.
+    """
     before = set(threading.enumerate())
     yield
-    deadline = time.monotonic() + 5.0
-    leaked = [t for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive()]
-    for t in leaked:
-        t.join(timeout=max(0.0, deadline - time.monotonic()))
-    alive = [t.name for t in leaked if t.is_alive()]
+    alive = threads_left(before, THREAD_GRACE_S)
     if alive:
-        pytest.fail(f"test left non-daemon threads running: {alive}", pytrace=False)
+        pytest.fail(f"test left threads running: {alive}", pytrace=False)
+
+
+def threads_left(before: set[threading.Thread], grace: float) -> list[str]:
+    """Names of the threads not in ``before`` still running after joining them for ``grace`` s.
+
+    Daemon threads count too (marked ``(daemon)``).
+    """
+    deadline = time.monotonic() + grace
+    started = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for t in started:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    return [f"{t.name}{' (daemon)' if t.daemon else ''}" for t in started if t.is_alive()]

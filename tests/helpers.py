@@ -1,11 +1,16 @@
-"""Small helpers shared by the SQL integration tests (not fixtures: import them)."""
+"""Database helpers shared by every test module (not fixtures: import them).
+
+The one home of ``counts``, ``job_row``, ``archive_row``, ``scalar`` and
+``expire_lease`` (``tests/worker_harness.py`` holds only the worker-process and
+App harness and imports these).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -14,9 +19,10 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from pgbatch import Client
-from tests.conftest import PgTestServer, TestDatabase
+from tests.conftest import PgTestServer, TestDatabase, _drop_database, open_connections
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -80,7 +86,7 @@ def enqueue(conn: Conn, queue: str, payload: Any = None, **kw: Any) -> UUID:
     args = [sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder()) for k in kw]
     query = sql.SQL("select pgbatch.enqueue(%s, %s::jsonb{})").format(
         sql.SQL("").join(sql.SQL(", ") + a for a in args))
-    row = conn.execute(query, [queue, psycopg.types.json.Jsonb(payload or {}), *kw.values()]
+    row = conn.execute(query, [queue, Jsonb(payload or {}), *kw.values()]
                        ).fetchone()
     assert row is not None
     return UUID(str(row[0]))
@@ -131,11 +137,16 @@ def db_now(conn: Conn) -> datetime:
     """pgbatch.now() of this session."""
     row = conn.execute("select pgbatch.now()").fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    now: datetime = row[0]
+    return now
 
 
-def scalar(conn: Conn, query: str, params: Any = None) -> Any:
-    """The first column of the first row."""
+#: Parameters of a query: positional or by name.
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+def scalar(conn: Conn, query: str, params: Params | None = None) -> Any:
+    """The first column of the first row (fails the test when there is no row)."""
     row = conn.execute(query, params).fetchone()
     assert row is not None
     return row[0]
@@ -210,10 +221,14 @@ def cloned_database(pg_server: PgTestServer, template_db: str, label: str
         c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
             sql.Identifier(name), sql.Identifier(template_db)))
     database = TestDatabase(name=name, dsn=pg_server.admin_dsn(name))
+    leaked: list[str] = []
     try:
         yield database
     finally:
-        database.close_all()
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        try:
+            database.close_all()
+            leaked = open_connections(admin, name)
+        finally:
+            _drop_database(admin, name)
+    if leaked:
+        pytest.fail(f"tests left connections open to {name}: {leaked}", pytrace=False)

@@ -64,6 +64,8 @@ class PgBouncer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -619,7 +619,7 @@ def test_bench_delegates_every_argument(monkeypatch: pytest.MonkeyPatch, run: Ru
         return 7
 
     fake = types.ModuleType("pgbatch.bench.cli")
-    fake.main = fake_main  # type: ignore[attr-defined]
+    fake.main = fake_main  # type: ignore[attr-defined]  # a module object built at run time
     monkeypatch.setitem(sys.modules, "pgbatch.bench.cli", fake)
     code, out, _ = run("bench", "--quick", "--output", "x.json", "-h", "--dsn", "d")
     assert (code, out.strip()) == (7, "bench ran")

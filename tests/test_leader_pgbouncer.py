@@ -27,7 +27,8 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch.worker.maintenance import Maintenance, MaintenanceConfig
 from tests import pooler
 from tests.conftest import TestDatabase
-from tests.worker_harness import enqueue_jobs, expire_lease, job_row
+from tests.helpers import expire_lease, job_row
+from tests.worker_harness import enqueue_jobs
 
 TICK = 0.1
 LEASE = 1.0
@@ -154,7 +155,8 @@ def _reaped_at(dsn: str, jid: uuid.UUID) -> datetime | None:
         row = job_row(conn, jid)
     if row and row["state"] == "pending" and (row["last_error"] or {}).get("type") == \
             "LeaseExpired":
-        return row["run_at"]  # type: ignore[no-any-return]
+        reaped_at: datetime = row["run_at"]
+        return reaped_at
     return None
 
 

@@ -31,6 +31,7 @@ from tests.helpers import (
 Conn = psycopg.Connection[Any]
 
 
+@pytest.mark.in_tx
 def test_claim_order_is_priority_then_run_at_then_enqueue_order(conn: Conn) -> None:
     base = db_now(conn) - timedelta(hours=1)
     spec = [  # (priority, run_at offset in seconds)
@@ -55,6 +56,7 @@ def test_claim_order_is_priority_then_run_at_then_enqueue_order(conn: Conn) -> N
     assert claim(conn, "single") == []
 
 
+@pytest.mark.in_tx
 def test_future_run_at_is_claimed_only_when_due(conn: Conn) -> None:
     now = db_now(conn)
     due_at = now + timedelta(hours=1)
@@ -71,6 +73,7 @@ def test_future_run_at_is_claimed_only_when_due(conn: Conn) -> None:
     assert job["run_at"] == due_at
 
 
+@pytest.mark.in_tx
 def test_future_job_does_not_block_due_jobs_of_lower_priority(conn: Conn) -> None:
     now = db_now(conn)
     enqueue(conn, "q", run_at=now + timedelta(minutes=5), priority=100)
@@ -78,6 +81,7 @@ def test_future_job_does_not_block_due_jobs_of_lower_priority(conn: Conn) -> Non
     assert [r["id"] for r in claim(conn, "q", 10)] == [due]
 
 
+@pytest.mark.in_tx
 def test_paused_queue_yields_nothing_until_resumed(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     other = enqueue(conn, "other")
@@ -95,6 +99,7 @@ def test_paused_queue_yields_nothing_until_resumed(conn: Conn) -> None:
     assert [r["id"] for r in claim(conn, "q", 10)] == [job_id, second]
 
 
+@pytest.mark.in_tx
 def test_claim_batch_shares_one_lease_with_fresh_tokens(conn: Conn) -> None:
     for i in range(5):
         enqueue(conn, "q", {"i": i}, max_attempts=7)
@@ -162,7 +167,7 @@ def test_10000_jobs_drained_by_8_claimers_each_claimed_and_acked_exactly_once(
     acked: list[list[UUID]] = [[] for _ in range(N_CLAIMERS)]
     barrier = threading.Barrier(N_CLAIMERS + 1)
     stop = threading.Event()
-    samples: list[tuple[int, str | None, str | None, str | None, str | None]] = []
+    samples: list[tuple[int, str | None, str | None, str | None, str | None, list[str] | None]] = []
 
     def claimer(i: int) -> None:
         conn = conns[i]
@@ -238,6 +243,7 @@ def test_10000_jobs_drained_by_8_claimers_each_claimed_and_acked_exactly_once(
     assert idle_blockers == [], f"claims waited on idle transactions: {idle_blockers[:10]}"
 
 
+@pytest.mark.in_tx
 @pytest.mark.parametrize("max_jobs", [1, 3])
 def test_claim_returns_fewer_when_fewer_are_due(conn: Conn, max_jobs: int) -> None:
     assert claim(conn, "q", max_jobs) == []

@@ -42,6 +42,7 @@ def seed_kv(conn: Conn, values: dict[str, Any]) -> None:
                  [job_id, job["claim_token"], json.dumps({"kv_put": values})])
 
 
+@pytest.mark.in_tx
 def test_ack_effects_create_follow_ups_and_apply_kv_changes(conn: Conn) -> None:
     seed_kv(conn, {"old": "gone soon", "kept": [1, 2], "counter": 1})
     job_id = enqueue(conn, "q")
@@ -84,6 +85,7 @@ def test_ack_effects_create_follow_ups_and_apply_kv_changes(conn: Conn) -> None:
     assert done["result"] == {"op": "ack", "ids": [str(i) for i in ids]}
 
 
+@pytest.mark.in_tx
 def test_follow_up_with_live_dedup_key_returns_the_existing_job(conn: Conn) -> None:
     existing = enqueue(conn, "next", {"v": "existing"}, dedup_key="k")
     job_id = enqueue(conn, "q")
@@ -173,6 +175,7 @@ MALFORMED_EFFECTS: list[Any] = [
 ]
 
 
+@pytest.mark.in_tx
 @pytest.mark.parametrize("effects", MALFORMED_EFFECTS, ids=lambda e: json.dumps(e)[:40])
 def test_malformed_effects_raise_invalid_effects_and_change_nothing(
     conn: Conn, effects: Any
@@ -200,7 +203,7 @@ def test_malformed_effects_through_the_client_raise_invalid_effects(
     with open_client(db.dsn) as client:
         for effects in (AckEffects(enqueue=[EnqueueRequest("")]),
                         AckEffects(enqueue=[EnqueueRequest("next", max_attempts=0)]),
-                        AckEffects(kv_delete=[1])):  # type: ignore[list-item]
+                        AckEffects(kv_delete=[1])):  # type: ignore[list-item]  # bad on purpose
             with pytest.raises(InvalidEffects) as info:
                 client.ack(job_id, job["claim_token"], effects)
             assert info.value.sqlstate == "PB008"

@@ -70,6 +70,7 @@ def _claimed(conn: Conn, queue: str = "q", n: int = 1, **kw: Any) -> list[dict[s
 # --------------------------------------------------------------------------- 1. id reuse
 
 
+@pytest.mark.in_tx
 def test_followup_reusing_the_acked_jobs_id_is_refused_via_ack(conn: Conn) -> None:
     (job,) = _claimed(conn)
     before = state_snapshot(conn)
@@ -82,6 +83,7 @@ def test_followup_reusing_the_acked_jobs_id_is_refused_via_ack(conn: Conn) -> No
     assert counts(conn, "q")["done"] == 1
 
 
+@pytest.mark.in_tx
 def test_followup_reusing_the_acked_jobs_id_is_refused_via_ack_many(conn: Conn) -> None:
     bad, good = _claimed(conn, n=2)
     entries = [{"job_id": str(bad["id"]), "claim_token": str(bad["claim_token"]),
@@ -97,6 +99,7 @@ def test_followup_reusing_the_acked_jobs_id_is_refused_via_ack_many(conn: Conn) 
     assert scalar(conn, "select count(*) from pgbatch.job where id = %s", [bad["id"]]) == 1
 
 
+@pytest.mark.in_tx
 def test_followup_reusing_the_acked_jobs_id_is_refused_via_ack_ids(conn: Conn) -> None:
     """ack_ids takes no effects; what it must survive is the pair such a
     follow-up left behind in an older version: that entry and its neighbours
@@ -114,6 +117,7 @@ def test_followup_reusing_the_acked_jobs_id_is_refused_via_ack_ids(conn: Conn) -
     assert counts(conn, "q")["done"] == 3
 
 
+@pytest.mark.in_tx
 def test_followup_reusing_the_id_of_a_job_acked_earlier_in_the_same_ack_many_is_refused(
     conn: Conn,
 ) -> None:
@@ -128,6 +132,7 @@ def test_followup_reusing_the_id_of_a_job_acked_earlier_in_the_same_ack_many_is_
     assert scalar(conn, "select count(*) from pgbatch.job where id = %s", [first["id"]]) == 0
 
 
+@pytest.mark.in_tx
 def test_poisoned_entry_does_not_fail_neighbours_in_ack_ids(conn: Conn) -> None:
     jobs = _claimed(conn, n=5)
     _poison(conn, jobs[0]["id"])
@@ -144,6 +149,7 @@ def test_poisoned_entry_does_not_fail_neighbours_in_ack_ids(conn: Conn) -> None:
                                  "dead": 0, "cancelled": 0}
 
 
+@pytest.mark.in_tx
 def test_poisoned_entry_does_not_fail_neighbours_in_ack_many(conn: Conn) -> None:
     jobs = _claimed(conn, n=3)
     _poison(conn, jobs[1]["id"])
@@ -158,6 +164,7 @@ def test_poisoned_entry_does_not_fail_neighbours_in_ack_many(conn: Conn) -> None
     assert scalar(conn, "select pgbatch.kv_get('k')") == 1
 
 
+@pytest.mark.in_tx
 def test_reap_expired_is_not_wedged_by_a_job_whose_id_is_archived(conn: Conn) -> None:
     last, _other = _claimed(conn, n=2, max_attempts=1)
     _poison(conn, last["id"])
@@ -176,6 +183,7 @@ def test_reap_expired_is_not_wedged_by_a_job_whose_id_is_archived(conn: Conn) ->
     assert scalar(conn, "select pgbatch.reap_expired()") == 1
 
 
+@pytest.mark.in_tx
 def test_cancel_job_of_a_job_whose_id_is_archived_cancels_it(conn: Conn) -> None:
     pending = enqueue(conn, "q")
     _poison(conn, pending)
@@ -189,6 +197,7 @@ def test_cancel_job_of_a_job_whose_id_is_archived_cancels_it(conn: Conn) -> None
     assert scalar(conn, "select pgbatch.cancel_job(%s)", [pending]) == "cancelled"
 
 
+@pytest.mark.in_tx
 def test_requeue_dead_job_whose_id_is_live_is_refused(conn: Conn) -> None:
     (job,) = _claimed(conn)
     conn.execute("select pgbatch.dead_letter(%s, %s)", [job["id"], job["claim_token"]])
@@ -384,6 +393,7 @@ def test_unbounded_last_error_reason_and_kv_value_are_refused(world: World) -> N
              "select * from pgbatch.claim('q', 1, '30 seconds', %s)", "w" * 201)
 
 
+@pytest.mark.in_tx
 def test_the_limits_themselves_are_accepted(conn: Conn) -> None:
     limits = scalar(conn, "select pgbatch.limits()")
     (job,) = _claimed(conn, dedup_key="k" * limits["max_dedup_key_length"])

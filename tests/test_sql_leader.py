@@ -50,6 +50,7 @@ def at(conn: Conn, seconds: float) -> datetime:
     return when
 
 
+@pytest.mark.in_tx
 def test_the_first_node_takes_the_lease_renews_it_and_others_are_told_who_leads(
         conn: Conn) -> None:
     at(conn, 0)
@@ -70,6 +71,7 @@ def test_the_first_node_takes_the_lease_renews_it_and_others_are_told_who_leads(
     assert lead(conn, A, BOOT_A, "1 second")["lease_expires_at"] == T0 + timedelta(seconds=7)
 
 
+@pytest.mark.in_tx
 def test_a_lease_that_ran_out_is_taken_over_under_the_next_term_and_the_old_holder_learns_it(
         conn: Conn) -> None:
     at(conn, 0)
@@ -99,6 +101,7 @@ def test_a_lease_that_ran_out_is_taken_over_under_the_next_term_and_the_old_hold
     assert not holds(conn, B, BOOT_B, 1)  # a stale term is no proof either
 
 
+@pytest.mark.in_tx
 def test_a_lease_that_lapsed_is_taken_again_under_a_new_term(conn: Conn) -> None:
     at(conn, 0)
     lead(conn, A, BOOT_A)
@@ -107,6 +110,7 @@ def test_a_lease_that_lapsed_is_taken_again_under_a_new_term(conn: Conn) -> None
     assert (again["is_leader"], again["term"]) == (True, 2)  # it did not lead in between
 
 
+@pytest.mark.in_tx
 def test_a_new_incarnation_of_the_holder_waits_for_the_old_lease(conn: Conn) -> None:
     at(conn, 0)
     lead(conn, A, BOOT_A)
@@ -117,6 +121,7 @@ def test_a_new_incarnation_of_the_holder_waits_for_the_old_lease(conn: Conn) -> 
     assert lead(conn, A, restarted)["term"] == 2
 
 
+@pytest.mark.in_tx
 def test_resign_ends_the_lease_now_so_another_node_takes_over_at_once(conn: Conn) -> None:
     at(conn, 0)
     lead(conn, A, BOOT_A)
@@ -131,6 +136,7 @@ def test_resign_ends_the_lease_now_so_another_node_takes_over_at_once(conn: Conn
     assert (taken["is_leader"], taken["term"]) == (True, 2)
 
 
+@pytest.mark.in_tx
 def test_scopes_are_independent(conn: Conn) -> None:
     at(conn, 0)
     assert lead(conn, A, BOOT_A, scope="maintenance")["is_leader"]
@@ -140,6 +146,7 @@ def test_scopes_are_independent(conn: Conn) -> None:
     assert not scalar(conn, "select pgbatch.holds_lead(%s, %s, 1, 'scheduler')", [A, BOOT_A])
 
 
+@pytest.mark.in_tx
 def test_try_lead_works_with_defaults_from_psql(conn: Conn) -> None:
     row = conn.execute("select is_leader, term"
                        " from pgbatch.try_lead('psql-node', gen_random_uuid())").fetchone()
@@ -176,6 +183,7 @@ def test_try_lead_works_with_defaults_from_psql(conn: Conn) -> None:
         ("select * from pgbatch.vacuum_stats('no_such_role_anywhere')", [], "invalid role"),
     ],
 )
+@pytest.mark.in_tx
 def test_bad_lead_arguments_raise_pb007_and_change_nothing(
         conn: Conn, call: str, params: list[Any], match: str) -> None:
     at(conn, 0)
@@ -186,6 +194,7 @@ def test_bad_lead_arguments_raise_pb007_and_change_nothing(
     assert state_snapshot(conn) == before
 
 
+@pytest.mark.in_tx
 def test_infinite_lease_is_refused_where_the_server_has_infinite_intervals(conn: Conn) -> None:
     if conn.info.server_version < 170000:
         pytest.skip("intervals have no infinity before PostgreSQL 17")
@@ -194,6 +203,7 @@ def test_infinite_lease_is_refused_where_the_server_has_infinite_intervals(conn:
     assert leader_row(conn) is None
 
 
+@pytest.mark.in_tx
 def test_vacuum_stats_reports_the_live_table_and_who_may_vacuum_it(conn: Conn) -> None:
     rows = conn.execute("select * from pgbatch.vacuum_stats()").fetchall()
     assert len(rows) == 1

@@ -43,6 +43,7 @@ def one(conn: Conn, query: str) -> tuple[Any, ...]:
 # ---------------------------------------------------------------- plain SQL life
 
 
+@pytest.mark.in_tx
 def test_enqueue_claim_ack_in_plain_sql(conn: Conn) -> None:
     (job_id,) = one(conn, "select pgbatch.enqueue('emails', '{}')")
     assert job_id.version == 7, "job ids are time-ordered UUIDv7"
@@ -61,6 +62,7 @@ def test_enqueue_claim_ack_in_plain_sql(conn: Conn) -> None:
     assert job_row(conn, job_id) is None
 
 
+@pytest.mark.in_tx
 def test_nack_retry_dead_letter_requeue_ack_in_plain_sql(conn: Conn) -> None:
     (job_id,) = one(conn, "select pgbatch.enqueue('emails', '{\"to\": \"a@example.com\"}')")
     _, token1, attempt = one(conn, "select id, claim_token, attempt from pgbatch.claim('emails')")
@@ -138,6 +140,7 @@ def test_psql_binary_runs_the_documented_calls_as_written(db: TestDatabase,
 # ---------------------------------------------------------------- dedup and ids
 
 
+@pytest.mark.in_tx
 def test_dedup_key_returns_live_pending_job_and_inserts_nothing(conn: Conn) -> None:
     first = enqueue(conn, "q", {"v": 1}, dedup_key="k")
     before = state_snapshot(conn)
@@ -152,6 +155,7 @@ def test_dedup_key_returns_live_pending_job_and_inserts_nothing(conn: Conn) -> N
     assert enqueue(conn, "other", dedup_key="k") != first
 
 
+@pytest.mark.in_tx
 def test_dedup_key_against_a_claimed_job(conn: Conn) -> None:
     first = enqueue(conn, "q", dedup_key="k")
     job = claim_one(conn, "q")
@@ -165,6 +169,7 @@ def test_dedup_key_against_a_claimed_job(conn: Conn) -> None:
     assert counts(conn, "q")["pending"] == 1
 
 
+@pytest.mark.in_tx
 @pytest.mark.parametrize("ending", ["ack", "dead_letter", "cancel"])
 def test_dedup_key_is_free_after_the_job_ends(conn: Conn, ending: str) -> None:
     first = enqueue(conn, "q", dedup_key="k")
@@ -178,6 +183,7 @@ def test_dedup_key_is_free_after_the_job_ends(conn: Conn, ending: str) -> None:
     assert job_row(conn, again) is not None
 
 
+@pytest.mark.in_tx
 def test_dedup_key_inside_one_enqueue_many_batch(conn: Conn) -> None:
     live = enqueue(conn, "q", dedup_key="live")
     ids = scalar(conn, """select pgbatch.enqueue_many('[
@@ -232,6 +238,7 @@ def test_duplicate_id_override_of_archived_job_raises(db: TestDatabase, conn: Co
         client.enqueue("q", id=job_id)
 
 
+@pytest.mark.in_tx
 def test_duplicate_ids_inside_one_batch_raise(conn: Conn) -> None:
     job_id = uuid4()
     with raises_sqlstate("PB002"):
@@ -243,6 +250,7 @@ def test_duplicate_ids_inside_one_batch_raise(conn: Conn) -> None:
 # ---------------------------------------------------------------- cancellation
 
 
+@pytest.mark.in_tx
 def test_cancel_pending_job_archives_it_and_it_is_never_claimed(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     assert scalar(conn, "select pgbatch.cancel_job(%s)", [job_id]) == "cancelled"
@@ -286,6 +294,7 @@ def test_cancel_claimed_job_stops_renewal_and_nack_ends_it_cancelled(
                                  "dead": 0, "cancelled": 1}
 
 
+@pytest.mark.in_tx
 def test_cancel_claimed_job_that_completes_is_done(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     job = claim_one(conn, "q")

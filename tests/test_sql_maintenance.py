@@ -35,6 +35,7 @@ from tests.helpers import (
 Conn = psycopg.Connection[Any]
 
 
+@pytest.mark.in_tx
 def test_reap_requeues_expired_claims_only(conn: Conn) -> None:
     expired = enqueue(conn, "q", max_attempts=3, priority=1)
     live = enqueue(conn, "q", max_attempts=3)
@@ -67,6 +68,7 @@ def test_reap_uses_the_database_clock(db: TestDatabase, conn: Conn) -> None:
     assert scalar(reaper, "select pgbatch.reap_expired()") == 1
 
 
+@pytest.mark.in_tx
 def test_reap_dead_letters_a_claim_at_its_last_attempt(conn: Conn) -> None:
     job_id = enqueue(conn, "q", max_attempts=2)
     for _ in range(2):
@@ -81,6 +83,7 @@ def test_reap_dead_letters_a_claim_at_its_last_attempt(conn: Conn) -> None:
     assert counts(conn, "q")["dead"] == 1
 
 
+@pytest.mark.in_tx
 def test_reap_of_a_cancel_requested_claim_ends_it_cancelled(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     claim_one(conn, "q")
@@ -92,6 +95,7 @@ def test_reap_of_a_cancel_requested_claim_ends_it_cancelled(conn: Conn) -> None:
     assert cancelled["state"] == "cancelled"
 
 
+@pytest.mark.in_tx
 def test_reap_respects_its_limit(conn: Conn) -> None:
     conn.execute("select pgbatch.enqueue_many(%s)", [json.dumps([{"queue": "q"}] * 7)])
     claim(conn, "q", 7)
@@ -162,6 +166,7 @@ def finish(conn: Conn, queue: str, how: str) -> Any:
     return job_id
 
 
+@pytest.mark.in_tx
 def test_sweep_retention_deletes_old_done_and_dead_records(conn: Conn) -> None:
     t0 = db_now(conn)
     set_clock(conn, t0)
@@ -188,6 +193,7 @@ def test_sweep_retention_deletes_old_done_and_dead_records(conn: Conn) -> None:
                                  "dead": 0, "cancelled": 0}
 
 
+@pytest.mark.in_tx
 def test_sweep_retention_respects_limit_and_custom_ages(conn: Conn) -> None:
     for _ in range(5):
         finish(conn, "q", "ack")
@@ -232,6 +238,7 @@ def test_requeue_of_a_job_that_is_not_dead_is_invalid_state(
     assert state_snapshot(conn) == before
 
 
+@pytest.mark.in_tx
 def test_requeue_dead_job_at_a_later_time(conn: Conn) -> None:
     job_id = finish(conn, "q", "dead_letter")
     at = db_now(conn) + timedelta(hours=1)
@@ -242,6 +249,7 @@ def test_requeue_dead_job_at_a_later_time(conn: Conn) -> None:
     assert claim_one(conn, "q")["attempt"] == 1
 
 
+@pytest.mark.in_tx
 def test_requeue_dead_job_with_a_live_dedup_holder_is_dedup_conflict(conn: Conn) -> None:
     first = enqueue(conn, "q", dedup_key="k")
     job = claim_one(conn, "q")
@@ -256,6 +264,7 @@ def test_requeue_dead_job_with_a_live_dedup_holder_is_dedup_conflict(conn: Conn)
 # ---------------------------------------------------------------- counters
 
 
+@pytest.mark.in_tx
 def test_compact_counters_folds_deltas_without_changing_stats(conn: Conn) -> None:
     for queue in ("a", "b"):
         for how in ("ack", "ack", "dead_letter", "cancel"):

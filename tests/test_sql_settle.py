@@ -132,6 +132,7 @@ def test_random_token_on_a_pending_job_raises_claim_lost(db: TestDatabase, conn:
         assert_claim_lost_everywhere(db, conn, op, job_id, uuid4())
 
 
+@pytest.mark.in_tx
 def test_renew_lease_after_expiry_works_until_the_job_is_reaped(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     job = claim_one(conn, "q")
@@ -170,6 +171,7 @@ def test_ack_retry_with_the_same_token_returns_the_same_follow_ups(
     assert counts(conn, "next")["pending"] == 2
 
 
+@pytest.mark.in_tx
 def test_ack_retry_without_follow_ups_returns_empty_list(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     job = claim_one(conn, "q")
@@ -284,6 +286,7 @@ def test_ack_many_with_effects_lost_claim_and_malformed_entry(
                                  "dead": 0, "cancelled": 0}
 
 
+@pytest.mark.in_tx
 def test_ack_many_reports_a_stale_token_for_a_job_acked_in_the_same_call(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     job = claim_one(conn, "q")
@@ -323,6 +326,7 @@ def _ack_ids(conn: Conn, pairs: list[tuple[Any, Any]]) -> list[tuple[Any, ...]]:
         [[p[0] for p in pairs], [p[1] for p in pairs]]).fetchall()
 
 
+@pytest.mark.in_tx
 def test_ack_ids_settles_all_and_returns_only_the_misses_in_input_order(conn: Conn) -> None:
     conn.execute("select pgbatch.enqueue_many(%s)",
                  [json.dumps([{"queue": "q", "payload": {"i": i}} for i in range(100)])])
@@ -344,6 +348,7 @@ def test_ack_ids_settles_all_and_returns_only_the_misses_in_input_order(conn: Co
     assert (archived["state"], archived["claim_token"]) == ("done", jobs[0]["claim_token"])
 
 
+@pytest.mark.in_tx
 def test_ack_ids_stale_token_and_duplicates_in_one_call(conn: Conn) -> None:
     job_id = enqueue(conn, "q")
     tok = claim_one(conn, "q")["claim_token"]
@@ -352,6 +357,7 @@ def test_ack_ids_stale_token_and_duplicates_in_one_call(conn: Conn) -> None:
     assert counts(conn, "q")["done"] == 1
 
 
+@pytest.mark.in_tx
 def test_ack_ids_retry_is_idempotent_and_a_new_claim_fences_old_tokens(conn: Conn) -> None:
     for _ in range(3):
         enqueue(conn, "q")
@@ -388,6 +394,7 @@ def test_ack_ids_through_the_client(db: TestDatabase, conn: Conn) -> None:
     assert counts(conn, "q")["done"] == 3
 
 
+@pytest.mark.in_tx
 def test_ack_many_retry_is_idempotent(conn: Conn) -> None:
     for _ in range(3):
         enqueue(conn, "q")
@@ -408,6 +415,7 @@ def test_ack_many_retry_is_idempotent(conn: Conn) -> None:
 # ---------------------------------------------------------------- nack and backoff
 
 
+@pytest.mark.in_tx
 def test_nack_retries_at_the_given_time_and_stores_the_error(conn: Conn) -> None:
     job_id = enqueue(conn, "q", max_attempts=3)
     job = claim_one(conn, "q")
@@ -429,6 +437,7 @@ def test_nack_retries_at_the_given_time_and_stores_the_error(conn: Conn) -> None
     assert again["last_error"] == error
 
 
+@pytest.mark.in_tx
 def test_nack_default_backoff_is_exponential_with_jitter(conn: Conn) -> None:
     job_id = enqueue(conn, "q", max_attempts=12)
     clock = db_now(conn)
@@ -451,6 +460,7 @@ def test_nack_default_backoff_is_exponential_with_jitter(conn: Conn) -> None:
     assert len(set(delays)) > 1, "no jitter"
 
 
+@pytest.mark.in_tx
 def test_nack_backoff_base_and_cap_are_honoured(conn: Conn) -> None:
     job_id = enqueue(conn, "q", max_attempts=20)
     clock = db_now(conn)
@@ -468,6 +478,7 @@ def test_nack_backoff_base_and_cap_are_honoured(conn: Conn) -> None:
         set_clock(conn, clock)
 
 
+@pytest.mark.in_tx
 def test_nack_at_the_last_attempt_dead_letters_and_attempts_are_exact(conn: Conn) -> None:
     job_id = enqueue(conn, "q", max_attempts=3)
     for attempt in (1, 2, 3):
@@ -486,6 +497,7 @@ def test_nack_at_the_last_attempt_dead_letters_and_attempts_are_exact(conn: Conn
                                  "dead": 1, "cancelled": 0}
 
 
+@pytest.mark.in_tx
 def test_backoff_stays_within_half_and_full_delay(conn: Conn) -> None:
     rows = conn.execute(
         "select a, min(extract(epoch from b)), max(extract(epoch from b)), count(distinct b)"
@@ -499,6 +511,7 @@ def test_backoff_stays_within_half_and_full_delay(conn: Conn) -> None:
         assert distinct > 100, f"backoff({attempt}) has no jitter"
 
 
+@pytest.mark.in_tx
 def test_backoff_cap_and_extremes(conn: Conn) -> None:
     rows = conn.execute(
         "select a, min(extract(epoch from b)), max(extract(epoch from b)) from"

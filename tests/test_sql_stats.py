@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -348,6 +349,7 @@ def make_machine(conn: Conn, steps: list[int]) -> type[RuleBasedStateMachine]:
     return QueueModel
 
 
+@pytest.mark.in_tx
 def test_queue_stats_match_a_model_over_2000_random_operations(conn: Conn) -> None:
     steps = [0]
     machine = make_machine(conn, steps)
@@ -453,6 +455,7 @@ def test_8_connections_settling_one_queue_see_no_lock_failures(db: TestDatabase)
     assert scalar(setup, "select count(*) from pgbatch.queue_count where queue = 'hot'") == 1
 
 
+@pytest.mark.in_tx
 def test_queue_stats_reports_age_of_oldest_claimable_job_and_all_queues(conn: Conn) -> None:
     t0 = db_now(conn)
     set_clock(conn, t0)

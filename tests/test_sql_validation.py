@@ -177,6 +177,7 @@ def test_bad_input_gets_its_sqlstate_and_changes_nothing(
     assert state_snapshot(world.conn) == before
 
 
+@pytest.mark.in_tx
 def test_limits_themselves_are_accepted(conn: Conn) -> None:
     assert enqueue(conn, "q" * 128)
     assert enqueue(conn, "q", max_attempts=1)
@@ -260,6 +261,7 @@ def test_validation_errors_are_value_errors(client: Client) -> None:
         client.claim("q", -1)
 
 
+@pytest.mark.in_tx
 def test_enqueue_many_error_names_the_bad_request(conn: Conn) -> None:
     requests = [{"queue": "q"}] * 3 + [{"queue": "q", "priority": "x"}]
     with raises_sqlstate("PB007", "invalid enqueue request 3: priority must be an integer"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +18,19 @@ import psycopg
 import pytest
 
 from tests.conftest import PgTestServer, TestDatabase
-from tests.worker_harness import (
-    DONE_TABLE_DDL,
-    ProcGroup,
-    WorkerProcess,
-    archive_row,
-    counts,
-    enqueue_jobs,
-    job_row,
-    scalar,
-    wait_until,
-)
+from tests.helpers import archive_row, counts, job_row, scalar
+from tests.worker_harness import DONE_TABLE_DDL, ProcGroup, WorkerProcess, enqueue_jobs, wait_until
 
 Conn = psycopg.Connection[Any]
 
 
 def _done_rows(conn: Conn) -> int:
     return int(scalar(conn, "select count(*) from worker_test_done"))
+
+
+def _done_at_least(conn: Conn, n: int) -> Callable[[], bool]:
+    """A condition for ``wait_until``: at least ``n`` jobs are recorded done."""
+    return lambda: _done_rows(conn) >= n
 
 
 def _done_attempt(conn: Conn, job_id: object) -> int | None:
@@ -119,7 +116,7 @@ def test_2000_jobs_survive_5_random_worker_kills_with_none_lost_and_each_done_on
         enqueue_jobs(conn, "soak", "record", {"seconds": 0.005}, n=total)
         for k in range(kills):
             target = (k + 1) * total // (kills + 2)
-            wait_until(lambda t=target: _done_rows(conn) >= t, 60, f"{target} jobs done")  # type: ignore[misc]
+            wait_until(_done_at_least(conn, target), 60, f"{target} jobs done")
             node = rng.choice(sorted(procs))
             procs[node].kill()
             procs[node] = group.spawn(f"{node}-{k + 1}", node_id=node, **worker_opts)

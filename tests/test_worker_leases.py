@@ -9,16 +9,8 @@ from pathlib import Path
 
 from pgbatch import App, JobContext, MaintenanceConfig, Worker
 from tests.conftest import TestDatabase
-from tests.worker_harness import (
-    LoopThread,
-    ProcGroup,
-    archive_row,
-    counts,
-    enqueue_jobs,
-    job_row,
-    scalar,
-    wait_until,
-)
+from tests.helpers import archive_row, counts, job_row, scalar
+from tests.worker_harness import LoopThread, ProcGroup, enqueue_jobs, wait_until
 
 
 def test_a_job_that_outlives_its_lease_but_renews_it_is_not_redelivered(

@@ -16,14 +16,8 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch.worker.maintenance import Maintenance, MaintenanceStats
 from pgbatch.worker.vacuum import vacuum_table
 from tests.conftest import TestDatabase
-from tests.worker_harness import (
-    LoopThread,
-    enqueue_jobs,
-    expire_lease,
-    job_row,
-    scalar,
-    wait_until,
-)
+from tests.helpers import expire_lease, job_row, scalar
+from tests.worker_harness import LoopThread, enqueue_jobs, wait_until
 
 Conn = Any
 

@@ -18,7 +18,8 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch.worker.maintenance import Maintenance
 from pgbatch.worker.services import backoff_delay
 from tests.conftest import TestDatabase
-from tests.worker_harness import LoopThread, enqueue_jobs, expire_lease, job_row, wait_until
+from tests.helpers import expire_lease, job_row
+from tests.worker_harness import LoopThread, enqueue_jobs, wait_until
 
 
 @dataclass

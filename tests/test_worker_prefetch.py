@@ -15,7 +15,8 @@ import pytest
 from pgbatch import App, JobContext, Worker
 from pgbatch.worker.prefetch import PrefetchPolicy
 from tests.conftest import TestDatabase
-from tests.worker_harness import LoopThread, app_on, archive_row, counts, scalar, wait_until
+from tests.helpers import archive_row, counts, scalar
+from tests.worker_harness import LoopThread, app_on, wait_until
 
 
 def _policy(concurrency: int, avg_runtime: float, started: int = 1,

@@ -5,20 +5,14 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
 from pgbatch import Worker
 from tests.conftest import TestDatabase
-from tests.worker_harness import (
-    LoopThread,
-    ProcGroup,
-    app_on,
-    archive_row,
-    enqueue_jobs,
-    job_row,
-    scalar,
-)
+from tests.helpers import archive_row, job_row, scalar
+from tests.worker_harness import Event, LoopThread, ProcGroup, app_on, enqueue_jobs
 
 
 def test_sigterm_acks_jobs_that_finish_within_the_grace_and_releases_the_others_unconsumed(
@@ -31,7 +25,7 @@ def test_sigterm_acks_jobs_that_finish_within_the_grace_and_releases_the_others_
         short = enqueue_jobs(conn, "grace", "sleep", {"seconds": 0.5}, n=2)
         long = enqueue_jobs(conn, "grace", "sleep", {"seconds": 60}, n=2)
         for jid in short + long:
-            wp.wait_event("start", pred=lambda e, j=jid: e["job"] == str(j))  # type: ignore[misc]
+            wp.wait_event("start", pred=_is_start_of(jid))
 
         sent = time.monotonic()
         wp.signal(signal.SIGTERM)
@@ -65,7 +59,7 @@ def test_a_second_sigterm_exits_at_once_leaving_the_claims_for_the_reaper(
         wp.wait_event("idle")
         jobs: list[UUID] = enqueue_jobs(conn, "abort", "sleep", {"seconds": 60}, n=2)
         for jid in jobs:
-            wp.wait_event("start", pred=lambda e, j=jid: e["job"] == str(j))  # type: ignore[misc]
+            wp.wait_event("start", pred=_is_start_of(jid))
 
         wp.signal(signal.SIGTERM)
         # signals do not queue: send the second only once the first was handled
@@ -117,3 +111,8 @@ def test_a_sync_task_that_outlives_its_stopped_worker_finishes_quietly(
     row = job_row(conn, jid)
     assert row is not None
     assert (row["state"], row["attempt"]) == ("pending", 0)
+
+
+def _is_start_of(job_id: UUID) -> Callable[[Event], bool]:
+    """Whether an event is about ``job_id`` (for ``wait_event``'s ``pred``)."""
+    return lambda event: bool(event["job"] == str(job_id))

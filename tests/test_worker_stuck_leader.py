@@ -24,12 +24,12 @@ import psycopg
 from psycopg.rows import dict_row
 
 from tests.conftest import TestDatabase
+from tests.helpers import scalar
 from tests.worker_harness import (
     SERVICE_RUNS_DDL,
     ProcGroup,
     WorkerProcess,
     enqueue_jobs,
-    scalar,
     wait_until,
 )
 

@@ -15,17 +15,8 @@ import pytest
 
 from pgbatch import AckEffects, App, Handler, JobContext, Worker
 from tests.conftest import TestDatabase
-from tests.worker_harness import (
-    LoopThread,
-    app_on,
-    archive_row,
-    counts,
-    enqueue_jobs,
-    expire_lease,
-    job_row,
-    scalar,
-    wait_until,
-)
+from tests.helpers import archive_row, counts, expire_lease, job_row, scalar
+from tests.worker_harness import LoopThread, app_on, enqueue_jobs, wait_until
 
 
 class PaymentDeclined(Exception):

@@ -18,15 +18,13 @@ import pytest
 
 from pgbatch import JobContext, MaintenanceConfig, Worker
 from tests.conftest import TestDatabase
+from tests.helpers import counts, job_row, scalar
 from tests.worker_harness import (
     LoopThread,
     ProcGroup,
     app_on,
     backend_pids,
-    counts,
     enqueue_jobs,
-    job_row,
-    scalar,
     wait_until,
 )
 

@@ -26,13 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from pgbatch import App, Worker
@@ -68,14 +67,7 @@ def wait_until(pred: Callable[[], T], timeout: float, what: str,
 
 
 # -- database helpers -------------------------------------------------------------------
-
-def counts(conn: Conn, queue: str) -> dict[str, int]:
-    """The counters of ``pgbatch.queue_stats(queue)`` (zeros for an unknown queue)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute("select * from pgbatch.queue_stats(%s)", [queue]).fetchone()
-    keys = ("pending", "scheduled", "claimed", "done", "dead", "cancelled")
-    return {k: int(row[k]) if row else 0 for k in keys}
-
+# (counts, job_row, archive_row, scalar, expire_lease: tests/helpers.py)
 
 def enqueue_jobs(conn: Conn, queue: str, task: str, kwargs: dict[str, Any] | None = None,
                  n: int = 1, **fields: Any) -> list[UUID]:
@@ -84,32 +76,6 @@ def enqueue_jobs(conn: Conn, queue: str, task: str, kwargs: dict[str, Any] | Non
     row = conn.execute("select pgbatch.enqueue_many(%s)", [Jsonb([req] * n)]).fetchone()
     assert row is not None
     return [UUID(str(x)) for x in row[0]]
-
-
-def job_row(conn: Conn, job_id: UUID) -> dict[str, Any] | None:
-    """The live row of a job, or None."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("select * from pgbatch.job where id = %s", [job_id]).fetchone()
-
-
-def archive_row(conn: Conn, job_id: UUID) -> dict[str, Any] | None:
-    """The archived record of a job, or None."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("select * from pgbatch.job_archive where id = %s",
-                           [job_id]).fetchone()
-
-
-def scalar(conn: Conn, query: str, params: Sequence[Any] | None = None) -> Any:
-    """The first column of the first row."""
-    row = conn.execute(query, params).fetchone()
-    assert row is not None
-    return row[0]
-
-
-def expire_lease(conn: Conn, job_id: UUID) -> None:
-    """Backdate a claim's lease (superuser): it expired long ago."""
-    conn.execute("update pgbatch.job set lease_expires_at = timestamptz '2000-01-01 00:00Z'"
-                 " where id = %s and state = 'claimed'", [job_id])
 
 
 def backend_pids(conn: Conn, application_name: str) -> set[int]:
@@ -260,6 +226,7 @@ class WorkerProcess:
             with self._cond:
                 self.events.append(event)
                 self._cond.notify_all()
+        proc.stdout.close()
         with self._cond:
             self.events.append({"event": "eof"})
             self._cond.notify_all()
