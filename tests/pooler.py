@@ -43,12 +43,29 @@ class PgBouncer:
     port: int
     directory: Path
     process: subprocess.Popen[bytes]
+    admin_user: str
 
     def dsn(self, server_dsn: str) -> str:
         """``server_dsn`` (a libpq keyword string) pointed at the pooler instead."""
         params = conninfo_to_dict(server_dsn)
         params.update(host="127.0.0.1", port=str(self.port))
         return make_conninfo(**{k: str(v) for k, v in params.items()})
+
+    def disconnect(self, dbname: str) -> None:
+        """Close every client and server connection the pooler holds for ``dbname``.
+
+        Through the admin console (``KILL`` then ``RESUME``): a test's database
+        then has no idle pooled server connection left when its leak check
+        counts the backends connected to it.
+        """
+        admin = make_conninfo(host="127.0.0.1", port=str(self.port), dbname="pgbouncer",
+                              user=self.admin_user)
+        with psycopg.connect(admin, autocommit=True, prepare_threshold=None) as c:
+            for command in (f"KILL {dbname}", f"RESUME {dbname}"):
+                result = c.pgconn.exec_(command.encode())  # the console speaks simple queries only
+                if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+                    message = (result.error_message or b"").decode(errors="replace")
+                    raise RuntimeError(f"pgbouncer {command}: {message}")
 
     def log(self) -> str:
         """What PgBouncer logged so far."""
@@ -106,6 +123,7 @@ def start_pgbouncer(server_dsn: str, *, pool_size: int = 20,
         "auth_type = trust\n"
         f"auth_file = {directory / 'users.txt'}\n"
         "pool_mode = transaction\n"
+        f"admin_users = {target.get('user', 'postgres')}\n"
         f"default_pool_size = {pool_size}\n"
         "max_client_conn = 500\n"
         # Server connections are not reset between clients in transaction mode;
@@ -124,7 +142,8 @@ def start_pgbouncer(server_dsn: str, *, pool_size: int = 20,
             shutil.chown(child, user=OS_USER)
         command = ["runuser", "-u", OS_USER, "--", *command]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    bouncer = PgBouncer(port=port, directory=directory, process=process)
+    bouncer = PgBouncer(port=port, directory=directory, process=process,
+                        admin_user=str(target.get("user", "postgres")))
     dsn = bouncer.dsn(server_dsn)
     deadline = time.monotonic() + 15
     while True:

@@ -23,7 +23,8 @@ from pgbatch.worker import Call, DeadLetter, JobContext
 from pgbatch.worker.error_bounds import bounded_error, bounded_reason, cut_text
 from pgbatch.worker.maintenance import MaintenanceConfig
 from tests.conftest import TestDatabase
-from tests.worker_harness import LoopThread, app_on, archive_row, job_row, scalar, wait_until
+from tests.helpers import archive_row, job_row, scalar
+from tests.worker_harness import LoopThread, app_on, wait_until
 
 Conn = psycopg.Connection[Any]
 
