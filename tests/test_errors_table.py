@@ -14,6 +14,7 @@ import pytest
 
 import pgbatch
 from pgbatch._errors import ERRORS, PgBatchError, translate
+from tests.batch_error_triggers import BATCH_TRIGGERS
 from tests.helpers import claim_one, enqueue, scalar
 
 Conn = psycopg.Connection[Any]
@@ -99,6 +100,7 @@ TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB012": lambda c: c.execute("select pgbatch.enqueue('q', dedup_key => repeat('k', 257))"),
     "PB013": lambda c: c.execute("select pgbatch.enqueue('q', run_at => 'infinity')"),
 }
+TRIGGERS.update(BATCH_TRIGGERS)
 
 
 def _claimed(conn: Conn) -> list[Any]:
