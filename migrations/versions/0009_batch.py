@@ -23,10 +23,11 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0009_batch.sql: released SQL never changes.
-SQL_SHA256 = "6bdbfac8943b1bfd4e8435c0a9acdfcf81da7014a29b5e000a5c4d4025a5e803"
+SQL_SHA256 = "f54c2552e17df553247cff609e61c08ee1caff47fad105f5c3dc5c0aebf204d7"
 
 #: The functions the version adds.
 FUNCTIONS = (
+    '_canonical_float',
     '_canonical_json',
     '_canonical_number',
     '_batch_param',

@@ -145,6 +145,39 @@ create table pgbatch.execution_event (
 );
 create index execution_event_request on pgbatch.execution_event (request_id, kind) where request_id is not null;
 
+-- ==== batch/functions/200_canonical_float.sql ====
+-- A double's canonical text: the shortest decimal that reads back as the same
+-- double (Python's repr), without exponent or trailing zeros. PostgreSQL's
+-- own output is round-trip exact but not always shortest (it prints
+-- 33083042509669848 where 33083042509669850 is enough), so the digits are
+-- cut to the fewest significant ones that still read back the same.
+create or replace function pgbatch._canonical_float(value double precision)
+returns text
+language plpgsql
+immutable
+parallel safe
+set extra_float_digits = 1
+as $$
+declare
+    n   numeric := value::text::numeric;
+    e   integer;
+    c   numeric;
+begin
+    if n = 0 then
+        return '0';
+    end if;
+    e := floor(log(10, abs(n)));
+    for p in 1 .. 17 loop
+        c := round(n, p - 1 - e);
+        -- (rounding up may leave the range of double precision)
+        if abs(c) <= 1.7976931348623157e308 and c::double precision = value then
+            return pgbatch._canonical_number(c);
+        end if;
+    end loop;
+    return pgbatch._canonical_number(n);
+end
+$$;
+
 -- ==== batch/functions/200_canonical_json.sql ====
 -- The canonical text of a JSON value (docs/batch.md "Identity"): object keys
 -- sorted by code point, no whitespace, strings escaped as JSON does, numbers
@@ -276,8 +309,7 @@ begin
         if n is not null and t = 'float' then
             begin
                 f := n::double precision;
-                -- the shortest decimal that reads back as the same double
-                value := to_json(pgbatch._canonical_number(f::text::numeric))::text;
+                value := to_json(pgbatch._canonical_float(f))::text;
             exception when numeric_value_out_of_range then
                 value := null;
             end;

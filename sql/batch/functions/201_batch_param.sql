@@ -92,8 +92,7 @@ begin
         if n is not null and t = 'float' then
             begin
                 f := n::double precision;
-                -- the shortest decimal that reads back as the same double
-                value := to_json(pgbatch._canonical_number(f::text::numeric))::text;
+                value := to_json(pgbatch._canonical_float(f))::text;
             exception when numeric_value_out_of_range then
                 value := null;
             end;
