@@ -837,3 +837,35 @@ def test_the_invariant_checker_reports_broken_rows(conn: Conn) -> None:
         [exec_id],
     )
     assert "I2" in {inv for inv, _ in invariant_violations(conn)}
+
+
+# ---- history --------------------------------------------------------------------------
+
+
+def test_history_functions(conn: Conn) -> None:
+    register(conn)
+    done = launch(conn, "j", {"n": 1})
+    assert run_to_end(conn, done) == "COMPLETED"
+    waiting = launch(conn, "j", {"n": 2})
+    rows = conn.execute(
+        "select execution_id, execution_status, job from pgbatch.job_executions('j')"
+    ).fetchall()
+    assert rows == [(waiting, "STARTING", "j"), (done, "COMPLETED", "j")]
+    assert conn.execute(
+        "select execution_id from pgbatch.job_executions(status => 'COMPLETED', \"limit\" => 1)"
+    ).fetchall() == [(done,)]
+    assert conn.execute("select * from pgbatch.job_executions('other')").fetchall() == []
+    with raises_sqlstate("PB007", "limit"):
+        conn.execute("select * from pgbatch.job_executions(\"limit\" => 0)")
+    history = conn.execute(
+        "select step_name, status, read_count, chunk_seq from pgbatch.step_executions(%s)", [done]
+    ).fetchall()
+    assert history == [("prepare", "COMPLETED", 20, 2), ("load", "COMPLETED", 20, 2)]
+    kinds = [r[0] for r in conn.execute("select kind from pgbatch.execution_events(%s)", [done])]
+    assert kinds == events(conn, done)
+    assert kinds[0] == "launched"
+    assert kinds[-1] == "completed"
+    for fn in ("step_executions", "execution_events"):
+        with raises_sqlstate("PB047", "not found"):
+            conn.execute(f"select * from pgbatch.{fn}(0)")
+    assert_invariants(conn)

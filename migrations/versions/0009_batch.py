@@ -23,7 +23,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0009_batch.sql: released SQL never changes.
-SQL_SHA256 = "f54c2552e17df553247cff609e61c08ee1caff47fad105f5c3dc5c0aebf204d7"
+SQL_SHA256 = "f2cf908437c2ce916dc25959a060b994be6634df8e8476339f48f01b4d39616d"
 
 #: The functions the version adds.
 FUNCTIONS = (
@@ -50,6 +50,9 @@ FUNCTIONS = (
     '_batch_prior_result',
     'stop_execution',
     'abandon_execution',
+    'job_executions',
+    'step_executions',
+    'execution_events',
     '_batch_invariant_violations',
 )
 #: Its tables, dependents first.

@@ -1282,6 +1282,86 @@ begin
 end
 $$;
 
+-- ==== batch/functions/240_job_executions.sql ====
+-- History for operators and the dashboard: the executions of job `job_name`
+-- (every job when NULL) in `status` (any when NULL), newest first, at most
+-- `limit` of them (1 to 10000, else InvalidArgument, PB007). The columns
+-- `job` and `execution_status` are the job name and the status.
+create or replace function pgbatch.job_executions(job_name text default null, status text default null,
+    "limit" integer default 100)
+returns table (execution_id bigint, instance_id bigint, job text, job_key text, execution_status text,
+               exit_code text, exit_message text, current_step text, params jsonb,
+               create_time timestamptz, start_time timestamptz, end_time timestamptz,
+               resume_count integer, recovery_count integer, handoff_count integer)
+language plpgsql
+stable
+as $$
+begin
+    if job_executions."limit" is null or job_executions."limit" not between 1 and 10000 then
+        perform pgbatch._raise('PB007', 'invalid argument: limit must be 1 to 10000');
+    end if;
+    return query
+    select x.id, x.instance_id, i.job_name, i.job_key::text, x.status, x.exit_code, x.exit_message,
+           x.current_step, x.params, x.create_time, x.start_time, x.end_time,
+           x.resume_count, x.recovery_count, x.handoff_count
+      from pgbatch.job_execution x join pgbatch.job_instance i on i.id = x.instance_id
+     where (job_executions.job_name is null or i.job_name = job_executions.job_name)
+       and (job_executions.status is null or x.status = job_executions.status)
+     order by x.id desc
+     limit job_executions."limit";
+end
+$$;
+
+-- ==== batch/functions/241_step_executions.sql ====
+-- History: the step executions of execution `execution_id` in step order,
+-- with their counters and checkpoint. JobExecutionNotFound (PB047) for an
+-- unknown execution.
+create or replace function pgbatch.step_executions(execution_id bigint)
+returns table (step_execution_id bigint, step_name text, step_index integer, status text, exit_code text,
+               exit_message text, read_count bigint, write_count bigint, filter_count bigint,
+               commit_count bigint, rollback_count bigint, read_skip_count bigint, process_skip_count bigint,
+               write_skip_count bigint, chunk_seq bigint, context jsonb,
+               start_time timestamptz, end_time timestamptz)
+language plpgsql
+stable
+as $$
+begin
+    perform 1 from pgbatch.job_execution x where x.id = step_executions.execution_id;
+    if not found then
+        perform pgbatch._raise('PB047', format('job execution %s not found', step_executions.execution_id));
+    end if;
+    return query
+    select s.id, s.step_name, s.step_index, s.status, s.exit_code, s.exit_message, s.read_count,
+           s.write_count, s.filter_count, s.commit_count, s.rollback_count, s.read_skip_count,
+           s.process_skip_count, s.write_skip_count, c.chunk_seq, c.context, s.start_time, s.end_time
+      from pgbatch.step_execution s join pgbatch.step_execution_context c on c.step_execution_id = s.id
+     where s.job_execution_id = step_executions.execution_id
+     order by s.step_index, s.id;
+end
+$$;
+
+-- ==== batch/functions/242_execution_events.sql ====
+-- History: the events of execution `execution_id`, oldest first.
+-- JobExecutionNotFound (PB047) for an unknown execution.
+create or replace function pgbatch.execution_events(execution_id bigint)
+returns table (event_id bigint, step_execution_id bigint, at timestamptz, kind text, from_status text,
+               to_status text, actor text, request_id text, detail jsonb)
+language plpgsql
+stable
+as $$
+begin
+    perform 1 from pgbatch.job_execution x where x.id = execution_events.execution_id;
+    if not found then
+        perform pgbatch._raise('PB047', format('job execution %s not found', execution_events.execution_id));
+    end if;
+    return query
+    select e.id, e.step_execution_id, e.at, e.kind, e.from_status, e.to_status, e.actor, e.request_id, e.detail
+      from pgbatch.execution_event e
+     where e.job_execution_id = execution_events.execution_id
+     order by e.id;
+end
+$$;
+
 -- ==== batch/functions/290_batch_invariant_violations.sql ====
 -- The batch invariants of BATCH.md §8 that the rows can show, as one row per
 -- violation (invariant, detail); no row when all hold. Tests call it after
@@ -1378,7 +1458,10 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('end_step',           'worker',   true),
     ('restart_execution',  'admin',    true),
     ('stop_execution',     'admin',    true),
-    ('abandon_execution',  'admin',    true)
+    ('abandon_execution',  'admin',    true),
+    ('job_executions',     'admin',    true),
+    ('step_executions',    'admin',    true),
+    ('execution_events',   'admin',    true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
 

@@ -13,6 +13,9 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('end_step',           'worker',   true),
     ('restart_execution',  'admin',    true),
     ('stop_execution',     'admin',    true),
-    ('abandon_execution',  'admin',    true)
+    ('abandon_execution',  'admin',    true),
+    ('job_executions',     'admin',    true),
+    ('step_executions',    'admin',    true),
+    ('execution_events',   'admin',    true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
