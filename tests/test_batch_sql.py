@@ -869,3 +869,26 @@ def test_history_functions(conn: Conn) -> None:
         with raises_sqlstate("PB047", "not found"):
             conn.execute(f"select * from pgbatch.{fn}(0)")
     assert_invariants(conn)
+
+
+def test_end_step_can_leave_the_ack_to_the_caller(conn: Conn) -> None:
+    register(conn)
+    exec_id, item, s = started(conn)
+    with conn.transaction():
+        row = conn.execute(
+            "select job_status, next_job_id, effects"
+            " from pgbatch.end_step(%s, %s, %s, 'COMPLETED', ack => false)",
+            [s["step_execution_id"], item.job_id, item.claim_token],
+        ).fetchone()
+        assert row is not None
+        status, next_id, effects = row
+        live = job_row(conn, item.job_id)
+        assert live is not None
+        assert live["state"] == "claimed", "not acked yet"
+        ids = scalar(
+            conn, "select pgbatch.ack(%s, %s, %s)", [item.job_id, item.claim_token, Jsonb(effects)]
+        )
+    assert status == "STARTING"
+    assert ids == [next_id]
+    assert execution(conn, exec_id)["queue_job_id"] == next_id
+    assert_invariants(conn)

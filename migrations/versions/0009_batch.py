@@ -23,7 +23,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0009_batch.sql: released SQL never changes.
-SQL_SHA256 = "f2cf908437c2ce916dc25959a060b994be6634df8e8476339f48f01b4d39616d"
+SQL_SHA256 = "0b170959d89bc364e158a03b5ca1440ac9d0f36d3c454299029136977f57d3b1"
 
 #: The functions the version adds.
 FUNCTIONS = (

@@ -774,11 +774,12 @@ $$;
 -- execution, same step row), recovery_count + 1, event `recovered`. Any other
 -- status (stopped or abandoned while the item waited, a stale item) changes
 -- nothing: the returned status says so and the worker acks its item.
--- Returns (status, lease_epoch, current_step). ClaimLost (PB001) when the
+-- Returns (status, lease_epoch, current_step, job_name, definition_fp):
+-- the worker runs the definition it registered with that fingerprint. ClaimLost (PB001) when the
 -- claim is not held; JobExecutionNotFound (PB047).
 create or replace function pgbatch.start_execution(execution_id bigint, job_id uuid, claim_token uuid,
     boot_id uuid default null)
-returns table (status text, lease_epoch bigint, current_step text)
+returns table (status text, lease_epoch bigint, current_step text, job_name text, definition_fp text)
 language plpgsql
 as $$
 #variable_conflict use_column
@@ -801,7 +802,9 @@ begin
     end if;
     if x.queue_job_id is distinct from start_execution.job_id
        or x.status not in ('STARTING', 'STARTED', 'STOPPING', 'PAUSING') then
-        return query select x.status, x.lease_epoch, x.current_step;
+        return query select x.status, x.lease_epoch, x.current_step,
+                            (select i.job_name from pgbatch.job_instance i where i.id = x.instance_id),
+                            x.definition_fp::text;
         return;
     end if;
     v_from := x.status;
@@ -815,7 +818,9 @@ begin
     returning * into x;
     perform pgbatch._batch_event(x.id, null, case when v_from = 'STARTING' then 'claimed' else 'recovered' end,
                                  v_from, x.status, null, jsonb_build_object('job_id', start_execution.job_id));
-    return query select x.status, x.lease_epoch, x.current_step;
+    return query select x.status, x.lease_epoch, x.current_step,
+                        (select i.job_name from pgbatch.job_instance i where i.id = x.instance_id),
+                        x.definition_fp::text;
 end
 $$;
 
@@ -1071,13 +1076,15 @@ $$;
 --   COMPLETED, more steps   hand-off: the work item is acked with effects
 --                           that enqueue the next step's work item; the
 --                           execution is STARTING until a worker claims it
--- In every case the work item is acked here. Returns (job_status,
--- next_step, next_job_id). InvalidExecutionState (PB048) for a step that is
--- not STARTED; InvalidArgument (PB007) for another status.
+-- In every case the work item is acked here, unless `ack` is false: then the
+-- caller acks it in this transaction with the returned `effects` (a worker's
+-- own settler does, so it knows the job is settled). Returns (job_status,
+-- next_step, next_job_id, effects). InvalidExecutionState (PB048) for a step
+-- that is not STARTED; InvalidArgument (PB007) for another status.
 create or replace function pgbatch.end_step(step_execution_id bigint, job_id uuid, claim_token uuid,
     status text, exit_code text default null, exit_message text default null,
-    context jsonb default null, job_context jsonb default null)
-returns table (job_status text, next_step text, next_job_id uuid)
+    context jsonb default null, job_context jsonb default null, ack boolean default true)
+returns table (job_status text, next_step text, next_job_id uuid, effects jsonb)
 language plpgsql
 as $$
 #variable_conflict use_column
@@ -1088,6 +1095,7 @@ declare
     v_id    uuid;
     v_now   timestamptz := pgbatch.now();
     v_final text;
+    v_fx    jsonb;
 begin
     if end_step.status is null or end_step.status not in ('COMPLETED', 'FAILED', 'STOPPED') then
         perform pgbatch._raise('PB007', format('invalid argument: a step ends COMPLETED, FAILED or STOPPED, not %s',
@@ -1131,22 +1139,27 @@ begin
                                          detail => jsonb_build_object('step', s.step_name, 'next_step', v_next));
     end if;
     if v_final is not null then
-        perform pgbatch.ack(end_step.job_id, end_step.claim_token);
-        return query select v_final, null::text, null::uuid;
+        if end_step.ack then
+            perform pgbatch.ack(end_step.job_id, end_step.claim_token);
+        end if;
+        return query select v_final, null::text, null::uuid, null::jsonb;
         return;
     end if;
 
     v_id := pgbatch.uuid_v7();
-    perform pgbatch.ack(end_step.job_id, end_step.claim_token, jsonb_build_object('enqueue', jsonb_build_array(
+    v_fx := jsonb_build_object('enqueue', jsonb_build_array(
         jsonb_build_object('queue', x.queue, 'id', v_id,
-                           'payload', jsonb_build_object('kind', 'batch_step', 'execution_id', x.id, 'step', v_next)))));
+                           'payload', jsonb_build_object('kind', 'batch_step', 'execution_id', x.id, 'step', v_next))));
+    if end_step.ack then
+        perform pgbatch.ack(end_step.job_id, end_step.claim_token, v_fx);
+    end if;
     update pgbatch.job_execution e
        set status = 'STARTING', queue_job_id = v_id, current_step = v_next, lease_owner = null,
            lease_boot_id = null, lease_expires_at = null, last_updated = v_now, version = e.version + 1
      where e.id = x.id;
     perform pgbatch._batch_event(x.id, s.id, 'step_handoff', x.status, 'STARTING', null,
                                  jsonb_build_object('step', s.step_name, 'next_step', v_next, 'job_id', v_id));
-    return query select 'STARTING'::text, v_next, v_id;
+    return query select 'STARTING'::text, v_next, v_id, v_fx;
 end
 $$;
 

@@ -7,11 +7,12 @@
 -- execution, same step row), recovery_count + 1, event `recovered`. Any other
 -- status (stopped or abandoned while the item waited, a stale item) changes
 -- nothing: the returned status says so and the worker acks its item.
--- Returns (status, lease_epoch, current_step). ClaimLost (PB001) when the
+-- Returns (status, lease_epoch, current_step, job_name, definition_fp):
+-- the worker runs the definition it registered with that fingerprint. ClaimLost (PB001) when the
 -- claim is not held; JobExecutionNotFound (PB047).
 create or replace function pgbatch.start_execution(execution_id bigint, job_id uuid, claim_token uuid,
     boot_id uuid default null)
-returns table (status text, lease_epoch bigint, current_step text)
+returns table (status text, lease_epoch bigint, current_step text, job_name text, definition_fp text)
 language plpgsql
 as $$
 #variable_conflict use_column
@@ -34,7 +35,9 @@ begin
     end if;
     if x.queue_job_id is distinct from start_execution.job_id
        or x.status not in ('STARTING', 'STARTED', 'STOPPING', 'PAUSING') then
-        return query select x.status, x.lease_epoch, x.current_step;
+        return query select x.status, x.lease_epoch, x.current_step,
+                            (select i.job_name from pgbatch.job_instance i where i.id = x.instance_id),
+                            x.definition_fp::text;
         return;
     end if;
     v_from := x.status;
@@ -48,6 +51,8 @@ begin
     returning * into x;
     perform pgbatch._batch_event(x.id, null, case when v_from = 'STARTING' then 'claimed' else 'recovered' end,
                                  v_from, x.status, null, jsonb_build_object('job_id', start_execution.job_id));
-    return query select x.status, x.lease_epoch, x.current_step;
+    return query select x.status, x.lease_epoch, x.current_step,
+                        (select i.job_name from pgbatch.job_instance i where i.id = x.instance_id),
+                        x.definition_fp::text;
 end
 $$;
