@@ -892,3 +892,34 @@ def test_end_step_can_leave_the_ack_to_the_caller(conn: Conn) -> None:
     assert ids == [next_id]
     assert execution(conn, exec_id)["queue_job_id"] == next_id
     assert_invariants(conn)
+
+
+def test_skipping_the_last_step_completes_the_execution(conn: Conn) -> None:
+    only: dict[str, Any] = {"name": "only", "kind": "tasklet"}
+    register(conn, steps=[only, {"name": "after", "kind": "tasklet"}])
+    old = two_step_failure_named(conn, "only", "after")
+    register(conn, steps=[{"name": "after", "kind": "tasklet"}, only])
+    new = restart(conn, old)
+    item = claim_item(conn)
+    start(conn, item)
+    assert start_step(conn, item, "after")["action"] == "run"
+    s = steps(conn, new)[0]
+    assert end_step(conn, item, s["id"])["job_status"] == "STARTING"
+    item = claim_item(conn)
+    start(conn, item)
+    assert start_step(conn, item, "only")["action"] == "completed"
+    assert execution(conn, new)["status"] == "COMPLETED"
+    conn.execute("select pgbatch.ack(%s, %s)", [item.job_id, item.claim_token])
+    assert_invariants(conn)
+
+
+def two_step_failure_named(conn: Conn, first: str, second: str) -> int:
+    """``first`` COMPLETED, ``second`` FAILED."""
+    exec_id, item, s = started(conn)
+    end_step(conn, item, s["step_execution_id"])
+    item = claim_item(conn)
+    start(conn, item)
+    s = start_step(conn, item, second)
+    end_step(conn, item, s["step_execution_id"], "FAILED")
+    assert [r["step_name"] for r in steps(conn, exec_id)] == [first, second]
+    return exec_id

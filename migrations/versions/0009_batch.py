@@ -23,7 +23,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0009_batch.sql: released SQL never changes.
-SQL_SHA256 = "0b170959d89bc364e158a03b5ca1440ac9d0f36d3c454299029136977f57d3b1"
+SQL_SHA256 = "0398577642de971fa7d899a611973209128bbcf200cf34e40d99c0c125730c52"
 
 #: The functions the version adds.
 FUNCTIONS = (

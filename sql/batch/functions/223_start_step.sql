@@ -11,6 +11,8 @@
 --   skip                   the step COMPLETED in an earlier execution of the
 --                          instance (and not allow_start_if_complete), or was
 --                          ABANDONED: go on with the next step
+--   completed              the same, for the last step: the execution is now
+--                          COMPLETED (ack the work item)
 --   stopped                a stop was requested: the execution is now STOPPED
 --                          (ack the work item)
 --   start_limit_exceeded   the step started start_limit times over the
@@ -79,6 +81,15 @@ begin
     if v_last.id is not null then
         if v_last.status = 'ABANDONED'
            or (v_last.status = 'COMPLETED' and not coalesce((v_step ->> 'allow_start_if_complete')::boolean, false)) then
+            if jsonb_array_length((select jd.definition -> 'steps' from pgbatch.job_definition jd
+                                    where jd.fingerprint = x.definition_fp
+                                      and jd.job_name = (select i.job_name from pgbatch.job_instance i
+                                                          where i.id = x.instance_id))) = v_index + 1 then
+                perform pgbatch._batch_finish(x.id, 'COMPLETED', 'COMPLETED', null, 'completed',
+                                              detail => jsonb_build_object('skipped', start_step.step_name));
+                return query select v_last.id, 'completed'::text, null::jsonb, null::bigint;
+                return;
+            end if;
             return query select v_last.id, 'skip'::text, null::jsonb, null::bigint;
             return;
         end if;
