@@ -23,7 +23,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0009_batch.sql: released SQL never changes.
-SQL_SHA256 = "0398577642de971fa7d899a611973209128bbcf200cf34e40d99c0c125730c52"
+SQL_SHA256 = "4d5a5f51cd873349fda9dfc36ecef9b8714a57ca0ea003f24209048254a29d5b"
 
 #: The functions the version adds.
 FUNCTIONS = (

@@ -27,7 +27,6 @@ begin
            set status = 'STOPPING', stop_requested_at = v_now, last_updated = v_now, version = e.version + 1
          where e.id = x.id;
         perform pgbatch._batch_event(x.id, null, 'stop', x.status, 'STOPPING', stop_execution.request_id);
-        perform pg_notify(pgbatch.channel_name(x.queue), jsonb_build_object('stop', x.id)::text);
         return query select true, 'STOPPING'::text;
     elsif x.status in ('STARTING', 'PAUSED', 'AWAITING_APPROVAL') then
         update pgbatch.job_execution e set stop_requested_at = v_now where e.id = x.id;
