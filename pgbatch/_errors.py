@@ -148,6 +148,78 @@ class MigrationError(PgBatchError):
     """A migration cannot run against this database (nothing was changed)."""
 
 
+class InvalidJobParameters(ValidationError):
+    """Batch job parameters are malformed: not a JSON object, an unknown type,
+    a value that does not parse as its type (docs/batch.md "Identity")."""
+
+    sqlstate = "PB040"
+
+
+class InvalidJobDefinition(ValidationError):
+    """A job definition passed to ``register_job`` is malformed."""
+
+    sqlstate = "PB041"
+
+
+class JobNotRegistered(PgBatchError):
+    """A launch names a job that no worker ever registered (``register_job``)."""
+
+    sqlstate = "PB042"
+
+
+class JobInstanceAlreadyCompleteError(PgBatchError):
+    """The job instance's last execution COMPLETED: change an identifying
+    parameter (``next_instance``) to run the job again."""
+
+    sqlstate = "PB043"
+
+
+class JobExecutionAlreadyRunningError(PgBatchError):
+    """The job instance has an active execution (STARTING, STARTED, STOPPING,
+    PAUSING, PAUSED, AWAITING_APPROVAL), or an execution to abandon still has a
+    live lease."""
+
+    sqlstate = "PB044"
+
+
+class JobRestartError(PgBatchError):
+    """The job instance cannot be restarted; :attr:`reason` says why:
+    ``abandoned``, ``not_restartable`` or ``unknown`` (recover it first)."""
+
+    sqlstate = "PB045"
+
+    @property
+    def reason(self) -> str | None:
+        """The reason the restart was refused (the error's detail)."""
+        return self.detail
+
+
+class FencedOut(ClaimLost):
+    """A worker's call on a batch execution was fenced: its work item is no
+    longer the execution's current one, or the execution is no longer running.
+    Roll back; do not touch the execution again."""
+
+    sqlstate = "PB046"
+
+
+class JobExecutionNotFound(PgBatchError):
+    """No batch job execution (or step execution) has that id."""
+
+    sqlstate = "PB047"
+
+
+class InvalidExecutionState(InvalidState):
+    """A batch state transition that the execution's or step's current state
+    does not allow (a step ended twice, a chunk out of sequence, ...)."""
+
+    sqlstate = "PB048"
+
+
+class StartLimitExceededError(PgBatchError):
+    """A step was started ``start_limit`` times over its instance's executions;
+    ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""
+
+
 #: SQLSTATE -> exception class, for every code the SQL API raises.
 ERRORS: dict[str, type[PgBatchError]] = {
     cls.sqlstate: cls
@@ -167,6 +239,15 @@ ERRORS: dict[str, type[PgBatchError]] = {
         InvalidTime,
         InvalidCron,
         InvalidTimeZone,
+        InvalidJobParameters,
+        InvalidJobDefinition,
+        JobNotRegistered,
+        JobInstanceAlreadyCompleteError,
+        JobExecutionAlreadyRunningError,
+        JobRestartError,
+        FencedOut,
+        JobExecutionNotFound,
+        InvalidExecutionState,
     )
     if cls.sqlstate is not None
 }

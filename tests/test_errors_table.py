@@ -14,6 +14,7 @@ import pytest
 
 import pgbatch
 from pgbatch._errors import ERRORS, PgBatchError, translate
+from tests.batch_error_triggers import BATCH_TRIGGERS
 from tests.helpers import claim_one, enqueue, scalar
 
 Conn = psycopg.Connection[Any]
@@ -101,6 +102,7 @@ TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB020": lambda c: c.execute("select pgbatch.cron_next('61 * * * *', 'UTC', now())"),
     "PB021": lambda c: c.execute("select pgbatch.cron_next('* * * * *', 'Mars/Olympus', now())"),
 }
+TRIGGERS.update(BATCH_TRIGGERS)
 
 
 def _claimed(conn: Conn) -> list[Any]:
