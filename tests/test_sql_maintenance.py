@@ -207,6 +207,42 @@ def test_sweep_retention_respects_limit_and_custom_ages(conn: Conn) -> None:
     assert counts(conn, "q")["dead"] == 0
 
 
+@pytest.mark.in_tx
+def test_sweep_retention_limit_counts_done_and_dead_together(conn: Conn) -> None:
+    for _ in range(3):
+        finish(conn, "q", "ack")
+        finish(conn, "q", "dead_letter")
+    set_clock(conn, db_now(conn) + timedelta(days=8))
+    assert scalar(conn, "select pgbatch.sweep_retention(\"limit\" => 4)") == 4
+    assert scalar(conn, "select pgbatch.sweep_retention(\"limit\" => 4)") == 2
+    assert counts(conn, "q") == {"pending": 0, "scheduled": 0, "claimed": 0, "done": 0,
+                                 "dead": 0, "cancelled": 0}
+
+
+@pytest.mark.in_tx
+def test_sweep_retention_counts_from_settlement_for_jobs_created_long_before(conn: Conn) -> None:
+    t0 = db_now(conn)
+    set_clock(conn, t0)
+    job_id = enqueue(conn, "q", run_at=t0 + timedelta(days=10))
+    set_clock(conn, t0 + timedelta(days=10))
+    job = claim_one(conn, "q")
+    conn.execute("select pgbatch.ack(%s, %s)", [job_id, job["claim_token"]])
+    set_clock(conn, t0 + timedelta(days=10, hours=23))
+    assert scalar(conn, "select pgbatch.sweep_retention()") == 0, "created 11 days ago, done 23 h ago"
+    assert archive_row(conn, job_id) is not None
+    set_clock(conn, t0 + timedelta(days=11, seconds=1))
+    assert scalar(conn, "select pgbatch.sweep_retention()") == 1
+    assert archive_row(conn, job_id) is None
+
+
+def test_an_archived_done_job_costs_two_index_entries(conn: Conn) -> None:
+    indexes = {r[0]: r[1] for r in conn.execute(
+        "select indexname, indexdef from pg_indexes"
+        " where schemaname = 'pgbatch' and tablename = 'job_archive'").fetchall()}
+    assert set(indexes) == {"job_archive_pkey", "job_archive_listing_idx", "job_archive_dead_idx"}
+    assert "WHERE (state = 'dead'::text)" in indexes["job_archive_dead_idx"]
+
+
 def test_requeue_dead_job_after_sweep_is_job_not_found(db: TestDatabase, conn: Conn) -> None:
     job_id = finish(conn, "q", "dead_letter")
     set_clock(conn, db_now(conn) + timedelta(days=8))

@@ -1,6 +1,15 @@
 -- sweep_retention: deletes up to `limit` archived records: done and
 -- cancelled ones finished more than `done_after` ago, dead ones more than
 -- `dead_after` ago. Returns the number deleted. Safe on many nodes at once.
+-- Done and cancelled records are found along job_archive_listing_idx by their
+-- creation time (a job is never settled before it was created, so every
+-- record finished before the cutoff was created before it; under a clock
+-- override that moves backwards, a record is swept once both times are past
+-- the cutoff); dead ones along the partial job_archive_dead_idx. The archive
+-- has no index for done records of its own: an ack writes one entry fewer.
+-- A done sweep passes over the dead records created before its cutoff that
+-- are not due yet (dead_after is longer), and over records created long ago
+-- but settled recently (jobs scheduled far ahead).
 -- Commits without waiting for the WAL flush. The ages are 0 to limits()
 -- max_retention_seconds (InvalidArgument, PB007).
 create or replace function pgbatch.sweep_retention(
@@ -27,12 +36,19 @@ begin
                                                justify_hours(pgbatch._limit_interval('max_retention_seconds'))));
     end if;
     perform pgbatch._relax_commit();
-    with victims as (
+    with done_victims as (
         select a.id from pgbatch.job_archive a
-         where (a.state in ('done', 'cancelled') and a.finished_at < v_now - done_after)
-            or (a.state = 'dead' and a.finished_at < v_now - dead_after)
+         where a.created_at < v_now - done_after
+           and a.state in ('done', 'cancelled') and a.finished_at < v_now - done_after
          limit sweep_retention."limit"
            for update skip locked
+    ), dead_victims as (
+        select a.id from pgbatch.job_archive a
+         where a.state = 'dead' and a.finished_at < v_now - dead_after
+         limit greatest(sweep_retention."limit" - (select count(*) from done_victims), 0)
+           for update skip locked
+    ), victims as (
+        select id from done_victims union all select id from dead_victims
     ), gone as (
         delete from pgbatch.job_archive a using victims v where a.id = v.id
         returning a.queue, a.state

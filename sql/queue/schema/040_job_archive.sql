@@ -20,8 +20,11 @@ create table pgbatch.job_archive (
     -- 0 for records archived before the column existed (their id breaks ties)
     seq            bigint      not null default 0
 );
--- Retention sweeps.
-create index job_archive_retention_idx on pgbatch.job_archive (state, finished_at);
+-- Retention sweeps of dead records (kept longer than done ones). Partial: an
+-- ack of a done job writes no entry into it. Done and cancelled records are
+-- swept along job_archive_listing_idx (see sweep_retention), so an archived
+-- job costs two index entries (this key and the listing), not three.
+create index job_archive_dead_idx on pgbatch.job_archive (finished_at) where state = 'dead';
 -- list_jobs(): the listing order (creation, then enqueue order, then id) read
 -- backwards from a keyset cursor, so a page costs `limit` index entries
 -- however large the archive is. One more index entry per archived job; the
