@@ -8,15 +8,29 @@ worker whose App registered a :class:`BatchExecutor`
 (``app.register_executor(BATCH_KIND, BatchExecutor(jobs))``) runs it.
 """
 
+from pgbatch._errors import (
+    InvalidCursor,
+    InvalidReaderQuery,
+    InvalidWriterItem,
+    InvalidWriterTarget,
+)
 from pgbatch.batch.definition import ChunkStep, Job, Step, TaskletStep, register_jobs
 from pgbatch.batch.executor import BATCH_KIND, BatchExecutor
+from pgbatch.batch.readers import SqlReader
+from pgbatch.batch.writers import TableWriter
 
 __all__ = [
     "BATCH_KIND",
     "BatchExecutor",
     "ChunkStep",
+    "InvalidCursor",
+    "InvalidReaderQuery",
+    "InvalidWriterItem",
+    "InvalidWriterTarget",
     "Job",
+    "SqlReader",
     "Step",
+    "TableWriter",
     "TaskletStep",
     "register_jobs",
 ]
