@@ -168,6 +168,7 @@ class SqlReader:
         self._columns: list[str] = []
         self._key_index: list[int] = []
         self._after: list[Any] | None = None     # key of the last item handed out
+        self._last: tuple[Any, ...] | None = None  # that item, while its key is not taken
         self._fetched: list[Any] | None = None   # key of the last row fetched
         self._exhausted = False
         self._read = 0
@@ -196,6 +197,7 @@ class SqlReader:
 
     def update(self, context: ExecutionContext) -> None:
         """Write the cursor (the key of the last item read) into ``context``."""
+        self._settle()
         if self._after is None:
             context.pop(self.name, None)
             return
@@ -210,6 +212,7 @@ class SqlReader:
         if conn is not None:
             conn.close()
         self._buffer.clear()
+        self._last = None
         self._exhausted = False
 
     # -- ItemReader -----------------------------------------------------------------
@@ -220,18 +223,21 @@ class SqlReader:
         if not self._buffer:
             return None
         row = self._buffer.popleft()
-        after = [row[i] for i in self._key_index]
-        if None in after:
-            self._buffer.clear()
-            encode_key_value(self.keys[after.index(None)], None)  # raises InvalidCursor
-        self._after = after
+        self._last = row
         self._read += 1
         return dict(zip(self._columns, row, strict=True)) if self.rows == "dict" else row
 
     @property
     def cursor(self) -> list[Any] | None:
         """The key of the last item read (None before the first)."""
+        self._settle()
         return None if self._after is None else list(self._after)
+
+    def _settle(self) -> None:
+        """The key of the last row handed out becomes the cursor."""
+        if self._last is not None:
+            self._after = [self._last[i] for i in self._key_index]
+            self._last = None
 
     # -- today's executor ---------------------------------------------------------------
     def from_count(self) -> Callable[[int], Iterator[Any]]:
@@ -247,10 +253,15 @@ class SqlReader:
         def read_from(start: int) -> Iterator[Any]:
             self.open({})
             try:
-                if start > 0:
-                    self._fetch_page(offset=start)
-                while (item := self.read()) is not None:
-                    yield item
+                offset = start
+                while not self._exhausted:
+                    self._fetch_page(offset=offset)
+                    offset = 0
+                    page, dicts = list(self._buffer), self.rows == "dict"
+                    self._buffer.clear()
+                    columns = self._columns
+                    for row in page:
+                        yield dict(zip(columns, row, strict=True)) if dicts else row
             finally:
                 self.close()
 
@@ -268,6 +279,13 @@ class SqlReader:
                 f"the checkpoint of reader {self.name!r} does not fit its key "
                 f"({', '.join(self.keys)}): {entry!r}; was the step's reader changed?")
         return [decode_key_value(c, v) for c, v in zip(self.keys, after, strict=True)]
+
+    def _check_keys(self, page: list[tuple[Any, ...]]) -> None:
+        """InvalidCursor for a NULL key in the page, or a key type without a JSON form."""
+        for i, column in zip(self._key_index, self.keys, strict=True):
+            if any(row[i] is None for row in page):
+                encode_key_value(column, None)  # raises
+            encode_key_value(column, page[-1][i])  # the type is the column's: one row tells
 
     def _conn_or_fail(self) -> psycopg.Connection[Any]:
         if self._conn is None:
@@ -312,11 +330,10 @@ class SqlReader:
         else:
             params = [*(self.params or ()), *extra]
         page = self._conn_or_fail().execute(query, params).fetchall()
-        self._buffer.extend(page)
         if page:
+            self._check_keys(page)
             last = page[-1]
             self._fetched = [last[i] for i in self._key_index]
-            for column, value in zip(self.keys, self._fetched, strict=True):
-                encode_key_value(column, value)  # a key type without a JSON form fails here
+        self._buffer.extend(page)
         if len(page) < self.page_size:
             self._exhausted = True

@@ -78,7 +78,7 @@ class TableWriter:
 
     def write(self, conn: psycopg.Connection[Any], items: Sequence[Any]) -> None:
         """Write ``items`` on ``conn`` (the chunk's transaction commits them)."""
-        rows = [self._row(i, item) for i, item in enumerate(items)]
+        rows = self._rows(items)
         if not self._checked:
             self.check(conn)
         if not rows:
@@ -106,6 +106,22 @@ class TableWriter:
                 f"table {self.table!r} has no column(s) {', '.join(map(repr, unknown))} "
                 f"(its columns: {', '.join(found) or 'none'})")
         self._checked = True
+
+    def _rows(self, items: Sequence[Any]) -> list[Sequence[Any]]:
+        """The items as rows in ``columns`` order (a fast path for plain tuples and dicts)."""
+        width = len(self.columns)
+        cols = self.columns
+        out: list[Sequence[Any]] = []
+        append = out.append
+        for index, item in enumerate(items):
+            kind = type(item)
+            if kind is tuple and len(item) == width:
+                append(item)
+            elif kind is dict and all(c in item for c in cols):
+                append([item[c] for c in cols])
+            else:
+                append(self._row(index, item))
+        return out
 
     def _row(self, index: int, item: Any) -> Sequence[Any]:
         if isinstance(item, Mapping):
