@@ -118,6 +118,15 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
         TableWriter(**args)
 
 
+def test_reader_and_writer_describe_themselves_stably() -> None:
+    """A repr without the DSN or an address: what a job's fingerprint may be built from."""
+    readers = [SqlReader(dsn, "select id from t", "id", name="src") for dsn in ("a", "b")]
+    assert repr(readers[0]) == repr(readers[1]) == (
+        "SqlReader(name='src', key=['id'], page_size=1000, rows='dict')")
+    writer = TableWriter("public.dst", ["id", "name"])
+    assert repr(writer) == "TableWriter(table='public.dst', columns=['id', 'name'], method='copy')"
+
+
 def transform(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["id"], row["name"].upper())
 

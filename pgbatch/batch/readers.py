@@ -173,6 +173,11 @@ class SqlReader:
         self._exhausted = False
         self._read = 0
 
+    def __repr__(self) -> str:
+        """What the reader reads, stably (a job definition's fingerprint may use it; no DSN)."""
+        return (f"SqlReader(name={self.name!r}, key={self.keys!r}, page_size={self.page_size},"
+                f" rows={self.rows!r})")
+
     # -- ItemStream -----------------------------------------------------------------
     def open(self, context: ExecutionContext) -> None:
         """Connect, check the query and its key columns, and take the cursor from ``context``."""

@@ -76,6 +76,11 @@ class TableWriter:
         self._column_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
         self._checked = False
 
+    def __repr__(self) -> str:
+        """What the writer writes, stably (a job definition's fingerprint may use it)."""
+        return (f"TableWriter(table={self.table!r}, columns={self.columns!r},"
+                f" method={self.method!r})")
+
     def write(self, conn: psycopg.Connection[Any], items: Sequence[Any]) -> None:
         """Write ``items`` on ``conn`` (the chunk's transaction commits them)."""
         rows = self._rows(items)
