@@ -148,6 +148,29 @@ class MigrationError(PgBatchError):
     """A migration cannot run against this database (nothing was changed)."""
 
 
+class InvalidReaderQuery(ValidationError):
+    """A batch SQL reader's query cannot run (unknown table or column, a syntax
+    error: the message carries PostgreSQL's), or its result lacks a key column.
+    Raised in Python by ``pgbatch.batch.SqlReader``; nothing was read."""
+
+
+class InvalidCursor(ValidationError):
+    """A batch reader's cursor cannot be kept in, or read back from, the step's
+    ExecutionContext: a key value that is NULL or of a type without a JSON form
+    (bytes, a list, ...), or a checkpoint that does not match the key columns."""
+
+
+class InvalidWriterTarget(ValidationError):
+    """A batch table writer names a table that does not exist or columns it
+    does not have. Raised in Python by ``pgbatch.batch.TableWriter``; nothing
+    was written."""
+
+
+class InvalidWriterItem(ValidationError):
+    """An item given to a batch table writer does not fit its columns: a dict
+    without one of them, or a tuple of the wrong length. Nothing was written."""
+
+
 class InvalidJobParameters(ValidationError):
     """Batch job parameters are malformed: not a JSON object, an unknown type,
     a value that does not parse as its type (docs/batch.md "Identity")."""

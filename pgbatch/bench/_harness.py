@@ -82,6 +82,7 @@ class Sizes:
     fanout_jobs: int
     fanout_waiters: int
     fanout_processes: int
+    batch_rows: int = 1_000_000
     sync_tasks: bool = False
 
     @classmethod
@@ -111,6 +112,7 @@ class Sizes:
             fanout_jobs=n(20, 3, 2),
             fanout_waiters=50,
             fanout_processes=4,
+            batch_rows=n(1_000_000, 100_000, 1_000),
             sync_tasks=sync_tasks,
         )
 

@@ -33,8 +33,6 @@ ANCHOR_NOTE = (
 
 #: Scenarios of PERFORMANCE.md that need features pgbatch does not have yet.
 NOT_IMPLEMENTED: Mapping[str, tuple[str, str]] = {
-    "B6": ("batch engine: chunk step, 1,000,000 rows, chunk 1,000",
-           "≥ 50% of plain INSERT … SELECT"),
     "B7": ("scheduler: 10,000 cron schedules due at once, 4 processes",
            "fires = schedules"),
 }

@@ -34,6 +34,7 @@ from pgbatch.bench import (
     b3_latency,
     b4_growth,
     b5_soak,
+    b6_batch,
     b8_fanout,
 )
 from pgbatch.bench._harness import BenchServer, Context, Sizes, loadavg, machine_info
@@ -49,6 +50,7 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
     "B3": ("wake-up latency", b3_latency.run),
     "B4": ("claim cost as the store grows", b4_growth.run),
     "B5": ("soak with continuous enqueue", b5_soak.run),
+    "B6": ("batch engine: chunk step, SQL reader -> table writer", b6_batch.run),
     "B8": ("wakeup fan-out", b8_fanout.run),
 }
 
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pgbatch bench",
         description="Run pgbatch's benchmark (PERFORMANCE.md): B0 ceilings, B1 enqueue, "
                     "B2 throughput, B3 wake-up latency, B4 store growth, B5 soak, "
-                    "B8 wakeup fan-out.")
+                    "B6 batch chunk step, B8 wakeup fan-out.")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, 1 run per figure, 15 s soak: under a minute")
     p.add_argument("--runs", type=int, default=None,

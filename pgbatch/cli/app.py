@@ -27,6 +27,7 @@ from pgbatch.cli import (
     migrate,
     queues,
     roles,
+    runs,
     server,
     status,
     worker,
@@ -45,6 +46,7 @@ COMMAND_MODULES: Final[tuple[Register, ...]] = (
     enqueue.register,
     status.register,
     jobs.register,
+    runs.register,
     queues.register,
     server.register,
     demo.register,
@@ -69,7 +71,8 @@ examples:
   pgbatch worker --app myproject.tasks:app --concurrency 8
   pgbatch enqueue emails '{"to": "a@example.com"}'
   pgbatch status
-  pgbatch jobs list --state dead"""
+  pgbatch jobs list --state dead
+  pgbatch runs list --status FAILED               # batch job executions"""
 
 
 def build_parser(extra: Iterable[Register] = ()) -> argparse.ArgumentParser:

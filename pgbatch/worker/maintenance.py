@@ -3,7 +3,8 @@
 Maintenance is a list of ``MaintenanceService`` objects (``services.py``),
 each with its own interval and scope. Per-node services (the heartbeat) run
 on every worker; leader-only ones (reaping expired leases, announcing due
-jobs, compacting counters, sweeping retention, VACUUM: ``queue_services.py``,
+jobs, compacting counters, sweeping retention, VACUUM: ``queue_services.py``;
+purging old batch history: ``batch_services.py``;
 and whatever the batch engine, the scheduler or the application register)
 run on the node that holds the maintenance leadership lease.
 
@@ -42,6 +43,7 @@ from uuid import UUID
 from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._errors import InvalidArgument
+from pgbatch.worker.batch_services import BatchServices
 from pgbatch.worker.leadership import Leadership
 from pgbatch.worker.queue_services import QueueServices
 from pgbatch.worker.services import (
@@ -87,6 +89,12 @@ class MaintenanceConfig:
     the table, or have ``MAINTAIN`` on it (PostgreSQL 17+); otherwise the
     leader logs a warning once and leaves it to autovacuum.
 
+    ``batch_retention``: terminal batch executions (with their steps,
+    contexts and events) that ended longer ago than this are purged, every
+    ``sweep_every`` intervals, ``batch_purge_size`` per call; 0 to
+    ``pgbatch._limits.MAX_RETENTION``, or None to keep them
+    (``batch_services.py``).
+
     ``service_backoff_cap``: the longest wait before retrying a failing
     service. ``parallel_services``: services that may run at once (each run
     takes a pooled connection while it runs).
@@ -96,6 +104,8 @@ class MaintenanceConfig:
     leader_lease: float = 5.0
     retention_done: timedelta = timedelta(days=1)
     retention_dead: timedelta = timedelta(days=7)
+    batch_retention: timedelta | None = timedelta(days=30)
+    batch_purge_size: int = 1000
     sweep_every: int = 60
     compact_every: int = 10
     reap_limit: int = 1000
@@ -113,6 +123,12 @@ class MaintenanceConfig:
             raise ValueError("sweep_every, compact_every and reap_limit must be at least 1")
         if self.parallel_services < 1:
             raise ValueError(f"parallel_services must be at least 1, got {self.parallel_services}")
+        if not 1 <= self.batch_purge_size <= 100_000:
+            raise ValueError(f"batch_purge_size must be 1 to 100000, got {self.batch_purge_size}")
+        if self.batch_retention is not None and \
+                not timedelta(0) <= self.batch_retention <= _limits.MAX_RETENTION:
+            raise InvalidArgument(f"invalid batch_retention: {self.batch_retention}, must be 0 to "
+                                  f"{_limits.MAX_RETENTION} (purge_batch_history's limit)")
         for what, age in (("retention_done", self.retention_done),
                           ("retention_dead", self.retention_dead)):
             if not timedelta(0) <= age <= _limits.MAX_RETENTION:
@@ -139,6 +155,7 @@ class MaintenanceStats:
     reaped: int = 0
     announced: int = 0
     swept: int = 0
+    batch_purged: int = 0
     vacuums: int = 0
     became_leader: int = 0
     lost_leadership: int = 0
@@ -182,7 +199,9 @@ class Maintenance:
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         self._renew_failures = 0
-        for service in [*self.queue_services.services(), *services]:
+        self.batch_services = BatchServices(self.config, self.stats)
+        for service in [*self.queue_services.services(), *self.batch_services.services(),
+                        *services]:
             self.register(service)
 
     # -- registry -----------------------------------------------------------------

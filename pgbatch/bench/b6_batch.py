@@ -1,0 +1,150 @@
+"""B6: the batch engine — a chunk step copies a table, against a plain INSERT … SELECT.
+
+``src(id bigint primary key, name text, amount numeric)`` holds N rows (1,000,000;
+100,000 with ``--quick``). In the same fresh database, one after the other:
+
+- plain: ``insert into dst_plain select * from src`` (one statement, one commit):
+  the ceiling of moving those rows inside the database.
+- batch: a job with one chunk step (chunk size 1,000) whose reader is the SQL
+  reader (``SqlReader``: keyset pages of 1,000 on its own connection) and whose
+  writer is the table writer (``TableWriter``: COPY into ``dst_batch`` in each
+  chunk's transaction, with the checkpoint). A worker of this process
+  (concurrency 1) runs it; the time runs from the launch until the execution is
+  COMPLETED (polled every 10 ms), so it includes the claim, the step start, N /
+  1,000 fenced chunk commits (each durable: synchronous_commit on) and the end.
+
+The step runs on today's step executor (``pgbatch.batch.executor``), whose
+reader is a function of the committed count: the reader's ``from_count``
+adapter. Figures: items/s of each, and the ratio; bar: batch ≥ 50% of plain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+
+from pgbatch import App, Worker
+from pgbatch.batch import (
+    BATCH_KIND,
+    BatchExecutor,
+    ChunkStep,
+    Job,
+    SqlReader,
+    TableWriter,
+    register_jobs,
+)
+from pgbatch.bench._harness import Context
+from pgbatch.bench._model import Bar, Figure, ScenarioResult
+
+CHUNK = 1_000
+POLL = 0.01
+TIMEOUT = 3600.0
+COLUMNS = ("id", "name", "amount")
+
+
+def _load(dsn: str, rows: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("create table src (id bigint primary key, name text not null,"
+                     " amount numeric not null)")
+        conn.execute("insert into src select i, 'item ' || i, i / 100.0"
+                     " from generate_series(1, %s) i", [rows])
+        for table in ("dst_plain", "dst_batch"):
+            conn.execute(f"create table {table} (id bigint primary key, name text not null,"
+                         " amount numeric not null)")
+        conn.execute("vacuum analyze src")
+        conn.execute("checkpoint")
+
+
+def plain_seconds(dsn: str) -> float:
+    """Seconds of ``insert into dst_plain select * from src`` and its commit."""
+    with psycopg.connect(dsn) as conn:
+        t0 = time.perf_counter()
+        conn.execute("insert into dst_plain select * from src")
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def copy_job(dsn: str) -> Job:
+    """The B6 job: one chunk step, SQL reader -> table writer, chunks of 1,000."""
+    reader = SqlReader(dsn, "select id, name, amount from src", "id", page_size=CHUNK,
+                       rows="tuple", name="src")
+    writer = TableWriter("dst_batch", list(COLUMNS))
+    return Job("bench-b6-copy", [ChunkStep("copy", reader.from_count(), writer,
+                                           chunk_size=CHUNK)])
+
+
+async def _batch_seconds(dsn: str, job: Job) -> float:
+    app = App(dsn, pool_size=4)
+    app.register_executor(BATCH_KIND, BatchExecutor([job]))
+    worker = Worker(app, concurrency=1, poll_interval=0.2, maintenance=False)
+    run = asyncio.create_task(worker.run())
+    try:
+        conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            t0 = time.perf_counter()
+            cur = await conn.execute("select pgbatch.launch_job(%s, '{}')", [job.name])
+            row = await cur.fetchone()
+            assert row is not None
+            execution_id = int(row[0])
+            deadline = t0 + TIMEOUT
+            while True:
+                cur = await conn.execute("select status, exit_message from pgbatch.job_execution"
+                                         " where id = %s", [execution_id])
+                status, message = await cur.fetchone() or ("?", None)
+                if status == "COMPLETED":
+                    return time.perf_counter() - t0
+                if status in ("FAILED", "STOPPED", "ABANDONED"):
+                    raise RuntimeError(f"B6 execution ended {status}: {message}")
+                if time.perf_counter() > deadline or run.done():
+                    raise RuntimeError(f"B6 execution still {status} (worker done: {run.done()})")
+                await asyncio.sleep(POLL)
+        finally:
+            await conn.close()
+    finally:
+        worker.stop()
+        await run
+        app.close()
+
+
+def measure(dsn: str, rows: int) -> dict[str, Any]:
+    """One run in a fresh database: plain INSERT … SELECT, then the chunk step."""
+    _load(dsn, rows)
+    plain = plain_seconds(dsn)
+    job = copy_job(dsn)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        register_jobs(conn, [job])
+    batch = asyncio.run(_batch_seconds(dsn, job))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("select count(*), count(*) filter (where s.name = d.name)"
+                           " from src s left join dst_batch d using (id)").fetchone()
+    assert row is not None
+    if row[0] != rows or row[1] != rows:
+        raise RuntimeError(f"B6 copied {row[1]} of {rows} rows")
+    return {"plain_s": plain, "batch_s": batch}
+
+
+def run(ctx: Context, res: ScenarioResult) -> None:
+    """Items/s of the chunk step and of the plain INSERT … SELECT, and their ratio."""
+    rows = ctx.sizes.batch_rows
+    what = f"{rows:,} rows, chunk {CHUNK:,}"
+    batch = res.add(Figure("B6.batch.items_per_s", "B6",
+                           f"chunk step, SQL reader -> table writer, {what}", "items/s",
+                           bars=[Bar(">=", "≥ 50% of plain INSERT … SELECT",
+                                     ref="B6.plain.items_per_s", factor=0.5)]))
+    plain = res.add(Figure("B6.plain.items_per_s", "B6",
+                           f"plain INSERT … SELECT, {rows:,} rows", "items/s"))
+    ratio = res.add(Figure("B6.ratio", "B6", "chunk step / plain INSERT … SELECT", "ratio",
+                           bars=[Bar(">=", "≥ 0.5", value=0.5)]))
+    for r in range(ctx.sizes.runs):
+        ctx.log(f"B6 {what} run {r + 1}")
+        with ctx.server.fresh_db() as dsn:
+            m = measure(dsn, rows)
+        batch.runs.append(rows / m["batch_s"])
+        plain.runs.append(rows / m["plain_s"])
+        ratio.runs.append(m["plain_s"] / m["batch_s"])
+        batch.details.setdefault("seconds", []).append(round(m["batch_s"], 3))
+        plain.details.setdefault("seconds", []).append(round(m["plain_s"], 3))
+    batch.details["executor"] = "pgbatch.batch.executor.BatchExecutor (SqlReader.from_count)"

@@ -1,0 +1,61 @@
+"""The batch engine's maintenance services, registered by every ``Maintenance``.
+
+- ``purge_batch_history`` (leader, each ``interval * sweep_every``, like the
+  queue's ``sweep_retention``): deletes terminal batch executions (COMPLETED,
+  FAILED, STOPPED, ABANDONED) that ended more than
+  ``MaintenanceConfig.batch_retention`` ago (default 30 days; ``None`` keeps
+  them for ever), with their step executions, contexts and events, and the
+  job instances left without an execution (``pgbatch.purge_batch_history``,
+  ``batch_purge_size`` per call, repeated while a call comes back full).
+
+Safe on several nodes at once (``FOR UPDATE SKIP LOCKED``): a leader stuck
+during a takeover that finishes a pass afterwards deletes nothing twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pgbatch import _ops
+from pgbatch.worker.services import LEADER, MaintenanceContext, MaintenanceService
+
+if TYPE_CHECKING:
+    from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
+
+
+def purge_batch_history_op(older_than: timedelta, batch_size: int) -> _ops.Op[int]:
+    """``pgbatch.purge_batch_history(older_than, batch_size)`` → executions deleted."""
+    def decode(rows: list[Any]) -> int:
+        return int(rows[0][0])
+
+    return _ops.Op("select pgbatch.purge_batch_history(%s, %s)", (older_than, batch_size),
+                   decode)
+
+
+class BatchServices:
+    """The batch engine's services of one maintenance loop; they count into its stats."""
+
+    def __init__(self, config: MaintenanceConfig, stats: MaintenanceStats) -> None:
+        self.config = config
+        self.stats = stats
+
+    def services(self) -> list[MaintenanceService]:
+        """The services (none when ``batch_retention`` is None)."""
+        cfg = self.config
+        if cfg.batch_retention is None:
+            return []
+        return [MaintenanceService("purge_batch_history", cfg.interval * cfg.sweep_every,
+                                   self.purge_batch_history, LEADER)]
+
+    async def purge_batch_history(self, ctx: MaintenanceContext) -> None:
+        """Delete old terminal executions, ``batch_purge_size`` per call, while calls are full."""
+        older_than = self.config.batch_retention
+        size = self.config.batch_purge_size
+        if older_than is None:
+            return
+        while True:
+            n = await ctx.client.run(purge_batch_history_op(older_than, size))
+            self.stats.batch_purged += n
+            if n < size or not ctx.is_leader():
+                return
