@@ -1,7 +1,7 @@
 """Retention of batch history, and one execution for operators (docs/batch.md).
 
-Revision ID: 0010_batch_retention
-Revises: 0009_batch
+Revision ID: 0011_batch_retention
+Revises: 0010_archive_indexes
 
 ``purge_batch_history(older_than, batch_size)`` deletes terminal job
 executions that ended more than ``older_than`` ago, with their step
@@ -17,13 +17,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0010_batch_retention"
-down_revision: str | None = "0009_batch"
+revision = "0011_batch_retention"
+down_revision: str | None = "0010_archive_indexes"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0010_batch_retention.sql: released SQL never changes.
-SQL_SHA256 = "ee48fdcd61d92f7398fe1c947133673963993ff85e3b97716f6f6faded0d47c1"
+#: sha256 of 0011_batch_retention.sql: released SQL never changes.
+SQL_SHA256 = "4a3d32d56c33627938e7547a035c7b5567f937b6e27de74f79f538f622fdc47d"
 
 #: The functions the version adds.
 FUNCTIONS = ("purge_batch_history", "_batch_known_execution", "get_execution")

@@ -1,9 +1,9 @@
--- pgbatch migration 0010_batch_retention: retention of batch history
+-- pgbatch migration 0011_batch_retention: retention of batch history
 -- (purge_batch_history: terminal executions older than an age, with their
 -- steps, contexts and events, and the instances they leave empty; the
 -- maintenance leader calls it) and get_execution (one execution with its
 -- summed step counters, for operators). New functions only.
--- FROZEN: never edit this file after release; 0010_batch_retention.py pins its sha256.
+-- FROZEN: never edit this file after release; 0011_batch_retention.py pins its sha256.
 
 -- ==== batch/functions/280_purge_batch_history.sql ====
 -- Retention of batch history (BATCH.md decision 5): deletes up to
