@@ -80,6 +80,15 @@ def is_connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and (state is None or state.startswith("08"))
 
 
+def during_outage(watch: DatabaseWatch, exc: BaseException) -> bool:
+    """Whether ``exc`` is part of an outage the watch reports (so already logged once there).
+
+    A lost connection, or any database error while the watch says the database is down
+    (a pool timeout while nothing can connect): callers log these below WARNING.
+    """
+    return is_connection_lost(exc) or (isinstance(exc, psycopg.Error) and not watch.is_up)
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

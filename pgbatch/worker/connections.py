@@ -67,6 +67,6 @@ class WorkerConnections:
             self._closed = True
             sync, self._sync = self._sync, None
         if sync is not None:
-            sync.pool.close()
+            sync.close()
         if self._client is not None:
             await self._client.close()
