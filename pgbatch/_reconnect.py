@@ -235,9 +235,12 @@ def _epoch_of(conn: psycopg.BaseConnection[Any]) -> int | None:
 class _PoolGuardBase:
     """What a pool and its clients share with the watch of the pool's DSN."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, counted: bool = True) -> None:
+        """Tie to the watch of ``conninfo``; ``counted``: as one of its users (until ``close``)."""
         self.watch = watch_for(conninfo)
-        self.watch.acquire()
+        self.counted = counted
+        if counted:
+            self.watch.acquire()
         self.closed = False
         self._checked_epoch = self.watch.epoch
 
@@ -250,7 +253,8 @@ class _PoolGuardBase:
         """The pool closed: stop waiting for the database on its behalf."""
         if not self.closed:
             self.closed = True
-            self.watch.release()
+            if self.counted:
+                self.watch.release()
 
     def _connect_deadline(self) -> float:
         return time.monotonic() + CONNECT_GIVE_UP
@@ -311,7 +315,7 @@ class AsyncConnectionPoolGuard(_PoolGuardBase):
         """The guard of ``pool`` (a pool not built by ``new_pool`` gets one that only waits)."""
         guard = _guards.get(pool)
         if not isinstance(guard, cls):
-            guard = cls(pool.conninfo if isinstance(pool.conninfo, str) else "")
+            guard = cls(pool.conninfo if isinstance(pool.conninfo, str) else "", counted=False)
             _guards[pool] = guard
         return guard
 
@@ -389,7 +393,7 @@ class ConnectionPoolGuard(_PoolGuardBase):
         """The guard of ``pool`` (a pool not built by ``new_pool`` gets one that only waits)."""
         guard = _guards.get(pool)
         if not isinstance(guard, cls):
-            guard = cls(pool.conninfo if isinstance(pool.conninfo, str) else "")
+            guard = cls(pool.conninfo if isinstance(pool.conninfo, str) else "", counted=False)
             _guards[pool] = guard
         return guard
 
