@@ -116,11 +116,14 @@ class AsyncClient:
                 async with self.pool.connection(timeout) as pooled:
                     try:
                         rows = await _fetch(pooled, op)
-                    except psycopg.errors.ReadOnlySqlTransaction:
-                        await pooled.close()
+                    except psycopg.Error as exc:
+                        self.guard.report_lost(exc, pooled)
+                        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+                            await pooled.close()
                         raise
         except psycopg.Error as exc:
-            self.guard.report_lost(exc)
+            if conn is not None:
+                self.guard.report_lost(exc, conn)
             mapped = translate(exc)
             if mapped is not None:
                 raise mapped from exc

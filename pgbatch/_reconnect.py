@@ -132,10 +132,15 @@ class DatabaseWatch:
         """False from the first report of an outage until the probe reaches a writable server."""
         return self._up.is_set()
 
-    def report_lost(self, exc: BaseException) -> None:
-        """A part saw the connection break: start probing (and log) unless already down."""
+    def report_lost(self, exc: BaseException, epoch: int | None = None) -> None:
+        """A part saw the connection break: start probing (and log) unless already down.
+
+        ``epoch``: the ``epoch`` when the broken connection was made, if known. A
+        connection made before the latest outage began broke in that outage, which
+        is already over or being probed: its failure starts no new one.
+        """
         with self._lock:
-            if not self._up.is_set():
+            if not self._up.is_set() or (epoch is not None and epoch < self.epoch):
                 return
             self._up.clear()
             self.epoch += 1
@@ -227,6 +232,11 @@ def _stamp(conn: psycopg.BaseConnection[Any], epoch: int) -> None:
     conn._pgbatch_epoch = epoch  # type: ignore[attr-defined]  # psycopg connections take attributes
 
 
+def stamp_epoch(conn: psycopg.BaseConnection[Any], epoch: int) -> None:
+    """Mark ``conn`` as made in the watch's ``epoch`` (see ``DatabaseWatch.report_lost``)."""
+    _stamp(conn, epoch)
+
+
 def _epoch_of(conn: psycopg.BaseConnection[Any]) -> int | None:
     epoch: int | None = getattr(conn, "_pgbatch_epoch", None)
     return epoch
@@ -244,10 +254,11 @@ class _PoolGuardBase:
         self.closed = False
         self._checked_epoch = self.watch.epoch
 
-    def report_lost(self, exc: BaseException) -> None:
-        """Tell the watch, when ``exc`` means the connection was lost."""
+    def report_lost(self, exc: BaseException,
+                    conn: psycopg.BaseConnection[Any] | None = None) -> None:
+        """Tell the watch, when ``exc`` means the connection was lost (``conn``: on which)."""
         if is_connection_lost(exc):
-            self.watch.report_lost(exc)
+            self.watch.report_lost(exc, None if conn is None else _epoch_of(conn))
 
     def close(self) -> None:
         """The pool closed: stop waiting for the database on its behalf."""
@@ -358,7 +369,8 @@ class AsyncConnectionPoolGuard(_PoolGuardBase):
                     try:
                         conn = await super().connect(conninfo, **kwargs)
                     except psycopg.OperationalError as exc:
-                        guard.report_lost(exc)
+                        if is_connection_lost(exc):
+                            guard.watch.report_lost(exc, epoch)
                         if guard.closed or time.monotonic() >= deadline:
                             raise
                         if guard.watch.is_up:  # not a lost connection: the pool backs off
@@ -436,7 +448,8 @@ class ConnectionPoolGuard(_PoolGuardBase):
                     try:
                         conn = super().connect(conninfo, **kwargs)
                     except psycopg.OperationalError as exc:
-                        guard.report_lost(exc)
+                        if is_connection_lost(exc):
+                            guard.watch.report_lost(exc, epoch)
                         if guard.closed or time.monotonic() >= deadline or guard.watch.is_up:
                             raise
                         continue

@@ -50,6 +50,7 @@ from psycopg import sql
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._reconnect import AsyncConnectionPoolGuard, during_outage
+from pgbatch._reconnect import stamp_epoch as _stamp_epoch
 
 log = logging.getLogger("pgbatch.listener")
 
@@ -108,9 +109,11 @@ class Listener:
         self._guard: AsyncConnectionPoolGuard | None = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        epoch = self._guard.watch.epoch if self._guard is not None else 0
         conn = await psycopg.AsyncConnection.connect(
             self.conninfo, autocommit=True, prepare_threshold=None,
             application_name="pgbatch-listener")
+        _stamp_epoch(conn, epoch)
         try:
             if not self._channels:
                 self._channels = {await self.client.channel_name(q): q for q in self.queues}
@@ -242,7 +245,7 @@ class Listener:
                 try:
                     delivered = await self.probe(self._conn)
                 except (psycopg.OperationalError, OSError) as exc:
-                    guard.report_lost(exc)
+                    guard.report_lost(exc, self._conn)
                     log.info("listener connection lost during its probe (%s); reconnecting",
                              exc)
                     await _close_quietly(self._conn)
@@ -273,7 +276,7 @@ class Listener:
             except (psycopg.OperationalError, OSError) as exc:
                 if self._stopping:
                     break
-                guard.report_lost(exc)
+                guard.report_lost(exc, self._conn)
                 if during_outage(guard.watch, exc):
                     log.info("listener connection lost (%s); reconnecting", exc)
                 else:
