@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from pgbatch._replication import ReplicationState
@@ -22,17 +23,37 @@ from tests.replication import ReplicatedPair, replicated_pair
 
 
 @pytest.fixture(scope="module")
-def async_pair() -> Iterator[ReplicatedPair]:
-    """A primary streaming to a standby that it does not wait for."""
+def pair() -> Iterator[ReplicatedPair]:
+    """A primary streaming to a standby (asynchronously unless a test makes it synchronous)."""
     with replicated_pair(synchronous=False) as pair:
         yield pair
 
 
-@pytest.fixture(scope="module")
-def sync_pair() -> Iterator[ReplicatedPair]:
-    """A primary streaming to a synchronous standby."""
-    with replicated_pair(synchronous=True) as pair:
+@pytest.fixture
+def async_pair(pair: ReplicatedPair) -> ReplicatedPair:
+    """The pair, its primary not waiting for the standby."""
+    set_synchronous(pair, False)
+    return pair
+
+
+@pytest.fixture
+def sync_pair(pair: ReplicatedPair) -> Iterator[ReplicatedPair]:
+    """The pair, its primary waiting for the standby (synchronous_standby_names = '*')."""
+    set_synchronous(pair, True)
+    try:
         yield pair
+    finally:
+        set_synchronous(pair, False)
+
+
+def set_synchronous(pair: ReplicatedPair, synchronous: bool) -> None:
+    """ALTER SYSTEM synchronous_standby_names on the primary, reload, wait for the standby."""
+    with psycopg.connect(pair.primary.dsn(), autocommit=True,
+                         options="-c synchronous_commit=local") as c:
+        c.execute(f"alter system set synchronous_standby_names = '{'*' if synchronous else ''}'")
+        c.execute("select pg_reload_conf()")
+    pair.synchronous = synchronous
+    pair.wait_streaming()
 
 
 def status_stderr(dsn: str, capsys: pytest.CaptureFixture[str]) -> str:
@@ -74,8 +95,7 @@ def test_asynchronous_standby_warns_in_status_and_at_worker_start(
 
 
 def test_synchronous_commit_off_for_the_role_warns(
-        async_pair: ReplicatedPair, sync_pair: ReplicatedPair,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        sync_pair: ReplicatedPair, capsys: pytest.CaptureFixture[str]) -> None:
     """A synchronous standby, but this DSN commits with synchronous_commit=local: warned."""
     dsn = sync_pair.primary.dsn("pgbatch") + " options='-c synchronous_commit=local'"
     err = status_stderr(dsn, capsys)
