@@ -76,8 +76,15 @@ class AsyncClient:
         connection, unless a call says otherwise (0 to one day).
         """
         self.pool = pool
-        self.guard = AsyncConnectionPoolGuard.of(pool)
         self.retry_for = _retry.check_retry_for(retry_for)
+        self._guard: AsyncConnectionPoolGuard | None = None
+
+    @property
+    def guard(self) -> AsyncConnectionPoolGuard:
+        """The tie of the pool to the watch of its DSN (``pgbatch._reconnect``)."""
+        if self._guard is None:
+            self._guard = AsyncConnectionPoolGuard.of(self.pool)
+        return self._guard
 
     @classmethod
     async def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10,

@@ -76,8 +76,15 @@ class Client:
         connection, unless a call says otherwise (0 to one day).
         """
         self.pool = pool
-        self.guard = ConnectionPoolGuard.of(pool)
         self.retry_for = _retry.check_retry_for(retry_for)
+        self._guard: ConnectionPoolGuard | None = None
+
+    @property
+    def guard(self) -> ConnectionPoolGuard:
+        """The tie of the pool to the watch of its DSN (``pgbatch._reconnect``)."""
+        if self._guard is None:
+            self._guard = ConnectionPoolGuard.of(self.pool)
+        return self._guard
 
     @classmethod
     def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10,

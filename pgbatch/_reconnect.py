@@ -322,8 +322,10 @@ class AsyncConnectionPoolGuard(_PoolGuardBase):
         return pool
 
     @classmethod
-    def of(cls, pool: AsyncConnectionPool[Any]) -> Self:
+    def of(cls, pool: AsyncConnectionPool[Any] | None) -> Self:
         """The guard of ``pool`` (a pool not built by ``new_pool`` gets one that only waits)."""
+        if pool is None:  # a client whose every call runs on the caller's connection
+            return cls("", counted=False)
         guard = _guards.get(pool)
         if not isinstance(guard, cls):
             guard = cls(pool.conninfo if isinstance(pool.conninfo, str) else "", counted=False)
@@ -401,8 +403,10 @@ class ConnectionPoolGuard(_PoolGuardBase):
         return pool
 
     @classmethod
-    def of(cls, pool: ConnectionPool[Any]) -> Self:
+    def of(cls, pool: ConnectionPool[Any] | None) -> Self:
         """The guard of ``pool`` (a pool not built by ``new_pool`` gets one that only waits)."""
+        if pool is None:  # a client whose every call runs on the caller's connection
+            return cls("", counted=False)
         guard = _guards.get(pool)
         if not isinstance(guard, cls):
             guard = cls(pool.conninfo if isinstance(pool.conninfo, str) else "", counted=False)
