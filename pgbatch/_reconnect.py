@@ -184,9 +184,10 @@ class DatabaseWatch:
             if self.probe():
                 break
             self._stop.wait(self.probe_interval)
-        else:
+        else:  # the last user left: stop probing, and block nobody who still looks
             with self._lock:
                 self._thread = None
+                self._up.set()
             return
         with self._lock:
             down_for = time.monotonic() - self._down_since
@@ -207,9 +208,10 @@ class DatabaseWatch:
             self._users -= 1
             last = self._users <= 0
             thread = self._thread if last else None
-            if last:
-                _watches.pop(self.conninfo, None)
         if last:
+            with _watches_lock:
+                if _watches.get(self.conninfo) is self:
+                    del _watches[self.conninfo]
             self._stop.set()
             if thread is not None and thread is not threading.current_thread():
                 thread.join(PROBE_CONNECT_TIMEOUT + 1.0)
