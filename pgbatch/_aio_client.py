@@ -10,6 +10,13 @@ also takes ``conn=``: the call then runs on the caller's connection, inside
 whatever transaction the caller has open, and commits only when the caller
 commits (an enqueue in a rolled-back transaction leaves no job and wakes
 nobody, because NOTIFY is delivered at commit).
+
+Outages (``pgbatch._reconnect``): the pool's connections follow the process's
+``DatabaseWatch`` of the DSN, so after a crash or a failover they reconnect
+as soon as a writable server answers. ``enqueue`` and ``enqueue_many``
+without ``conn=`` retry a lost connection themselves, with ids chosen before
+the first attempt, for up to ``retry_for`` seconds (``pgbatch._retry``): one
+call makes its jobs exactly once, or raises ``EnqueueUnconfirmed``.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from pgbatch import _limits, _ops
-from pgbatch._errors import translate
+from pgbatch import _limits, _ops, _retry
+from pgbatch._errors import DuplicateJobId, translate
 from pgbatch._pooler import connection_kwargs, resolve_pooler
+from pgbatch._reconnect import AsyncConnectionPoolGuard
 from pgbatch._types import (
     AckEffects,
     AckOutcome,
@@ -44,6 +52,7 @@ AnyConn = psycopg.AsyncConnection[Any]
 
 DEFAULT_LEASE = _limits.DEFAULT_LEASE
 DEFAULT_MAX_ATTEMPTS = _limits.DEFAULT_MAX_ATTEMPTS
+DEFAULT_RETRY_FOR = _retry.DEFAULT_RETRY_FOR
 
 
 async def _fetch(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
@@ -59,39 +68,69 @@ async def _fetch(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
 class AsyncClient:
     """The pgbatch SQL API over psycopg (asyncio)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
-        """Use ``pool`` (its connections should be autocommit; see ``make_pool``)."""
+    def __init__(self, pool: AsyncConnectionPool[Any], *,
+                 retry_for: float = DEFAULT_RETRY_FOR) -> None:
+        """Use ``pool`` (its connections should be autocommit; see ``connect``).
+
+        ``retry_for``: seconds ``enqueue``/``enqueue_many`` keep retrying a lost
+        connection, unless a call says otherwise (0 to one day).
+        """
         self.pool = pool
+        self.retry_for = _retry.check_retry_for(retry_for)
+        self._guard: AsyncConnectionPoolGuard | None = None
+
+    @property
+    def guard(self) -> AsyncConnectionPoolGuard:
+        """The tie of the pool to the watch of its DSN (``pgbatch._reconnect``)."""
+        if self._guard is None:
+            self._guard = AsyncConnectionPoolGuard.of(self.pool)
+        return self._guard
 
     @classmethod
     async def connect(cls, conninfo: str, *, min_size: int = 1, max_size: int = 10,
-                      pooler: str | None = None) -> AsyncClient:
+                      pooler: str | None = None,
+                      retry_for: float = DEFAULT_RETRY_FOR) -> AsyncClient:
         """Open a pool of autocommit connections to ``conninfo`` and return a client on it.
 
         ``pooler``: ``"transaction"`` when ``conninfo`` goes through a transaction
         pooler (PgBouncer): the connections prepare no statements. Default
         ``$PGBATCH_POOLER``, else ``"none"`` (see ``pgbatch._pooler``).
+        The pool reconnects as the process's watch of ``conninfo`` says
+        (``pgbatch._reconnect``); ``retry_for``: see the constructor.
         """
-        pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        pool = AsyncConnectionPoolGuard.new_pool(
             conninfo, min_size=min_size, max_size=max_size,
-            kwargs=connection_kwargs(resolve_pooler(pooler)), open=False, name="pgbatch",
-        )
+            kwargs=connection_kwargs(resolve_pooler(pooler)), name="pgbatch")
         await pool.open(wait=True)
-        return cls(pool)
+        return cls(pool, retry_for=retry_for)
 
     async def close(self) -> None:
         """Close the pool."""
         await self.pool.close()
 
-    async def run(self, op: _ops.Op[T], conn: AnyConn | None = None) -> T:
-        """Run one API call on ``conn`` (caller's transaction) or a pooled connection."""
+    async def run(self, op: _ops.Op[T], conn: AnyConn | None = None,
+                  timeout: float | None = None) -> T:
+        """Run one API call on ``conn`` (caller's transaction) or a pooled connection.
+
+        ``timeout``: seconds to wait for a pooled connection (default: the pool's).
+        A lost connection is reported to the watch of the pool's DSN; a pooled
+        connection on a server that no longer takes writes is closed, not reused.
+        """
         try:
             if conn is not None:
                 rows = await _fetch(conn, op)
             else:
-                async with self.pool.connection() as pooled:
-                    rows = await _fetch(pooled, op)
+                async with self.pool.connection(timeout) as pooled:
+                    try:
+                        rows = await _fetch(pooled, op)
+                    except psycopg.Error as exc:
+                        self.guard.report_lost(exc, pooled)
+                        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+                            await pooled.close()
+                        raise
         except psycopg.Error as exc:
+            if conn is not None:
+                self.guard.report_lost(exc, conn)
             mapped = translate(exc)
             if mapped is not None:
                 raise mapped from exc
@@ -101,15 +140,71 @@ class AsyncClient:
     async def enqueue(self, queue: str, payload: Json = None, *, run_at: datetime | None = None,
                       priority: int = 0, dedup_key: str | None = None,
                       max_attempts: int = DEFAULT_MAX_ATTEMPTS, id: UUID | None = None,
-                      conn: AnyConn | None = None) -> UUID:
-        """Enqueue one job; returns its id (or the live duplicate's, see dedup_key)."""
-        return await self.run(
-            _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)
+                      conn: AnyConn | None = None, retry_for: float | None = None) -> UUID:
+        """Enqueue one job; returns its id (or the live duplicate's, see dedup_key).
+
+        Without ``conn``: the id is chosen here (``id``, else a new UUIDv7), and a
+        lost connection (also ``AdminShutdown`` and a read-only session after a
+        failover) is retried with that id for up to ``retry_for`` seconds
+        (default: the client's), waiting for the database between attempts; a
+        ``DuplicateJobId`` for that id after a lost attempt means the lost
+        attempt committed, and the call returns the id. So one call makes one
+        job. Past the deadline: ``EnqueueUnconfirmed`` (it carries the id).
+        With ``conn``: one attempt in the caller's transaction, never retried.
+        """
+        if conn is not None:
+            return await self.run(
+                _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)
+        job_id = id if id is not None else _retry.new_job_id()
+        attempts = _retry.EnqueueAttempts([job_id], self._retry_for(retry_for))
+        op = _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, job_id)
+        while True:
+            try:
+                return await self.run(op, timeout=attempts.checkout_timeout())
+            except DuplicateJobId as exc:
+                if attempts.confirms(exc):
+                    return job_id
+                raise
+            except psycopg.Error as exc:
+                if not attempts.retry(exc):
+                    raise
+            await self.guard.wait_up(attempts.remaining())
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest], *,
-                           conn: AnyConn | None = None) -> list[UUID]:
-        """Enqueue many jobs in one call; returns their ids in order."""
-        return await self.run(_ops.enqueue_many(requests), conn)
+                           conn: AnyConn | None = None,
+                           retry_for: float | None = None) -> list[UUID]:
+        """Enqueue many jobs in one call (one transaction); returns their ids in order.
+
+        Retried like ``enqueue`` without ``conn`` (requests without an id get
+        one first; a ``DuplicateJobId`` for one of them after a lost attempt
+        means that attempt committed them all). A request with a
+        ``dedup_key`` whose lost attempt committed reports its own id, even if
+        that attempt had matched an older live job. With ``conn``: one attempt
+        in the caller's transaction, never retried.
+        """
+        if conn is not None:
+            return await self._enqueue_many(requests, conn)
+        with_ids = _retry.with_ids(requests)
+        attempts = _retry.EnqueueAttempts([r.id for r in with_ids], self._retry_for(retry_for))
+        while True:
+            try:
+                return await self._enqueue_many(with_ids, None, attempts.checkout_timeout())
+            except DuplicateJobId as exc:
+                if attempts.confirms(exc):
+                    return attempts.job_ids
+                raise
+            except psycopg.Error as exc:
+                if not attempts.retry(exc):
+                    raise
+            await self.guard.wait_up(attempts.remaining())
+
+    async def _enqueue_many(self, requests: Sequence[EnqueueRequest], conn: AnyConn | None,
+                            timeout: float | None = None) -> list[UUID]:
+        """One ``pgbatch.enqueue_many`` call (the attempt ``enqueue_many`` retries)."""
+        return await self.run(_ops.enqueue_many(requests), conn, timeout)
+
+    def _retry_for(self, retry_for: float | None) -> float:
+        return self.retry_for if retry_for is None else _retry.check_retry_for(retry_for)
 
     async def claim(self, queue: str, max_jobs: int = 1, *, lease: timedelta = DEFAULT_LEASE,
                     worker_id: str | None = None, conn: AnyConn | None = None) -> list[ClaimedJob]:

@@ -32,14 +32,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
-
 from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._dsn import resolve_dsn
 from pgbatch._errors import InvalidArgument
 from pgbatch._pooler import PoolerMode, connection_kwargs, resolve_listen_dsn, resolve_pooler
+from pgbatch._reconnect import AsyncConnectionPoolGuard, ConnectionPoolGuard
 from pgbatch._task import Handler, Task, TaskOptions, _handler_entry
 
 if TYPE_CHECKING:
@@ -230,18 +229,19 @@ class App:
         """The sync client (opens its pool on first use)."""
         with self._lock:
             if self._client is None:
-                pool: ConnectionPool[Any] = ConnectionPool(
+                pool = ConnectionPoolGuard.new_pool(
                     self.dsn, min_size=1, max_size=self.pool_size,
-                    kwargs=connection_kwargs(self.pooler), open=True, name="pgbatch-sync")
+                    kwargs=connection_kwargs(self.pooler), name="pgbatch-sync")
+                pool.open()
                 self._client = Client(pool)
             return self._client
 
     async def aclient(self) -> AsyncClient:
         """The async client of the running loop (opens its pool on first use)."""
         if self._aclient is None:
-            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+            pool = AsyncConnectionPoolGuard.new_pool(
                 self.dsn, min_size=1, max_size=self.pool_size,
-                kwargs=connection_kwargs(self.pooler), open=False, name="pgbatch-async")
+                kwargs=connection_kwargs(self.pooler), name="pgbatch-async")
             await pool.open(wait=True)
             self._aclient = AsyncClient(pool)
         return self._aclient

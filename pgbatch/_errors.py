@@ -10,6 +10,8 @@ kept as ``__cause__``).
 
 from __future__ import annotations
 
+from uuid import UUID
+
 import psycopg
 
 
@@ -241,6 +243,20 @@ class InvalidExecutionState(InvalidState):
 class StartLimitExceededError(PgBatchError):
     """A step was started ``start_limit`` times over its instance's executions;
     ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""
+
+
+class EnqueueUnconfirmed(PgBatchError):
+    """An enqueue kept losing its connection until its retry deadline (``retry_for``).
+
+    The jobs may or may not exist: ``job_ids`` are the ids the client chose for
+    them before the first attempt. Enqueue again with the same ids (``id=`` /
+    ``EnqueueRequest.id``) to find out: ``DuplicateJobId`` then means they
+    exist. The last connection error is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, job_ids: list[UUID]) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids
 
 
 #: SQLSTATE -> exception class, for every code the SQL API raises.

@@ -34,6 +34,7 @@ from typing import Any
 import psycopg
 
 from pgbatch._aio_client import AsyncClient
+from pgbatch._reconnect import during_outage
 from pgbatch._types import ClaimedJob
 from pgbatch.worker.claim import Claim
 from pgbatch.worker.dispatcher import WakeupDispatcher
@@ -202,7 +203,15 @@ class Claimer:
             except psycopg.OperationalError as exc:
                 if self.stopping:
                     return []
-                log.warning("claim on %r failed (%s); retrying in %.2fs", queue, exc, backoff)
+                if during_outage(self.client.guard.watch, exc):
+                    # the watch logged the outage; claim again as soon as it is over
+                    log.info("claim on %r failed (%s); waiting for the database", queue, exc)
+                    if await self.client.guard.wait_up(5.0):
+                        backoff = 0.05
+                        continue
+                else:
+                    log.warning("claim on %r failed (%s); retrying in %.2fs", queue, exc,
+                                backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             except Exception as exc:

@@ -8,16 +8,27 @@
   open a fenced transaction from a thread never opens it.
 
 In transaction pooler mode (``pooler="transaction"``) both pools prepare no
-statements (``pgbatch._pooler``).
+statements (``pgbatch._pooler``). Both follow the process's watch of the DSN
+after an outage (``pgbatch._reconnect``).
+
+At ``open`` the worker checks that commits wait for a standby when the
+server streams to standbys (``pgbatch._replication``) and logs one WARNING
+when they do not.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+
+import psycopg
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._pooler import PoolerMode
+from pgbatch._replication import replication_state_async
+
+log = logging.getLogger("pgbatch.worker")
 
 
 class WorkerConnections:
@@ -38,7 +49,20 @@ class WorkerConnections:
         self._client = await AsyncClient.connect(self.dsn, min_size=1,
                                                  max_size=self.concurrency + 4,
                                                  pooler=self.pooler)
+        await self.warn_if_commits_do_not_wait()
         return self._client
+
+    async def warn_if_commits_do_not_wait(self) -> str | None:
+        """Log (WARNING) and return the replication warning, if the server deserves one."""
+        try:
+            async with self.client.pool.connection() as conn:
+                warning = (await replication_state_async(conn)).warning
+        except psycopg.Error as exc:  # a check, not a reason to stop the worker
+            log.info("could not check the server's replication settings: %s", exc)
+            return None
+        if warning is not None:
+            log.warning("%s", warning)
+        return warning
 
     @property
     def is_open(self) -> bool:
@@ -67,6 +91,6 @@ class WorkerConnections:
             self._closed = True
             sync, self._sync = self._sync, None
         if sync is not None:
-            sync.pool.close()
+            sync.close()
         if self._client is not None:
             await self._client.close()

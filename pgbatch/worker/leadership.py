@@ -103,8 +103,10 @@ class Leadership:
         return self.is_leader()
 
     def _step_down(self, why: str) -> None:
-        log.warning("node %s lost the maintenance leadership: %s; it stepped down",
-                    self.node_id, why)
+        # while the database is down every node loses its lease: the outage was logged once
+        level = logging.WARNING if self.client.guard.watch.is_up else logging.INFO
+        log.log(level, "node %s lost the maintenance leadership: %s; it stepped down",
+                self.node_id, why)
         self.term = None
         self._valid_until = 0.0
         self.lost_leadership += 1

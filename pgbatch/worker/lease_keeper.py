@@ -21,6 +21,7 @@ import psycopg
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._errors import ClaimLost, JobCancelled, JobNotFound
+from pgbatch._reconnect import during_outage
 from pgbatch.worker.claim import Claim, ClaimKey
 
 log = logging.getLogger("pgbatch.worker")
@@ -91,7 +92,8 @@ class LeaseKeeper:
             claim.watcher.claim_lost(claim)
             return
         except psycopg.Error as exc:
-            log.warning("lease renewal of job %s failed (%s); retrying", job.id, exc)
+            level = logging.INFO if during_outage(self.client.guard.watch, exc) else logging.WARNING
+            log.log(level, "lease renewal of job %s failed (%s); retrying", job.id, exc)
             claim.renew_at = time.monotonic() + 0.5
             return
         self.stats.renewals += 1

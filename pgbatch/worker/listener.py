@@ -12,10 +12,13 @@ time and never fire early). Due times are kept per queue
 a job due after another one is announced at its own time too. Due times
 dropped by that cap are announced by the maintenance loop (``announce_due``).
 
-If the connection drops (server restart, ``pg_terminate_backend``), the
-listener reconnects with capped exponential backoff, LISTENs again, and wakes
-one claimer per queue for a catch-up claim, so nothing announced while it was
-away waits for the next poll.
+If the connection drops (server restart, ``pg_terminate_backend``, a
+failover), the listener reports it to the process's ``DatabaseWatch`` of its
+DSN (``pgbatch._reconnect``; the watch logs the outage once), waits until the
+watch's probe finds a writable server, reconnects at once, LISTENs again, and
+wakes one claimer per queue for a catch-up claim, so nothing announced while
+it was away waits for the next poll. Errors that are not a lost connection
+(a refused login) are retried with capped exponential backoff.
 
 Before its first LISTEN takes over, the listener checks that notifications
 reach it at all (``probe``): it LISTENs on a private channel, NOTIFYs that
@@ -46,6 +49,8 @@ import psycopg
 from psycopg import sql
 
 from pgbatch._aio_client import AsyncClient
+from pgbatch._reconnect import AsyncConnectionPoolGuard, during_outage
+from pgbatch._reconnect import stamp_epoch as _stamp_epoch
 
 log = logging.getLogger("pgbatch.listener")
 
@@ -101,11 +106,14 @@ class Listener:
         self._dues: dict[str, list[float]] = {}  # queue: heap of due times (database time)
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._stopping = False
+        self._guard: AsyncConnectionPoolGuard | None = None
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        epoch = self._guard.watch.epoch if self._guard is not None else 0
         conn = await psycopg.AsyncConnection.connect(
             self.conninfo, autocommit=True, prepare_threshold=None,
             application_name="pgbatch-listener")
+        _stamp_epoch(conn, epoch)
         try:
             if not self._channels:
                 self._channels = {await self.client.channel_name(q): q for q in self.queues}
@@ -209,12 +217,25 @@ class Listener:
 
     async def run(self) -> None:
         """Listen until ``stop()``; reconnects by itself."""
+        self._guard = guard = AsyncConnectionPoolGuard(self.conninfo)
+        try:
+            await self._run(guard)
+        finally:
+            guard.close()
+
+    async def _run(self, guard: AsyncConnectionPoolGuard) -> None:
         backoff = 0.05
         first = True
         while not self._stopping:
+            if not await guard.wait_up(self.max_backoff):
+                continue  # still down: the watch logged it; look at _stopping again
             try:
                 self._conn = await self._connect()
             except (psycopg.OperationalError, OSError) as exc:
+                guard.report_lost(exc)
+                if during_outage(guard.watch, exc):
+                    log.info("listener cannot connect (%s); waiting for the database", exc)
+                    continue
                 log.warning("listener cannot connect (%s); retrying in %.2fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
@@ -224,8 +245,9 @@ class Listener:
                 try:
                     delivered = await self.probe(self._conn)
                 except (psycopg.OperationalError, OSError) as exc:
-                    log.warning("listener connection lost during its probe (%s); reconnecting",
-                                exc)
+                    guard.report_lost(exc, self._conn)
+                    log.info("listener connection lost during its probe (%s); reconnecting",
+                             exc)
                     await _close_quietly(self._conn)
                     self._conn = None
                     continue
@@ -254,7 +276,11 @@ class Listener:
             except (psycopg.OperationalError, OSError) as exc:
                 if self._stopping:
                     break
-                log.warning("listener connection lost (%s); reconnecting", exc)
+                guard.report_lost(exc, self._conn)
+                if during_outage(guard.watch, exc):
+                    log.info("listener connection lost (%s); reconnecting", exc)
+                else:
+                    log.warning("listener connection lost (%s); reconnecting", exc)
             finally:
                 self.connected.clear()
                 conn, self._conn = self._conn, None
@@ -264,6 +290,8 @@ class Listener:
     async def stop(self) -> None:
         """Stop listening and close the connection."""
         self._stopping = True
+        if self._guard is not None:
+            self._guard.close()  # ends a wait for the database at once
         for timer, _ in self._timers.values():
             timer.cancel()
         self._timers.clear()

@@ -43,6 +43,7 @@ from uuid import UUID
 from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._errors import InvalidArgument
+from pgbatch._reconnect import during_outage
 from pgbatch.worker.batch_services import BatchServices
 from pgbatch.worker.leadership import Leadership
 from pgbatch.worker.queue_services import QueueServices
@@ -267,8 +268,8 @@ class Maintenance:
             self.stats.renew_failures += 1
             self._renew_failures += 1
             if _worth_logging(self._renew_failures):
-                log.warning("maintenance leadership renewal failed (%d in a row): %s",
-                            self._renew_failures, exc or type(exc).__name__)
+                log.log(self._level(exc), "maintenance leadership renewal failed (%d in a row): %s",
+                        self._renew_failures, exc or type(exc).__name__)
         else:
             self._renew_failures = 0
         lead = self.leadership
@@ -324,15 +325,23 @@ class Maintenance:
         stats.consecutive_failures += 1
         stats.last_error = f"{type(exc).__name__}: {exc}"
         stats.last_duration = self.clock() - started
-        delay = backoff_delay(service.interval, stats.consecutive_failures,
-                              self.config.service_backoff_cap)
+        outage = self._level(exc) < logging.WARNING
+        # an outage is no reason to back off: the service runs again one interval
+        # after the database is back, not after a backoff grown during the outage
+        delay = service.interval if outage else backoff_delay(
+            service.interval, stats.consecutive_failures, self.config.service_backoff_cap)
         state.next_due = self.clock() + delay
         if stats.consecutive_failures == 1:
-            log.warning("maintenance service %s failed; retrying in %.1fs", service.name, delay,
-                        exc_info=exc)
+            log.log(self._level(exc), "maintenance service %s failed; retrying in %.1fs",
+                    service.name, delay, exc_info=None if outage else exc)
         elif _worth_logging(stats.consecutive_failures):
-            log.warning("maintenance service %s failed %d times in a row (%s); retrying in %.1fs",
-                        service.name, stats.consecutive_failures, stats.last_error, delay)
+            log.log(self._level(exc),
+                    "maintenance service %s failed %d times in a row (%s); retrying in %.1fs",
+                    service.name, stats.consecutive_failures, stats.last_error, delay)
+
+    def _level(self, exc: BaseException) -> int:
+        """INFO for a failure that is part of an outage (logged once by the watch), else WARNING."""
+        return logging.INFO if during_outage(self.client.guard.watch, exc) else logging.WARNING
 
     async def _wait(self, next_tick: float) -> None:
         """Sleep until the next tick, the next due service, a finished service or ``stop()``."""

@@ -30,6 +30,12 @@ that error, so it is retried or dead-lettered instead of waiting for its lease.
 If the connection drops while a batch is sent, it is resent: settlement is
 idempotent for the same claim token, so a batch that did commit is not
 misreported.
+
+During an outage (``pgbatch._reconnect``: the watch of the DSN logs it once)
+these resends log below WARNING. A nack or dead-letter that fails because the
+connection was lost is not resent: one WARNING line says so, without a
+traceback, and the job's lease expires and it is reaped and retried (an
+attempt is consumed, as for a crash).
 """
 
 from __future__ import annotations
@@ -46,6 +52,7 @@ import psycopg
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
 from pgbatch._errors import ClaimLost, JobNotFound
+from pgbatch._reconnect import during_outage
 from pgbatch._types import AckEffects, AckOutcome, AckRequest, ClaimedJob, Json
 from pgbatch.worker.error_bounds import bounded_error, bounded_reason
 
@@ -153,8 +160,9 @@ class Settler:
                 break
             except psycopg.OperationalError as exc:
                 self.stats.retries += 1
-                log.warning("ack batch failed (%s); resending %d acks in %.2fs",
-                            exc, len(batch), backoff)
+                level = logging.INFO if self._outage(exc) else logging.WARNING
+                log.log(level, "ack batch failed (%s); resending %d acks in %.2fs",
+                        exc, len(batch), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
             except Exception:
@@ -192,10 +200,24 @@ class Settler:
             await self.client.nack(job.id, job.claim_token, error=bounded_error({
                 "type": "AckFailed", "message": outcome.message, "sqlstate": outcome.error_code}))
             self.stats.nacked += 1
-        except Exception:
-            log.exception("nack of job %s after a failed ack failed too", job.id)
+        except Exception as exc:  # noqa: BLE001 - logged; the lease expires
+            self._failed(job, "nack after a failed ack", exc)
 
     # -- settlements sent at once ------------------------------------------------------
+    def _outage(self, exc: BaseException) -> bool:
+        return during_outage(self.client.guard.watch, exc)
+
+    def _failed(self, job: ClaimedJob, what: str, exc: Exception) -> None:
+        """A settlement sent at once failed: a WARNING line (a dropped connection) or ERROR."""
+        self.stats.errors += 1
+        if self._outage(exc):
+            log.warning("%s of job %s (attempt %d) failed: the connection was lost (%s); its "
+                        "lease will expire and the job will be retried", what, job.id,
+                        job.attempt, str(exc).strip().splitlines()[0] if str(exc) else
+                        type(exc).__name__)
+        else:
+            log.error("%s of job %s failed; its lease will expire", what, job.id, exc_info=exc)
+
     def _lost(self, job: ClaimedJob, what: str, exc: Exception) -> None:
         self.stats.claim_lost += 1
         log.warning("lost claim: job %s (attempt %d) could not be %s: %s",
@@ -216,9 +238,8 @@ class Settler:
         except (ClaimLost, JobNotFound) as exc:
             self._lost(job, "nacked", exc)
             return None
-        except Exception:
-            self.stats.errors += 1
-            log.exception("nack of job %s failed; its lease will expire", job.id)
+        except Exception as exc:  # noqa: BLE001 - logged; the lease expires
+            self._failed(job, "nack", exc)
             return None
         self.stats.nacked += 1
         info = error if isinstance(error, dict) else {}
@@ -233,9 +254,8 @@ class Settler:
         except (ClaimLost, JobNotFound) as exc:
             self._lost(job, "dead-lettered", exc)
             return False
-        except Exception:
-            self.stats.errors += 1
-            log.exception("dead-letter of job %s failed; its lease will expire", job.id)
+        except Exception as exc:  # noqa: BLE001 - logged; the lease expires
+            self._failed(job, "dead-letter", exc)
             return False
         self.stats.dead_lettered += 1
         return True
@@ -248,7 +268,8 @@ class Settler:
             return False  # already gone: nothing to give back
         except psycopg.Error as exc:
             self.stats.errors += 1
-            log.warning("could not release job %s (%s); its lease will expire", job.id, exc)
+            level = logging.INFO if self._outage(exc) else logging.WARNING
+            log.log(level, "could not release job %s (%s); its lease will expire", job.id, exc)
             return False
         self.stats.released += 1
         log.info("released job %s (%s)", job.id, why)
