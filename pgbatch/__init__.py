@@ -53,12 +53,13 @@ from pgbatch._types import (
     QueueStats,
     VacuumStat,
 )
-from pgbatch.worker import JobContext, Worker, WorkerError, run_worker, run_worker_concurrent
+from pgbatch.worker import Abort, JobContext, Worker, WorkerError, run_worker, run_worker_concurrent
 from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
 __all__ = [
     "JOB_STATES",
+    "Abort",
     "AckEffects",
     "AckOutcome",
     "AckRequest",

@@ -22,6 +22,7 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
+from pgbatch.worker.failures import Abort, TaskArgumentsMismatch, UnknownTask
 from pgbatch.worker.worker import (
     Worker,
     WorkerError,
@@ -32,6 +33,7 @@ from pgbatch.worker.worker import (
 )
 
 __all__ = [
+    "Abort",
     "Ack",
     "Call",
     "DeadLetter",
@@ -40,7 +42,9 @@ __all__ = [
     "Nack",
     "Outcome",
     "Release",
+    "TaskArgumentsMismatch",
     "UnknownHandler",
+    "UnknownTask",
     "Worker",
     "WorkerError",
     "WorkerStats",

@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from pgbatch._errors import ClaimLost
-from pgbatch._types import AckEffects
+from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.claim import Claim, ClaimKey
 from pgbatch.worker.context import ClaimServices, JobContext
 from pgbatch.worker.executor import (
@@ -48,6 +48,7 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
+from pgbatch.worker.failures import Abort
 from pgbatch.worker.lease_keeper import LeaseKeeper
 from pgbatch.worker.prefetch import PrefetchPolicy
 from pgbatch.worker.settler import Settler
@@ -170,12 +171,18 @@ class Runner:
             call = executor.resolve(job)
         except UnknownHandler as exc:
             self.lease_keeper.drop(claim)
-            await self.settler.nack(job, {"type": exc.error_type, "message": str(exc)})
+            self.stats.failed += 1
+            if isinstance(exc, Abort):  # an unknown task: no retry can find it
+                await self._abort_job(job, None, exc)
+                return
+            state = await self.settler.nack(job, {"type": exc.error_type, "message": str(exc)})
+            _log_failure(job, None, exc, state, with_traceback=False)
             return
         except Exception as exc:  # noqa: BLE001 - an executor that cannot resolve: a nack
             self.lease_keeper.drop(claim)
             self.stats.failed += 1
-            await self.settler.nack(job, error_info(exc))
+            state = await self.settler.nack(job, error_info(exc))
+            _log_failure(job, None, exc, state)
             return
         claim.lease = call.lease
         ctx = JobContext(job, call.name, self.worker_id, kind=kind, claim=claim,
@@ -213,8 +220,12 @@ class Runner:
                 return
             self.prefetch.observe(time.monotonic() - started)
             self.stats.failed += 1
-            await self.settler.nack(job, error_info(exc), backoff_base=call.backoff_base,
-                                    backoff_cap=call.backoff_cap)
+            if isinstance(exc, Abort):
+                await self._abort_job(job, call.name, exc)
+                return
+            state = await self.settler.nack(job, error_info(exc), backoff_base=call.backoff_base,
+                                            backoff_cap=call.backoff_cap)
+            _log_failure(job, call.name, exc, state)
             return
         self._running.pop(claim.key, None)
         self.lease_keeper.drop(claim)
@@ -227,6 +238,13 @@ class Runner:
             self.settler.ack(job, None)
             return
         await self._settle(r, outcome)
+
+    async def _abort_job(self, job: ClaimedJob, name: str | None, exc: Abort) -> None:
+        """Dead-letter the job at once: its failure is one no retry can fix."""
+        if await self.settler.dead_letter(job, exc.reason()):
+            log.error("job %s (%s, queue %s, attempt %d) is dead: %s", job.id,
+                      name or _task_name(job), job.queue, job.attempt, exc.reason(),
+                      exc_info=exc if exc.__traceback__ is not None else None)
 
     def _finish(self, r: _Running) -> None:
         self._running.pop(r.claim.key, None)
@@ -254,12 +272,37 @@ class Runner:
             await self.settler.release(job, outcome.reason)
         elif isinstance(outcome, Nack):
             self.stats.failed += 1
-            await self.settler.nack(job, outcome.error, retry_at=outcome.retry_at,
-                                    backoff_base=r.call.backoff_base,
-                                    backoff_cap=r.call.backoff_cap)
+            state = await self.settler.nack(job, outcome.error, retry_at=outcome.retry_at,
+                                            backoff_base=r.call.backoff_base,
+                                            backoff_cap=r.call.backoff_cap)
+            if state is not None:
+                log.log(logging.ERROR if state == "dead" else logging.WARNING,
+                        "job %s (%s, queue %s) attempt %d %s: Nack(%s)", job.id, r.call.name,
+                        job.queue, job.attempt,
+                        "is dead" if state == "dead" else f"failed (now {state})", outcome.error)
         elif isinstance(outcome, DeadLetter):
             self.stats.failed += 1
-            await self.settler.dead_letter(job, outcome.reason)
+            if await self.settler.dead_letter(job, outcome.reason):
+                log.error("job %s (%s, queue %s, attempt %d) is dead: DeadLetter(%s)", job.id,
+                          r.call.name, job.queue, job.attempt, outcome.reason)
+
+
+def _task_name(job: ClaimedJob) -> str:
+    payload = job.payload
+    name = payload.get("task") if isinstance(payload, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
+def _log_failure(job: ClaimedJob, name: str | None, exc: BaseException, state: str | None, *,
+                 with_traceback: bool = True) -> None:
+    """A failed attempt at WARNING, a job that is now dead at ERROR, each with its traceback."""
+    if state is None:  # the nack itself failed or the claim was lost: the settler said so
+        return
+    level = logging.ERROR if state == "dead" else logging.WARNING
+    what = "is dead" if state == "dead" else f"failed (now {state})"
+    log.log(level, "job %s (%s, queue %s) attempt %d %s: %s: %s", job.id,
+            name or _task_name(job), job.queue, job.attempt, what, type(exc).__qualname__, exc,
+            exc_info=exc if with_traceback else None)
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
