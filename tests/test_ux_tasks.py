@@ -24,7 +24,8 @@ Row = dict[str, Any]
 
 
 def _dead(conn: Any, jid: Any) -> Row:
-    row: Row = wait_until(lambda: archive_row(conn, jid), 15, "the job to be settled")
+    row = wait_until(lambda: archive_row(conn, jid), 15, "the job to be settled")
+    assert row is not None
     return row
 
 
@@ -124,6 +125,7 @@ def test_a_type_error_inside_a_task_whose_arguments_fit_is_retried(
         return r if r is not None and r["state"] == "pending" and r["last_error"] else None
 
     row = wait_until(retried, 15, "the job to be nacked")
+    assert row is not None
     assert row["attempt"] == 1
     assert row["last_error"]["type"] == "TypeError"
     assert row["last_error"]["message"] == "a bug inside the task"
