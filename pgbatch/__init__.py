@@ -5,7 +5,7 @@ transaction; this package is a thin runtime over those functions.
 """
 
 from pgbatch._aio_client import AsyncClient
-from pgbatch._app import App
+from pgbatch._app import App, TaskNameWarning
 from pgbatch._client import Client
 from pgbatch._errors import (
     ClaimLost,
@@ -108,6 +108,7 @@ __all__ = [
     "ServiceStats",
     "StartLimitExceededError",
     "Task",
+    "TaskNameWarning",
     "TaskOptions",
     "VacuumStat",
     "ValidationError",

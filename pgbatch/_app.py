@@ -27,9 +27,12 @@ run those jobs too (see ``pgbatch.worker.executor``).
 
 from __future__ import annotations
 
+import sys
 import threading
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -158,10 +161,9 @@ class App:
             if isinstance(target, type) and issubclass(target, Handler):
                 func = _handler_entry(target())
                 opts = TaskOptions(**{**opts.__dict__, "pass_context": True})
-                task_name = name or f"{target.__module__}.{target.__qualname__}"
             else:
                 func = target
-                task_name = name or f"{target.__module__}.{target.__qualname__}"
+            task_name = name or default_task_name(target.__module__, target.__qualname__)
             if task_name in self.tasks:
                 raise ValueError(f"task {task_name!r} is already registered")
             t: Task[P2, R2] = Task(self, task_name, func, opts)
@@ -259,6 +261,46 @@ class App:
             await self._aclient.close()
             self._aclient = None
         self.close()
+
+
+class TaskNameWarning(UserWarning):
+    """A task's default name may not be the one a worker importing its module registers."""
+
+
+def default_task_name(module: str, qualname: str) -> str:
+    """``module.qualname``; for a script run as ``__main__``, the module a worker would import.
+
+    ``python -m pkg.tasks`` has ``__spec__.name``: ``pkg.tasks.<function>``,
+    exactly what ``pgbatch worker --app pkg.tasks:app`` registers. ``python
+    tasks.py`` has only its file: ``tasks.<function>`` (what ``--app tasks:app``
+    registers when run from the script's directory), with a ``TaskNameWarning``
+    unless the script is in the current directory.
+    Without a file (an interactive session) the name stays ``__main__.<function>``,
+    which no worker can run, with a ``TaskNameWarning`` too. ``name=`` avoids all this.
+    """
+    if module != "__main__":
+        return f"{module}.{qualname}"
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    spec_name = getattr(spec, "name", None)
+    if isinstance(spec_name, str) and spec_name and not spec_name.endswith("__main__"):
+        return f"{spec_name}.{qualname}"
+    path = getattr(main, "__file__", None)
+    stem = Path(path).stem if isinstance(path, str) else ""
+    if stem.isidentifier() and stem != "__main__":
+        if Path(path).resolve().parent == Path.cwd().resolve():  # type: ignore[arg-type]
+            return f"{stem}.{qualname}"  # what --app <stem>:app from here registers
+        warnings.warn(
+            f"task {qualname!r} is defined in the script {path} run as __main__: it is named "
+            f"{stem}.{qualname!r}, what a worker started with --app {stem}:app from the "
+            f"script's directory registers; pass name= to fix the name", TaskNameWarning,
+            stacklevel=4)
+        return f"{stem}.{qualname}"
+    warnings.warn(
+        f"task {qualname!r} is defined in __main__ without a file: no worker can import it "
+        f"by the name __main__.{qualname}; define it in an importable module or pass name=",
+        TaskNameWarning, stacklevel=4)
+    return f"__main__.{qualname}"
 
 
 def _td(value: float | timedelta) -> timedelta:
