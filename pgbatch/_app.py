@@ -142,7 +142,12 @@ class App:
         ``lease``: seconds a claim lasts without renewal; the worker renews it
         every third of that while the job runs, so a job may run longer, but a
         worker that stops renewing (crash, freeze) loses the job to another
-        after this long. ``timeout``: seconds after which the attempt fails.
+        after this long. ``timeout``: seconds after which the attempt fails
+        with ``TaskTimeout`` (retried like any failure): an async task is
+        cancelled then; a sync task cannot be interrupted, so its thread runs on
+        and the worker holds its slot and claim until it returns, then fails
+        the attempt (no second attempt runs while the first does; give long
+        sync work an async wrapper or a subprocess for a hard limit).
         ``backoff_base``/``backoff_cap``: retry delay ``base*2^(attempt-1)``
         capped, with jitter. ``transactional`` implies ``pass_context``.
         Options outside the SQL API's limits (``pgbatch._limits``: a lease of

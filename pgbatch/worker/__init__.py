@@ -22,7 +22,7 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
-from pgbatch.worker.failures import Abort, TaskArgumentsMismatch, UnknownTask
+from pgbatch.worker.failures import Abort, TaskArgumentsMismatch, TaskTimeout, UnknownTask
 from pgbatch.worker.worker import (
     Worker,
     WorkerError,
@@ -43,6 +43,7 @@ __all__ = [
     "Outcome",
     "Release",
     "TaskArgumentsMismatch",
+    "TaskTimeout",
     "UnknownHandler",
     "UnknownTask",
     "Worker",

@@ -80,3 +80,13 @@ def check_arguments(name: str, fn: Callable[..., Any], kwargs: Mapping[str, Any]
         raise TaskArgumentsMismatch(
             f"task {name}{sig} cannot be called with kwargs {sorted(kwargs)}: "
             f"{bind_error}") from exc
+
+
+class TaskTimeout(TimeoutError):
+    """An attempt ran past its task's ``timeout=`` (an ordinary failure: retried).
+
+    An async task is cancelled at the timeout. A sync task cannot be
+    interrupted: its thread runs on, and the worker holds its slot and its
+    claim (renewing the lease) until the function returns, then fails the
+    attempt; so a second attempt never runs while the first still does.
+    """

@@ -48,7 +48,7 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
-from pgbatch.worker.failures import Abort
+from pgbatch.worker.failures import Abort, TaskTimeout
 from pgbatch.worker.lease_keeper import LeaseKeeper
 from pgbatch.worker.prefetch import PrefetchPolicy
 from pgbatch.worker.settler import Settler
@@ -252,12 +252,49 @@ class Runner:
         r.claim.watcher = _FINISHED
 
     async def _invoke(self, call: Call, ctx: JobContext) -> Any:
+        fn = call.fn
+        if call.timeout:
+            return await self._invoke_with_timeout(call, ctx, call.timeout)
         if call.is_async:
-            coro = call.fn(ctx)
-        else:
-            fn = call.fn
-            coro = self.threads.run(lambda: fn(ctx))
-        return await (asyncio.wait_for(coro, call.timeout) if call.timeout else coro)
+            return await fn(ctx)
+        return await self.threads.run(lambda: fn(ctx))
+
+    async def _invoke_with_timeout(self, call: Call, ctx: JobContext, timeout: float) -> Any:
+        """Run ``call`` under its timeout; raise ``TaskTimeout`` when it runs past it.
+
+        An async call is cancelled at the timeout. A sync call's thread cannot
+        be stopped: the slot (and the claim, whose lease keeps being renewed)
+        is held until it returns, then the attempt fails, so no other attempt
+        of the job runs meanwhile.
+        """
+        fn = call.fn
+        if call.is_async:
+            scope = asyncio.timeout(timeout)
+            try:
+                async with scope:
+                    return await fn(ctx)
+            except TimeoutError:
+                if not scope.expired():
+                    raise  # the task's own TimeoutError
+                raise TaskTimeout(f"{call.name} did not finish within its timeout of "
+                                  f"{timeout:g}s and was cancelled") from None
+        thread = asyncio.ensure_future(self.threads.run(lambda: fn(ctx)))
+        done, _ = await asyncio.wait([thread], timeout=timeout)
+        if done:
+            return thread.result()
+        log.warning("job %s (%s) ran past its timeout of %gs; a sync task cannot be "
+                    "interrupted: its slot and claim are held until it returns",
+                    ctx.job.id, call.name, timeout)
+        started = time.monotonic()
+        try:
+            await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - the attempt failed by its timeout anyway
+            pass
+        raise TaskTimeout(f"{call.name} did not finish within its timeout of {timeout:g}s "
+                          f"(a sync task: it returned {time.monotonic() - started + timeout:.1f}s"
+                          " after it started)")
 
     async def _settle(self, r: _Running, outcome: Any) -> None:
         job = r.claim.job
