@@ -44,8 +44,10 @@ from typing import Any
 import psycopg
 
 from pgbatch import _limits
+from pgbatch._aio_client import AsyncClient
 from pgbatch._app import App
 from pgbatch._install import SCHEMA_COMPAT
+from pgbatch._registry import task_entry
 from pgbatch.worker.claim import Claim
 from pgbatch.worker.claimer import Claimer
 from pgbatch.worker.connections import WorkerConnections
@@ -324,6 +326,7 @@ class Worker:
                                          "concurrency": self.concurrency})
         if released:
             log.info("released %d claims of this node's previous incarnation", released)
+        await self._register_tasks(client)
         threads = self._threads = DaemonThreadRunner(self.concurrency)
         settler = self.settler = Settler(client, linger=self.ack_linger,
                                          sync_client=connections.sync_client)
@@ -362,6 +365,18 @@ class Worker:
                                                   name="pgbatch-maintenance"))
         for part in background:
             part.add_done_callback(self._part_done)
+
+    async def _register_tasks(self, client: AsyncClient) -> None:
+        """Record the App's tasks' options in the task registry (read by ``enqueue_task``)."""
+        entries = [task_entry(t) for t in self.app.tasks.values()]
+        if not entries:
+            return
+        try:
+            await client.register_tasks(self.node_id, entries)
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege) as exc:
+            log.warning("could not record this worker's tasks in the task registry (%s); "
+                        "enqueues by task name from the CLI or SQL will not get their "
+                        "options", exc.diag.message_primary or exc)
 
     def _part_done(self, task: asyncio.Task[Any]) -> None:
         """A background part (settler, lease keeper, listener, maintenance) ended."""
