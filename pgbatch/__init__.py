@@ -39,6 +39,7 @@ from pgbatch._errors import (
     ValidationError,
     ValueTooLarge,
 )
+from pgbatch._registry import TaskInfo
 from pgbatch._task import Handler, Task, TaskOptions
 from pgbatch._types import (
     JOB_STATES,
@@ -53,6 +54,7 @@ from pgbatch._types import (
     QueueStats,
     VacuumStat,
 )
+from pgbatch.migrations import migrate
 from pgbatch.worker import Abort, JobContext, Worker, WorkerError, run_worker, run_worker_concurrent
 from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
@@ -108,6 +110,7 @@ __all__ = [
     "ServiceStats",
     "StartLimitExceededError",
     "Task",
+    "TaskInfo",
     "TaskNameWarning",
     "TaskOptions",
     "VacuumStat",
@@ -115,6 +118,7 @@ __all__ = [
     "ValueTooLarge",
     "Worker",
     "WorkerError",
+    "migrate",
     "run_worker",
     "run_worker_concurrent",
 ]

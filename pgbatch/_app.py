@@ -46,6 +46,9 @@ from pgbatch._pooler import PoolerMode, connection_kwargs, resolve_listen_dsn, r
 from pgbatch._task import Handler, Task, TaskOptions, _handler_entry
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
+    from pgbatch._types import JobInfo
     from pgbatch.worker.executor import Executor
 
 if TYPE_CHECKING:
@@ -230,6 +233,29 @@ class App:
             for q in executor.queues():
                 seen.setdefault(q, None)
         return list(seen)
+
+    # -- the schema and jobs -------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Install or upgrade the schema at the App's dsn (``pgbatch.migrate``); revisions applied.
+
+        Connect as the schema owner (docs/roles.md): an App that runs as a
+        producer or worker role migrates nothing; use ``pgbatch migrate`` then.
+        """
+        from pgbatch.migrations import migrate  # noqa: PLC0415 - alembic is slow to import
+
+        return migrate(self.dsn)
+
+    def get_job(self, job_id: UUID) -> JobInfo:
+        """A job's state, live or archived (``JobNotFound`` if there is none).
+
+        The same as ``app.client.get_job(job_id)``; ``await app.aget_job(job_id)``
+        from async code.
+        """
+        return self.client.get_job(job_id)
+
+    async def aget_job(self, job_id: UUID) -> JobInfo:
+        """Async ``get_job``."""
+        return await (await self.aclient()).get_job(job_id)
 
     # -- clients ---------------------------------------------------------------
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -134,6 +134,30 @@ class Task(Generic[P, R]):
         return await client.enqueue(r.queue, r.payload, run_at=r.run_at, priority=r.priority,
                                     dedup_key=r.dedup_key, max_attempts=r.max_attempts,
                                     id=r.id, conn=conn)
+
+    def enqueue_many(self, kwargs_list: Sequence[Mapping[str, Json]], *,
+                     conn: psycopg.Connection[Any] | None = None, run_at: datetime | None = None,
+                     priority: int | None = None,
+                     max_attempts: int | None = None) -> list[UUID]:
+        """Enqueue one job per kwargs mapping, in one transaction (``conn``'s when given).
+
+        One ``enqueue_many`` call: the ids come back in the order of ``kwargs_list``.
+        """
+        requests = [self.request(kw, run_at=run_at, priority=priority, max_attempts=max_attempts)
+                    for kw in kwargs_list]
+        return self.app.client.enqueue_many(requests, conn=conn) if requests else []
+
+    async def aenqueue_many(self, kwargs_list: Sequence[Mapping[str, Json]], *,
+                            conn: psycopg.AsyncConnection[Any] | None = None,
+                            run_at: datetime | None = None, priority: int | None = None,
+                            max_attempts: int | None = None) -> list[UUID]:
+        """Async ``enqueue_many``."""
+        requests = [self.request(kw, run_at=run_at, priority=priority, max_attempts=max_attempts)
+                    for kw in kwargs_list]
+        if not requests:
+            return []
+        client = await self.app.aclient()
+        return await client.enqueue_many(requests, conn=conn)
 
     def defer(self, **kwargs: Json) -> UUID:
         """Enqueue a job with these keyword arguments, in its own transaction."""
