@@ -164,3 +164,40 @@ def test_failures_are_logged_at_warning_and_dead_jobs_at_error_with_tracebacks(
                     if str(unknown) in r.getMessage() and r.levelno == logging.ERROR]
     assert len(dead_unknown) == 1
     assert "UnknownTask" in dead_unknown[0].getMessage()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "transactional"])
+def test_a_stored_traceback_starts_at_the_tasks_own_code(db: TestDatabase, kind: str) -> None:
+    conn = db.connect()
+    with app_on(db.dsn) as app, LoopThread() as lt:
+        if kind == "sync":
+            @app.task(queue="tb", name="tb.fails", max_attempts=1)
+            def fails() -> None:
+                raise RuntimeError("boom in the task")
+        elif kind == "async":
+            @app.task(queue="tb", name="tb.fails", max_attempts=1)
+            async def fails() -> None:
+                raise RuntimeError("boom in the task")
+        else:
+            @app.task(queue="tb", name="tb.fails", max_attempts=1, transactional=True)
+            def fails(ctx: JobContext) -> None:
+                raise RuntimeError("boom in the task")
+
+        lt.start(Worker(app, ["tb"], concurrency=1, poll_interval=30))
+        (jid,) = enqueue_jobs(conn, "tb", "tb.fails", max_attempts=1)
+        row = _dead(conn, jid)
+    tb = row["last_error"]["traceback"]
+    lines = tb.splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert __file__ in lines[1], tb  # the first frame is the task's, not the worker's
+    assert tb.rstrip().endswith("RuntimeError: boom in the task")
+
+
+def test_unknown_tasks_count_as_failed_in_the_workers_stats(db: TestDatabase) -> None:
+    conn = db.connect()
+    with app_on(db.dsn) as app, LoopThread() as lt:
+        _register(app)
+        worker = lt.start(Worker(app, ["ux"], concurrency=1, poll_interval=30))
+        (jid,) = enqueue_jobs(conn, "ux", "nobody.has.this")
+        _dead(conn, jid)
+        assert lt.call(lambda: worker.stats.failed) == 1

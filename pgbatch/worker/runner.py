@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from pgbatch._errors import ClaimLost
@@ -342,11 +345,25 @@ def _log_failure(job: ClaimedJob, name: str | None, exc: BaseException, state: s
             exc_info=exc if with_traceback else None)
 
 
+#: Frames of the worker's own machinery, left out of the head of a stored traceback.
+_INTERNAL_DIRS = (str(Path(__file__).resolve().parent) + os.sep,
+                  str(Path(asyncio.__file__).resolve().parent) + os.sep)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without its leading frames in ``pgbatch.worker`` and ``asyncio`` (all if none)."""
+    first = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        tb = tb.tb_next
+    return tb if tb is not None else first
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
-    """The ``last_error`` of a failed attempt."""
+    """The ``last_error`` of a failed attempt; its traceback starts at the task's own code."""
     return {
         "type": type(exc).__qualname__,
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": "".join(traceback.format_exception(type(exc), exc,
+                                                        _user_frames(exc.__traceback__))),
         "at": datetime.now().astimezone().isoformat(),
     }
