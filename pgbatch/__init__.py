@@ -55,7 +55,15 @@ from pgbatch._types import (
     VacuumStat,
 )
 from pgbatch.migrations import migrate
-from pgbatch.worker import Abort, JobContext, Worker, WorkerError, run_worker, run_worker_concurrent
+from pgbatch.worker import (
+    Abort,
+    JobContext,
+    Retry,
+    Worker,
+    WorkerError,
+    run_worker,
+    run_worker_concurrent,
+)
 from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
@@ -106,6 +114,7 @@ __all__ = [
     "MigrationError",
     "PgBatchError",
     "QueueStats",
+    "Retry",
     "SchemaNotMigrated",
     "ServiceStats",
     "StartLimitExceededError",

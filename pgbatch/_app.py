@@ -123,7 +123,9 @@ class App:
              max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
              lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
-             pass_context: bool = False, transactional: bool = False) -> Task[P, R]: ...
+             pass_context: bool = False, transactional: bool = False,
+             retry_on: ExceptionTypes | None = None,
+             dead_on: ExceptionTypes | None = None) -> Task[P, R]: ...
 
     @overload
     def task(self, fn: None = None, *, name: str | None = None,
@@ -131,7 +133,9 @@ class App:
              max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
              lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
-             pass_context: bool = False, transactional: bool = False) -> _TaskDecorator: ...
+             pass_context: bool = False, transactional: bool = False,
+             retry_on: ExceptionTypes | None = None,
+             dead_on: ExceptionTypes | None = None) -> _TaskDecorator: ...
 
     def task(self, fn: Callable[P, R] | None = None, *, name: str | None = None,
              queue: str | None = None, priority: int = 0,
@@ -139,6 +143,7 @@ class App:
              lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False,
+             retry_on: ExceptionTypes | None = None, dead_on: ExceptionTypes | None = None,
              ) -> Task[P, R] | _TaskDecorator:
         """Register a function (or a ``Handler`` subclass) as a task.
 
@@ -153,6 +158,10 @@ class App:
         sync work an async wrapper or a subprocess for a hard limit).
         ``backoff_base``/``backoff_cap``: retry delay ``base*2^(attempt-1)``
         capped, with jitter. ``transactional`` implies ``pass_context``.
+        ``retry_on``: an exception class (or tuple): only those are retried,
+        any other exception makes the job dead at once; ``dead_on``: exception
+        classes that make the job dead at once (checked first). A task may also
+        raise ``pgbatch.Abort`` (dead now) or ``pgbatch.Retry(at=..., delay=...)``.
         Options outside the SQL API's limits (``pgbatch._limits``: a lease of
         ``MIN_LEASE`` to ``MAX_LEASE``, ``max_attempts`` at least 1, an SQL
         integer priority, a valid queue name, ...) raise ``InvalidArgument``
@@ -164,6 +173,8 @@ class App:
                 lease=_td(lease), timeout=timeout, backoff_base=_td(backoff_base),
                 backoff_cap=_td(backoff_cap), pass_context=pass_context or transactional,
                 transactional=transactional,
+                retry_on=None if retry_on is None else _types(retry_on),
+                dead_on=() if dead_on is None else _types(dead_on),
             )
             func: Callable[..., Any]
             if isinstance(target, type) and issubclass(target, Handler):
@@ -332,6 +343,14 @@ def default_task_name(module: str, qualname: str) -> str:
         f"by the name __main__.{qualname}; define it in an importable module or pass name=",
         TaskNameWarning, stacklevel=4)
     return f"__main__.{qualname}"
+
+
+#: An exception class or a tuple of them (``retry_on``/``dead_on``).
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
+
+
+def _types(value: ExceptionTypes) -> tuple[type[BaseException], ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _td(value: float | timedelta) -> timedelta:

@@ -49,6 +49,10 @@ class TaskOptions:
     backoff_cap: timedelta = timedelta(hours=1)
     pass_context: bool = False
     transactional: bool = False
+    #: Only these exceptions are retried; any other is final (dead at once). None: all retry.
+    retry_on: tuple[type[BaseException], ...] | None = None
+    #: These exceptions are final: the job is dead at once, whatever attempts are left.
+    dead_on: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         check_task_options(self)
@@ -185,6 +189,10 @@ def check_task_options(opts: TaskOptions) -> None:
     if opts.timeout is not None and (not math.isfinite(opts.timeout) or opts.timeout <= 0):
         raise InvalidArgument(f"invalid timeout: {opts.timeout}, must be a positive number "
                               "of seconds or None")
+    for what, types in (("retry_on", opts.retry_on or ()), ("dead_on", opts.dead_on)):
+        if not isinstance(types, tuple) or not all(
+                isinstance(t, type) and issubclass(t, BaseException) for t in types):
+            raise InvalidArgument(f"invalid {what}: {types!r}, must be exception classes")
     for what, value in (("backoff_base", opts.backoff_base), ("backoff_cap", opts.backoff_cap)):
         if not timedelta(0) <= value <= _limits.MAX_RUN_AT_OFFSET:
             raise InvalidArgument(f"invalid {what}: {value}, must be 0 "

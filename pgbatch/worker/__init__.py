@@ -22,7 +22,14 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
-from pgbatch.worker.failures import Abort, TaskArgumentsMismatch, TaskTimeout, UnknownTask
+from pgbatch.worker.failures import (
+    Abort,
+    DeadOn,
+    Retry,
+    TaskArgumentsMismatch,
+    TaskTimeout,
+    UnknownTask,
+)
 from pgbatch.worker.worker import (
     Worker,
     WorkerError,
@@ -37,11 +44,13 @@ __all__ = [
     "Ack",
     "Call",
     "DeadLetter",
+    "DeadOn",
     "Executor",
     "JobContext",
     "Nack",
     "Outcome",
     "Release",
+    "Retry",
     "TaskArgumentsMismatch",
     "TaskTimeout",
     "UnknownHandler",

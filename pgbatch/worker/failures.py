@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pgbatch.worker.executor import UnknownHandler
@@ -24,8 +25,10 @@ class Abort(Exception):
     """Raised by a task: no retry, the job is dead at once (its message is the reason)."""
 
     def reason(self) -> str:
-        """The dead-letter reason: ``"<ExceptionType>: <message>"``."""
+        """The dead-letter reason: ``"<ExceptionType>: <message>"`` (``DeadOn``: the task's)."""
         message = str(self)
+        if isinstance(self, DeadOn):
+            return message
         return f"{type(self).__name__}: {message}" if message else type(self).__name__
 
 
@@ -90,3 +93,50 @@ class TaskTimeout(TimeoutError):
     claim (renewing the lease) until the function returns, then fails the
     attempt; so a second attempt never runs while the first still does.
     """
+
+
+class Retry(Exception):
+    """Raised by a task: fail this attempt and retry at ``at`` (or after ``delay``).
+
+    ``Retry(at=datetime)``, ``Retry(delay=seconds or timedelta)``, or
+    ``Retry()`` for the task's usual backoff; an optional message is stored as
+    the attempt's error. The attempt counts: at the last one the job is dead.
+    """
+
+    def __init__(self, message: str = "", *, at: datetime | None = None,
+                 delay: float | timedelta | None = None) -> None:
+        super().__init__(message)
+        if at is not None and delay is not None:
+            raise ValueError("Retry takes at= or delay=, not both")
+        if at is not None and at.tzinfo is None:
+            raise ValueError("Retry(at=...) needs an aware datetime (with a time zone)")
+        self.at = at
+        self.delay = timedelta(seconds=delay) if isinstance(delay, int | float) else delay
+
+    def retry_at(self) -> datetime | None:
+        """When to retry; None for the task's backoff."""
+        if self.at is not None:
+            return self.at
+        if self.delay is not None:
+            return datetime.now(UTC) + self.delay
+        return None
+
+
+class DeadOn(Abort):
+    """A task's exception that its ``dead_on``/``retry_on`` options make final (no retry)."""
+
+
+ExceptionTypes = tuple[type[BaseException], ...]
+
+
+def final_failure(exc: BaseException, retry_on: ExceptionTypes | None,
+                  dead_on: ExceptionTypes) -> DeadOn | None:
+    """A ``DeadOn`` for ``exc`` when the task's options say no retry can help, else None."""
+    if isinstance(exc, Abort | Retry):
+        return None
+    if (dead_on and isinstance(exc, dead_on)) or (retry_on is not None
+                                                   and not isinstance(exc, retry_on)):
+        message = str(exc)
+        return DeadOn(f"{type(exc).__qualname__}: {message}" if message
+                      else type(exc).__qualname__)
+    return None

@@ -51,7 +51,7 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
-from pgbatch.worker.failures import Abort, TaskTimeout
+from pgbatch.worker.failures import Abort, Retry, TaskTimeout
 from pgbatch.worker.lease_keeper import LeaseKeeper
 from pgbatch.worker.prefetch import PrefetchPolicy
 from pgbatch.worker.settler import Settler
@@ -226,7 +226,9 @@ class Runner:
             if isinstance(exc, Abort):
                 await self._abort_job(job, call.name, exc)
                 return
-            state = await self.settler.nack(job, error_info(exc), backoff_base=call.backoff_base,
+            retry_at = exc.retry_at() if isinstance(exc, Retry) else None
+            state = await self.settler.nack(job, error_info(exc), retry_at=retry_at,
+                                            backoff_base=call.backoff_base,
                                             backoff_cap=call.backoff_cap)
             _log_failure(job, call.name, exc, state)
             return

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.context import JobContext
 from pgbatch.worker.executor import Call
-from pgbatch.worker.failures import check_arguments, unknown_task
+from pgbatch.worker.failures import check_arguments, final_failure, unknown_task
 
 if TYPE_CHECKING:
     from pgbatch._app import App
@@ -71,6 +71,35 @@ class TaskExecutor:
 
 
 def _entry(task: Task[Any, Any]) -> Any:
+    """``fn(ctx)`` for ``task``; with ``retry_on``/``dead_on``, final errors become ``DeadOn``."""
+    entry = _plain_entry(task)
+    opts = task.options
+    if opts.retry_on is None and not opts.dead_on:
+        return entry
+    retry_on, dead_on = opts.retry_on, opts.dead_on
+    if task.is_async or (opts.transactional and task.is_async):
+        async def run_classified(ctx: JobContext) -> Any:
+            try:
+                return await entry(ctx)
+            except Exception as exc:
+                final = final_failure(exc, retry_on, dead_on)
+                if final is None:
+                    raise
+                raise final from exc
+        return run_classified
+
+    def run_classified_sync(ctx: JobContext) -> Any:
+        try:
+            return entry(ctx)
+        except Exception as exc:
+            final = final_failure(exc, retry_on, dead_on)
+            if final is None:
+                raise
+            raise final from exc
+    return run_classified_sync
+
+
+def _plain_entry(task: Task[Any, Any]) -> Any:
     """``fn(ctx)`` running ``task`` with the job's kwargs.
 
     For a plain task it returns what the task function returns (a coroutine
