@@ -64,6 +64,7 @@ from pgbatch.worker import (
     run_worker,
     run_worker_concurrent,
 )
+from pgbatch.worker.log_context import JobContextFilter, JobLogContext, current_job
 from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
@@ -98,11 +99,13 @@ __all__ = [
     "InvalidTimeZone",
     "JobCancelled",
     "JobContext",
+    "JobContextFilter",
     "JobCursor",
     "JobExecutionAlreadyRunningError",
     "JobExecutionNotFound",
     "JobInfo",
     "JobInstanceAlreadyCompleteError",
+    "JobLogContext",
     "JobNotFound",
     "JobNotRegistered",
     "JobRestartError",
@@ -127,6 +130,7 @@ __all__ = [
     "ValueTooLarge",
     "Worker",
     "WorkerError",
+    "current_job",
     "migrate",
     "run_worker",
     "run_worker_concurrent",

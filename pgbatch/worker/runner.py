@@ -24,6 +24,7 @@ outcome (a transactional ack included).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import time
@@ -53,6 +54,8 @@ from pgbatch.worker.executor import (
 )
 from pgbatch.worker.failures import Abort, Retry, TaskTimeout
 from pgbatch.worker.lease_keeper import LeaseKeeper
+from pgbatch.worker.log_context import JobLogContext
+from pgbatch.worker.log_context import _current as _current_job
 from pgbatch.worker.prefetch import PrefetchPolicy
 from pgbatch.worker.settler import Settler
 from pgbatch.worker.threads import DaemonThreadRunner
@@ -157,7 +160,19 @@ class Runner:
 
     # -- running -----------------------------------------------------------------
     async def run(self, claim: Claim) -> None:
-        """Run one claimed job to its settlement (or its release)."""
+        """Run one claimed job to its settlement (or its release), as the current job for logs."""
+        job = claim.job
+        payload = job.payload
+        name = payload.get("task") if isinstance(payload, dict) else None
+        token = _current_job.set(JobLogContext(job.id, job.queue,
+                                               name if isinstance(name, str) else kind_of(job),
+                                               job.attempt))
+        try:
+            await self._run(claim)
+        finally:
+            _current_job.reset(token)
+
+    async def _run(self, claim: Claim) -> None:
         job = claim.job
         self.stats.started += 1
         if self.stats.first_started_at is None:
@@ -262,7 +277,8 @@ class Runner:
             return await self._invoke_with_timeout(call, ctx, call.timeout)
         if call.is_async:
             return await fn(ctx)
-        return await self.threads.run(lambda: fn(ctx))
+        job_context = contextvars.copy_context()  # the thread sees the current job too
+        return await self.threads.run(lambda: job_context.run(fn, ctx))
 
     async def _invoke_with_timeout(self, call: Call, ctx: JobContext, timeout: float) -> Any:
         """Run ``call`` under its timeout; raise ``TaskTimeout`` when it runs past it.
@@ -283,7 +299,8 @@ class Runner:
                     raise  # the task's own TimeoutError
                 raise TaskTimeout(f"{call.name} did not finish within its timeout of "
                                   f"{timeout:g}s and was cancelled") from None
-        thread = asyncio.ensure_future(self.threads.run(lambda: fn(ctx)))
+        job_context = contextvars.copy_context()
+        thread = asyncio.ensure_future(self.threads.run(lambda: job_context.run(fn, ctx)))
         done, _ = await asyncio.wait([thread], timeout=timeout)
         if done:
             return thread.result()
