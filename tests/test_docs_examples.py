@@ -89,3 +89,13 @@ def test_the_docs_point_only_at_files_that_exist(page: str) -> None:
                 or (ROOT / "docs" / name).exists()):
             missing.append(name)
     assert missing == [], f"{page} points at files that do not exist: {missing}"
+
+
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_python_example_compiles(page: str) -> None:
+    text = (ROOT / page).read_text(encoding="utf-8")
+    for n, match in enumerate(PYTHON_BLOCK.finditer(text), 1):
+        compile(match.group(1), f"{page} python block {n}", "exec")
