@@ -5,7 +5,7 @@ transaction; this package is a thin runtime over those functions.
 """
 
 from pgbatch._aio_client import AsyncClient
-from pgbatch._app import App
+from pgbatch._app import App, TaskNameWarning
 from pgbatch._client import Client
 from pgbatch._errors import (
     ClaimLost,
@@ -40,6 +40,7 @@ from pgbatch._errors import (
     ValidationError,
     ValueTooLarge,
 )
+from pgbatch._registry import TaskInfo
 from pgbatch._task import Handler, Task, TaskOptions
 from pgbatch._types import (
     JOB_STATES,
@@ -54,12 +55,23 @@ from pgbatch._types import (
     QueueStats,
     VacuumStat,
 )
-from pgbatch.worker import JobContext, Worker, WorkerError, run_worker, run_worker_concurrent
+from pgbatch.migrations import migrate
+from pgbatch.worker import (
+    Abort,
+    JobContext,
+    Retry,
+    Worker,
+    WorkerError,
+    run_worker,
+    run_worker_concurrent,
+)
+from pgbatch.worker.log_context import JobContextFilter, JobLogContext, current_job
 from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
 from pgbatch.worker.services import MaintenanceContext, MaintenanceService, ServiceStats
 
 __all__ = [
     "JOB_STATES",
+    "Abort",
     "AckEffects",
     "AckOutcome",
     "AckRequest",
@@ -89,11 +101,13 @@ __all__ = [
     "InvalidTimeZone",
     "JobCancelled",
     "JobContext",
+    "JobContextFilter",
     "JobCursor",
     "JobExecutionAlreadyRunningError",
     "JobExecutionNotFound",
     "JobInfo",
     "JobInstanceAlreadyCompleteError",
+    "JobLogContext",
     "JobNotFound",
     "JobNotRegistered",
     "JobRestartError",
@@ -105,16 +119,21 @@ __all__ = [
     "MigrationError",
     "PgBatchError",
     "QueueStats",
+    "Retry",
     "SchemaNotMigrated",
     "ServiceStats",
     "StartLimitExceededError",
     "Task",
+    "TaskInfo",
+    "TaskNameWarning",
     "TaskOptions",
     "VacuumStat",
     "ValidationError",
     "ValueTooLarge",
     "Worker",
     "WorkerError",
+    "current_job",
+    "migrate",
     "run_worker",
     "run_worker_concurrent",
 ]

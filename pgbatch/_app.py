@@ -27,9 +27,12 @@ run those jobs too (see ``pgbatch.worker.executor``).
 
 from __future__ import annotations
 
+import sys
 import threading
+import warnings
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from pgbatch import _limits
@@ -42,6 +45,9 @@ from pgbatch._reconnect import AsyncConnectionPoolGuard, ConnectionPoolGuard
 from pgbatch._task import Handler, Task, TaskOptions, _handler_entry
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
+    from pgbatch._types import JobInfo
     from pgbatch.worker.executor import Executor
 
 if TYPE_CHECKING:
@@ -116,7 +122,9 @@ class App:
              max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
              lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
-             pass_context: bool = False, transactional: bool = False) -> Task[P, R]: ...
+             pass_context: bool = False, transactional: bool = False,
+             retry_on: ExceptionTypes | None = None,
+             dead_on: ExceptionTypes | None = None) -> Task[P, R]: ...
 
     @overload
     def task(self, fn: None = None, *, name: str | None = None,
@@ -124,7 +132,9 @@ class App:
              max_attempts: int = _limits.DEFAULT_MAX_ATTEMPTS,
              lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
-             pass_context: bool = False, transactional: bool = False) -> _TaskDecorator: ...
+             pass_context: bool = False, transactional: bool = False,
+             retry_on: ExceptionTypes | None = None,
+             dead_on: ExceptionTypes | None = None) -> _TaskDecorator: ...
 
     def task(self, fn: Callable[P, R] | None = None, *, name: str | None = None,
              queue: str | None = None, priority: int = 0,
@@ -132,15 +142,25 @@ class App:
              lease: float | timedelta = _limits.DEFAULT_LEASE, timeout: float | None = None,
              backoff_base: float | timedelta = 1.0, backoff_cap: float | timedelta = 3600.0,
              pass_context: bool = False, transactional: bool = False,
+             retry_on: ExceptionTypes | None = None, dead_on: ExceptionTypes | None = None,
              ) -> Task[P, R] | _TaskDecorator:
         """Register a function (or a ``Handler`` subclass) as a task.
 
         ``lease``: seconds a claim lasts without renewal; the worker renews it
         every third of that while the job runs, so a job may run longer, but a
         worker that stops renewing (crash, freeze) loses the job to another
-        after this long. ``timeout``: seconds after which the attempt fails.
+        after this long. ``timeout``: seconds after which the attempt fails
+        with ``TaskTimeout`` (retried like any failure): an async task is
+        cancelled then; a sync task cannot be interrupted, so its thread runs on
+        and the worker holds its slot and claim until it returns, then fails
+        the attempt (no second attempt runs while the first does; give long
+        sync work an async wrapper or a subprocess for a hard limit).
         ``backoff_base``/``backoff_cap``: retry delay ``base*2^(attempt-1)``
         capped, with jitter. ``transactional`` implies ``pass_context``.
+        ``retry_on``: an exception class (or tuple): only those are retried,
+        any other exception makes the job dead at once; ``dead_on``: exception
+        classes that make the job dead at once (checked first). A task may also
+        raise ``pgbatch.Abort`` (dead now) or ``pgbatch.Retry(at=..., delay=...)``.
         Options outside the SQL API's limits (``pgbatch._limits``: a lease of
         ``MIN_LEASE`` to ``MAX_LEASE``, ``max_attempts`` at least 1, an SQL
         integer priority, a valid queue name, ...) raise ``InvalidArgument``
@@ -152,15 +172,16 @@ class App:
                 lease=_td(lease), timeout=timeout, backoff_base=_td(backoff_base),
                 backoff_cap=_td(backoff_cap), pass_context=pass_context or transactional,
                 transactional=transactional,
+                retry_on=None if retry_on is None else _types(retry_on),
+                dead_on=() if dead_on is None else _types(dead_on),
             )
             func: Callable[..., Any]
             if isinstance(target, type) and issubclass(target, Handler):
                 func = _handler_entry(target())
                 opts = TaskOptions(**{**opts.__dict__, "pass_context": True})
-                task_name = name or f"{target.__module__}.{target.__qualname__}"
             else:
                 func = target
-                task_name = name or f"{target.__module__}.{target.__qualname__}"
+            task_name = name or default_task_name(target.__module__, target.__qualname__)
             if task_name in self.tasks:
                 raise ValueError(f"task {task_name!r} is already registered")
             t: Task[P2, R2] = Task(self, task_name, func, opts)
@@ -223,6 +244,29 @@ class App:
                 seen.setdefault(q, None)
         return list(seen)
 
+    # -- the schema and jobs -------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Install or upgrade the schema at the App's dsn (``pgbatch.migrate``); revisions applied.
+
+        Connect as the schema owner (docs/roles.md): an App that runs as a
+        producer or worker role migrates nothing; use ``pgbatch migrate`` then.
+        """
+        from pgbatch.migrations import migrate  # noqa: PLC0415 - alembic is slow to import
+
+        return migrate(self.dsn)
+
+    def get_job(self, job_id: UUID) -> JobInfo:
+        """A job's state, live or archived (``JobNotFound`` if there is none).
+
+        The same as ``app.client.get_job(job_id)``; ``await app.aget_job(job_id)``
+        from async code.
+        """
+        return self.client.get_job(job_id)
+
+    async def aget_job(self, job_id: UUID) -> JobInfo:
+        """Async ``get_job``."""
+        return await (await self.aclient()).get_job(job_id)
+
     # -- clients ---------------------------------------------------------------
     @property
     def client(self) -> Client:
@@ -259,6 +303,54 @@ class App:
             await self._aclient.close()
             self._aclient = None
         self.close()
+
+
+class TaskNameWarning(UserWarning):
+    """A task's default name may not be the one a worker importing its module registers."""
+
+
+def default_task_name(module: str, qualname: str) -> str:
+    """``module.qualname``; for a script run as ``__main__``, the module a worker would import.
+
+    ``python -m pkg.tasks`` has ``__spec__.name``: ``pkg.tasks.<function>``,
+    exactly what ``pgbatch worker --app pkg.tasks:app`` registers. ``python
+    tasks.py`` has only its file: ``tasks.<function>`` (what ``--app tasks:app``
+    registers when run from the script's directory), with a ``TaskNameWarning``
+    unless the script is in the current directory.
+    Without a file (an interactive session) the name stays ``__main__.<function>``,
+    which no worker can run, with a ``TaskNameWarning`` too. ``name=`` avoids all this.
+    """
+    if module != "__main__":
+        return f"{module}.{qualname}"
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    spec_name = getattr(spec, "name", None)
+    if isinstance(spec_name, str) and spec_name and not spec_name.endswith("__main__"):
+        return f"{spec_name}.{qualname}"
+    path = getattr(main, "__file__", None)
+    stem = Path(path).stem if isinstance(path, str) else ""
+    if stem.isidentifier() and stem != "__main__":
+        if Path(path).resolve().parent == Path.cwd().resolve():  # type: ignore[arg-type]
+            return f"{stem}.{qualname}"  # what --app <stem>:app from here registers
+        warnings.warn(
+            f"task {qualname!r} is defined in the script {path} run as __main__: it is named "
+            f"{stem}.{qualname!r}, what a worker started with --app {stem}:app from the "
+            f"script's directory registers; pass name= to fix the name", TaskNameWarning,
+            stacklevel=4)
+        return f"{stem}.{qualname}"
+    warnings.warn(
+        f"task {qualname!r} is defined in __main__ without a file: no worker can import it "
+        f"by the name __main__.{qualname}; define it in an importable module or pass name=",
+        TaskNameWarning, stacklevel=4)
+    return f"__main__.{qualname}"
+
+
+#: An exception class or a tuple of them (``retry_on``/``dead_on``).
+ExceptionTypes = type[BaseException] | tuple[type[BaseException], ...]
+
+
+def _types(value: ExceptionTypes) -> tuple[type[BaseException], ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def _td(value: float | timedelta) -> timedelta:

@@ -29,10 +29,11 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from pgbatch import _limits, _ops, _retry
+from pgbatch import _limits, _ops, _registry, _retry
 from pgbatch._errors import DuplicateJobId, translate
 from pgbatch._pooler import connection_kwargs, resolve_pooler
 from pgbatch._reconnect import ConnectionPoolGuard
+from pgbatch._registry import TaskInfo
 from pgbatch._types import (
     AckEffects,
     AckOutcome,
@@ -391,3 +392,32 @@ class Client:
     def check_compat(self, supported: int, *, conn: AnyConn | None = None) -> int:
         """Raise IncompatibleSchema if the database is newer than ``supported``."""
         return self.run(_ops.check_compat(supported), conn)
+
+    # -- the task registry and queue removal (pgbatch._registry) --------------------------
+    def enqueue_task(self, task: str, kwargs: dict[str, Json] | None = None, *,
+                           queue: str | None = None, run_at: datetime | None = None,
+                           priority: int | None = None, dedup_key: str | None = None,
+                           max_attempts: int | None = None, id: UUID | None = None,
+                           conn: AnyConn | None = None) -> UUID:
+        """Enqueue a job of ``task`` by name, with its registered options where none is given.
+
+        The queue, priority and max_attempts default to those a worker that
+        has the task recorded in the task registry; InvalidArgument when the
+        task is not registered and no ``queue`` is given.
+        """
+        return self.run(_registry.enqueue_task(task, kwargs, queue, run_at, priority,
+                                                     dedup_key, max_attempts, id), conn)
+
+    def register_tasks(self, node_id: str, tasks: Sequence[dict[str, Json]], *,
+                             conn: AnyConn | None = None) -> int:
+        """Record tasks' options in the task registry (what a worker does at start)."""
+        return self.run(_registry.register_tasks(node_id, tasks), conn)
+
+    def list_tasks(self, name: str | None = None, *,
+                         conn: AnyConn | None = None) -> list[TaskInfo]:
+        """The task registry, by name (one task when ``name`` is given)."""
+        return self.run(_registry.list_tasks(name), conn)
+
+    def drop_queue(self, queue: str, *, conn: AnyConn | None = None) -> None:
+        """Remove a queue that holds no live job (InvalidState otherwise)."""
+        self.run(_registry.drop_queue(queue), conn)

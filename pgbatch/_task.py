@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -49,6 +49,10 @@ class TaskOptions:
     backoff_cap: timedelta = timedelta(hours=1)
     pass_context: bool = False
     transactional: bool = False
+    #: Only these exceptions are retried; any other is final (dead at once). None: all retry.
+    retry_on: tuple[type[BaseException], ...] | None = None
+    #: These exceptions are final: the job is dead at once, whatever attempts are left.
+    dead_on: tuple[type[BaseException], ...] = ()
 
     def __post_init__(self) -> None:
         check_task_options(self)
@@ -135,6 +139,30 @@ class Task(Generic[P, R]):
                                     dedup_key=r.dedup_key, max_attempts=r.max_attempts,
                                     id=r.id, conn=conn)
 
+    def enqueue_many(self, kwargs_list: Sequence[Mapping[str, Json]], *,
+                     conn: psycopg.Connection[Any] | None = None, run_at: datetime | None = None,
+                     priority: int | None = None,
+                     max_attempts: int | None = None) -> list[UUID]:
+        """Enqueue one job per kwargs mapping, in one transaction (``conn``'s when given).
+
+        One ``enqueue_many`` call: the ids come back in the order of ``kwargs_list``.
+        """
+        requests = [self.request(kw, run_at=run_at, priority=priority, max_attempts=max_attempts)
+                    for kw in kwargs_list]
+        return self.app.client.enqueue_many(requests, conn=conn) if requests else []
+
+    async def aenqueue_many(self, kwargs_list: Sequence[Mapping[str, Json]], *,
+                            conn: psycopg.AsyncConnection[Any] | None = None,
+                            run_at: datetime | None = None, priority: int | None = None,
+                            max_attempts: int | None = None) -> list[UUID]:
+        """Async ``enqueue_many``."""
+        requests = [self.request(kw, run_at=run_at, priority=priority, max_attempts=max_attempts)
+                    for kw in kwargs_list]
+        if not requests:
+            return []
+        client = await self.app.aclient()
+        return await client.enqueue_many(requests, conn=conn)
+
     def defer(self, **kwargs: Json) -> UUID:
         """Enqueue a job with these keyword arguments, in its own transaction."""
         return self.enqueue(kwargs)
@@ -161,6 +189,10 @@ def check_task_options(opts: TaskOptions) -> None:
     if opts.timeout is not None and (not math.isfinite(opts.timeout) or opts.timeout <= 0):
         raise InvalidArgument(f"invalid timeout: {opts.timeout}, must be a positive number "
                               "of seconds or None")
+    for what, types in (("retry_on", opts.retry_on or ()), ("dead_on", opts.dead_on)):
+        if not isinstance(types, tuple) or not all(
+                isinstance(t, type) and issubclass(t, BaseException) for t in types):
+            raise InvalidArgument(f"invalid {what}: {types!r}, must be exception classes")
     for what, value in (("backoff_base", opts.backoff_base), ("backoff_cap", opts.backoff_cap)):
         if not timedelta(0) <= value <= _limits.MAX_RUN_AT_OFFSET:
             raise InvalidArgument(f"invalid {what}: {value}, must be 0 "

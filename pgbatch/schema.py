@@ -70,6 +70,7 @@ __all__ = [
     "queue_count",
     "step_execution",
     "step_execution_context",
+    "task_registry",
 ]
 
 #: The PostgreSQL schema every pgbatch object lives in.
@@ -234,6 +235,19 @@ leader = Table(
     Column("acquired_at", _TSTZ, nullable=False),
     Column("renewed_at", _TSTZ, nullable=False),
     Column("lease_expires_at", _TSTZ, nullable=False),
+)
+
+#: The options of the tasks workers have (``register_tasks()``; read by ``enqueue_task()``).
+task_registry = Table(
+    "task_registry",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("queue", Text, nullable=False),
+    Column("priority", Integer, nullable=False, server_default=text("0")),
+    Column("max_attempts", Integer, nullable=False),
+    Column("options", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("registered_by", Text, nullable=False),
+    Column("registered_at", _TSTZ, nullable=False, server_default=func.now()),
 )
 
 # -- the batch engine (sql/batch/schema/, docs/batch.md) -------------------------------

@@ -69,7 +69,7 @@ def test_a_second_sigterm_exits_at_once_leaving_the_claims_for_the_reaper(
         code = wp.wait_exit(10)
         elapsed = time.monotonic() - sent
 
-    assert code == 0, wp.describe()
+    assert code == 143, wp.describe()  # 128 + SIGTERM, the shell's convention
     assert elapsed < 1.5, elapsed  # not the 30 s grace
     for jid in jobs:
         row = job_row(conn, jid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from pgbatch.cli import roles
@@ -27,6 +28,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     result = asyncio.run(demo.run_demo(dsn, jobs=args.jobs, concurrency=args.concurrency,
                                        out=sys.stdout))
     print(demo.summary(result))
+    if not (args.dsn or os.environ.get("PGBATCH_DSN")):
+        from pgbatch.embedded import default_data_dir  # noqa: PLC0415
+
+        print(f"the embedded PostgreSQL server keeps running (data in {default_data_dir()}): "
+              "`pgbatch server status` shows it, `pgbatch server stop` stops it")
     if result.interrupted:
         return 130
     return 1 if result.dead else 0

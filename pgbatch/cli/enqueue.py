@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pgbatch import _limits
+from pgbatch._registry import TaskInfo
 from pgbatch._types import Json
 from pgbatch.cli.common import (
     CliError,
@@ -39,14 +42,33 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     run_at: datetime | None = args.run_at
     if args.delay is not None:
         run_at = datetime.now(UTC) + timedelta(seconds=args.delay)
-    options: dict[str, Any] = {"run_at": run_at, "priority": args.priority,
-                               "dedup_key": args.dedup_key, "id": args.id}
-    if args.max_attempts is not None:
-        options["max_attempts"] = args.max_attempts
     with session(dsn_of(args), pooler_of(args)) as (client, conn):
-        new_id = client.enqueue(args.queue, payload, conn=conn, **options)
+        if args.task is not None:
+            _warn_unregistered(client.list_tasks(conn=conn), args.task)
+            new_id = client.enqueue_task(
+                args.task, args.kwargs, queue=args.queue, run_at=run_at, priority=args.priority,
+                dedup_key=args.dedup_key, max_attempts=args.max_attempts, id=args.id, conn=conn)
+        else:
+            options: dict[str, Any] = {"run_at": run_at, "priority": args.priority or 0,
+                                       "dedup_key": args.dedup_key, "id": args.id}
+            if args.max_attempts is not None:
+                options["max_attempts"] = args.max_attempts
+            new_id = client.enqueue(args.queue, payload, conn=conn, **options)
     print(new_id)
     return 0
+
+
+def _warn_unregistered(tasks: list[TaskInfo], name: str) -> None:
+    """Say on stderr when workers registered tasks, but not this one (with close names)."""
+    names = [t.name for t in tasks]
+    if not names or name in names:
+        return
+    tail = name.rsplit(".", 1)[-1]
+    close = [n for n in names if n.rsplit(".", 1)[-1] == tail] or \
+        difflib.get_close_matches(name, names, n=3)
+    hint = f"; did you mean {' or '.join(repr(n) for n in close)}?" if close else ""
+    print(f"warning: no worker has registered a task named {name!r}{hint} (task names are "
+          "module.function); a worker without it dead-letters the job", file=sys.stderr)
 
 
 def register(commands: Commands) -> None:
@@ -55,10 +77,13 @@ def register(commands: Commands) -> None:
         commands, "enqueue", "enqueue a job and print its id",
         "Enqueue one job and print its id. The payload is any JSON value (default {});\n"
         "--task NAME --kwargs JSON builds the payload App tasks use:\n"
-        '{"task": NAME, "kwargs": {...}}.',
+        '{"task": NAME, "kwargs": {...}}, and takes the task\'s priority and max_attempts\n'
+        "from the task registry (pgbatch.enqueue_task; workers record their tasks'\n"
+        "options there when they start) unless --priority/--max-attempts are given.\n"
+        "NAME is the task's full name, module.function.",
         "examples:\n"
         "  pgbatch enqueue emails '{\"to\": \"a@example.com\"}'\n"
-        "  pgbatch enqueue emails --task send_email \\\n"
+        "  pgbatch enqueue emails --task myproject.tasks.send_email \\\n"
         "      --kwargs '{\"to\": \"a@example.com\", \"subject\": \"hi\"}'\n"
         "  pgbatch enqueue reports '{}' --delay 3600 --dedup-key daily-report",
         handler=cmd_enqueue)
@@ -71,14 +96,14 @@ def register(commands: Commands) -> None:
                             help="not before this time, ISO 8601 (no offset: local time)")
     when_group.add_argument("--delay", type=seconds, metavar="SECONDS",
                             help="not before this many seconds from now")
-    p.add_argument("--priority", type=integer, default=0, metavar="N",
-                   help="higher runs first (default: 0)")
+    p.add_argument("--priority", type=integer, default=None, metavar="N",
+                   help="higher runs first (default: 0; with --task, the task's)")
     p.add_argument("--dedup-key", metavar="K",
                    help="while a pending or claimed job of this queue has this key, print "
                         "that job's id and enqueue nothing")
     p.add_argument("--max-attempts", type=positive_int, metavar="N",
                    help=("attempts before the job is dead-lettered "
-                         f"(default: {_limits.DEFAULT_MAX_ATTEMPTS})"))
+                         f"(default: {_limits.DEFAULT_MAX_ATTEMPTS}; with --task, the task's)"))
     p.add_argument("--id", type=job_id, metavar="UUID",
                    help="the job's id (default: a new time-ordered UUID)")
     p.add_argument("--task", metavar="NAME", help="task name: payload becomes "

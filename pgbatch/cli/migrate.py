@@ -23,7 +23,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     dsn = dsn_of(args)
     with roles.migrate_env(args):
         applied = _migrate.upgrade(dsn)
-    if applied:
+    if args.quiet:
+        pass
+    elif applied:
         for rev in applied:
             print(f"applied {rev}")
     else:
@@ -38,7 +40,8 @@ def register(commands: Commands) -> None:
         commands, "migrate", "install or upgrade the pgbatch schema",
         "Upgrade the database's pgbatch schema to the newest version this pgbatch ships.\n"
         "Idempotent, and safe from many processes at once (an advisory lock serialises\n"
-        "them). With --sql, print the SQL instead, for a DBA to apply with psql.",
+        "them). With --sql, print the SQL instead, for a DBA to apply with psql.\n"
+        "-q prints nothing on success. From Python: pgbatch.migrate(dsn).",
         "examples:\n"
         "  pgbatch migrate\n"
         "  pgbatch migrate --sql > pgbatch-upgrade.sql\n"

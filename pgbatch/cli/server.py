@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pgbatch.cli.common import Commands, add_command, add_group
+from pgbatch.cli.common import Commands, add_command
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -46,12 +46,17 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 def register(commands: Commands) -> None:
     """Add ``server`` and its subcommands."""
-    ssub = add_group(commands, "server", "the embedded PostgreSQL server: status, start, stop",
-                     "The embedded PostgreSQL server that commands use when no --dsn or\n"
-                     "$PGBATCH_DSN is given. Its data lives in your user data directory and\n"
-                     "survives restarts; it keeps running after a command exits. These "
-                     "commands\nignore --dsn.",
-                     "examples:\n  pgbatch server status\n  pgbatch server stop")
+    # no --dsn/--pooler here: these commands act on the embedded server only
+    group = add_command(commands, "server", "the embedded PostgreSQL server: status, start, stop",
+                        "The embedded PostgreSQL server that commands use when no --dsn or\n"
+                        "$PGBATCH_DSN is given. Its data lives in your user data directory "
+                        "and\nsurvives restarts; it keeps running after a command exits "
+                        "until\n`pgbatch server stop`.",
+                        "examples:\n  pgbatch server status\n  pgbatch server stop",
+                        common=False)
+    _add_output_options(group)
+    ssub = group.add_subparsers(dest="server_command", metavar="SUBCOMMAND",
+                                title="subcommands", required=True)
     for name, help_text, description in (
         ("status", "where its data lives, its DSN, running or not",
          "Print the data directory, state, DSN, version and log file. Exit status 0 when\n"
@@ -60,4 +65,14 @@ def register(commands: Commands) -> None:
          "Start the embedded server, creating the cluster on first use; print its DSN."),
         ("stop", "stop it (the data is kept)", "Stop the embedded server; the data is kept."),
     ):
-        add_command(ssub, name, help_text, description, handler=cmd_server)
+        _add_output_options(add_command(ssub, name, help_text, description, handler=cmd_server,
+                                        common=False))
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``-v`` and ``-q`` as on every command (defaults from the main parser)."""
+    sup = argparse.SUPPRESS
+    parser.add_argument("-v", "--verbose", action="count", default=sup,
+                        help="more output: DEBUG logs, tracebacks of errors")
+    parser.add_argument("-q", "--quiet", action="store_true", default=sup,
+                        help="less output: warnings and errors only")

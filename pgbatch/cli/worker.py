@@ -114,13 +114,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
              len(app.tasks), ", ".join(queues), args.concurrency,
              "" if worker.listen else ", polling only (no LISTEN)",
              f", pooler mode {app.pooler}" if app.pooler != "none" else "")
+    code = 0
     try:
         asyncio.run(worker.run())
+    except SystemExit as exc:  # a second signal: 143 (SIGTERM) or 130 (SIGINT)
+        code = exc.code if isinstance(exc.code, int) else 1
     finally:
         app.close()
     log.info("worker %s stopped (%d succeeded, %d failed, %d released)", worker.node_id,
              worker.stats.succeeded, worker.stats.failed, worker.stats.released)
-    return 0
+    return code
 
 
 def register(commands: Commands) -> None:
@@ -130,7 +133,8 @@ def register(commands: Commands) -> None:
         "Import an App (module:attribute, importable from the current directory) and\n"
         "run its tasks until SIGTERM/SIGINT. The first signal stops claiming, lets\n"
         "running jobs finish within --shutdown-grace and releases the rest; a second\n"
-        "signal exits at once. The schema must be migrated (pgbatch migrate).\n"
+        "signal exits at once with status 143 (SIGTERM) or 130 (SIGINT), leaving its\n"
+        "claims to expire. The schema must be migrated (pgbatch migrate).\n"
         "Logs go to stderr.",
         "examples:\n"
         "  pgbatch worker --app myproject.tasks:app\n"

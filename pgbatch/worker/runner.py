@@ -24,16 +24,20 @@ outcome (a transactional ack included).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import os
 import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from pgbatch._errors import ClaimLost
-from pgbatch._types import AckEffects
+from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.claim import Claim, ClaimKey
 from pgbatch.worker.context import ClaimServices, JobContext
 from pgbatch.worker.executor import (
@@ -48,7 +52,10 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
+from pgbatch.worker.failures import Abort, Retry, TaskTimeout
 from pgbatch.worker.lease_keeper import LeaseKeeper
+from pgbatch.worker.log_context import JobLogContext
+from pgbatch.worker.log_context import _current as _current_job
 from pgbatch.worker.prefetch import PrefetchPolicy
 from pgbatch.worker.settler import Settler
 from pgbatch.worker.threads import DaemonThreadRunner
@@ -153,7 +160,19 @@ class Runner:
 
     # -- running -----------------------------------------------------------------
     async def run(self, claim: Claim) -> None:
-        """Run one claimed job to its settlement (or its release)."""
+        """Run one claimed job to its settlement (or its release), as the current job for logs."""
+        job = claim.job
+        payload = job.payload
+        name = payload.get("task") if isinstance(payload, dict) else None
+        token = _current_job.set(JobLogContext(job.id, job.queue,
+                                               name if isinstance(name, str) else kind_of(job),
+                                               job.attempt))
+        try:
+            await self._run(claim)
+        finally:
+            _current_job.reset(token)
+
+    async def _run(self, claim: Claim) -> None:
         job = claim.job
         self.stats.started += 1
         if self.stats.first_started_at is None:
@@ -170,12 +189,18 @@ class Runner:
             call = executor.resolve(job)
         except UnknownHandler as exc:
             self.lease_keeper.drop(claim)
-            await self.settler.nack(job, {"type": exc.error_type, "message": str(exc)})
+            self.stats.failed += 1
+            if isinstance(exc, Abort):  # an unknown task: no retry can find it
+                await self._abort_job(job, None, exc)
+                return
+            state = await self.settler.nack(job, {"type": exc.error_type, "message": str(exc)})
+            _log_failure(job, None, exc, state, with_traceback=False)
             return
         except Exception as exc:  # noqa: BLE001 - an executor that cannot resolve: a nack
             self.lease_keeper.drop(claim)
             self.stats.failed += 1
-            await self.settler.nack(job, error_info(exc))
+            state = await self.settler.nack(job, error_info(exc))
+            _log_failure(job, None, exc, state)
             return
         claim.lease = call.lease
         ctx = JobContext(job, call.name, self.worker_id, kind=kind, claim=claim,
@@ -213,8 +238,14 @@ class Runner:
                 return
             self.prefetch.observe(time.monotonic() - started)
             self.stats.failed += 1
-            await self.settler.nack(job, error_info(exc), backoff_base=call.backoff_base,
-                                    backoff_cap=call.backoff_cap)
+            if isinstance(exc, Abort):
+                await self._abort_job(job, call.name, exc)
+                return
+            retry_at = exc.retry_at() if isinstance(exc, Retry) else None
+            state = await self.settler.nack(job, error_info(exc), retry_at=retry_at,
+                                            backoff_base=call.backoff_base,
+                                            backoff_cap=call.backoff_cap)
+            _log_failure(job, call.name, exc, state)
             return
         self._running.pop(claim.key, None)
         self.lease_keeper.drop(claim)
@@ -228,18 +259,64 @@ class Runner:
             return
         await self._settle(r, outcome)
 
+    async def _abort_job(self, job: ClaimedJob, name: str | None, exc: Abort) -> None:
+        """Dead-letter the job at once: its failure is one no retry can fix."""
+        if await self.settler.dead_letter(job, exc.reason()):
+            log.error("job %s (%s, queue %s, attempt %d) is dead: %s", job.id,
+                      name or _task_name(job), job.queue, job.attempt, exc.reason(),
+                      exc_info=exc if exc.__traceback__ is not None else None)
+
     def _finish(self, r: _Running) -> None:
         self._running.pop(r.claim.key, None)
         self.lease_keeper.drop(r.claim)
         r.claim.watcher = _FINISHED
 
     async def _invoke(self, call: Call, ctx: JobContext) -> Any:
+        fn = call.fn
+        if call.timeout:
+            return await self._invoke_with_timeout(call, ctx, call.timeout)
         if call.is_async:
-            coro = call.fn(ctx)
-        else:
-            fn = call.fn
-            coro = self.threads.run(lambda: fn(ctx))
-        return await (asyncio.wait_for(coro, call.timeout) if call.timeout else coro)
+            return await fn(ctx)
+        job_context = contextvars.copy_context()  # the thread sees the current job too
+        return await self.threads.run(lambda: job_context.run(fn, ctx))
+
+    async def _invoke_with_timeout(self, call: Call, ctx: JobContext, timeout: float) -> Any:
+        """Run ``call`` under its timeout; raise ``TaskTimeout`` when it runs past it.
+
+        An async call is cancelled at the timeout. A sync call's thread cannot
+        be stopped: the slot (and the claim, whose lease keeps being renewed)
+        is held until it returns, then the attempt fails, so no other attempt
+        of the job runs meanwhile.
+        """
+        fn = call.fn
+        if call.is_async:
+            scope = asyncio.timeout(timeout)
+            try:
+                async with scope:
+                    return await fn(ctx)
+            except TimeoutError:
+                if not scope.expired():
+                    raise  # the task's own TimeoutError
+                raise TaskTimeout(f"{call.name} did not finish within its timeout of "
+                                  f"{timeout:g}s and was cancelled") from None
+        job_context = contextvars.copy_context()
+        thread = asyncio.ensure_future(self.threads.run(lambda: job_context.run(fn, ctx)))
+        done, _ = await asyncio.wait([thread], timeout=timeout)
+        if done:
+            return thread.result()
+        log.warning("job %s (%s) ran past its timeout of %gs; a sync task cannot be "
+                    "interrupted: its slot and claim are held until it returns",
+                    ctx.job.id, call.name, timeout)
+        started = time.monotonic()
+        try:
+            await asyncio.shield(thread)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001, S110 - the attempt failed by its timeout anyway
+            pass
+        raise TaskTimeout(f"{call.name} did not finish within its timeout of {timeout:g}s "
+                          f"(a sync task: it returned {time.monotonic() - started + timeout:.1f}s"
+                          " after it started)")
 
     async def _settle(self, r: _Running, outcome: Any) -> None:
         job = r.claim.job
@@ -254,19 +331,58 @@ class Runner:
             await self.settler.release(job, outcome.reason)
         elif isinstance(outcome, Nack):
             self.stats.failed += 1
-            await self.settler.nack(job, outcome.error, retry_at=outcome.retry_at,
-                                    backoff_base=r.call.backoff_base,
-                                    backoff_cap=r.call.backoff_cap)
+            state = await self.settler.nack(job, outcome.error, retry_at=outcome.retry_at,
+                                            backoff_base=r.call.backoff_base,
+                                            backoff_cap=r.call.backoff_cap)
+            if state is not None:
+                log.log(logging.ERROR if state == "dead" else logging.WARNING,
+                        "job %s (%s, queue %s) attempt %d %s: Nack(%s)", job.id, r.call.name,
+                        job.queue, job.attempt,
+                        "is dead" if state == "dead" else f"failed (now {state})", outcome.error)
         elif isinstance(outcome, DeadLetter):
             self.stats.failed += 1
-            await self.settler.dead_letter(job, outcome.reason)
+            if await self.settler.dead_letter(job, outcome.reason):
+                log.error("job %s (%s, queue %s, attempt %d) is dead: DeadLetter(%s)", job.id,
+                          r.call.name, job.queue, job.attempt, outcome.reason)
+
+
+def _task_name(job: ClaimedJob) -> str:
+    payload = job.payload
+    name = payload.get("task") if isinstance(payload, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
+def _log_failure(job: ClaimedJob, name: str | None, exc: BaseException, state: str | None, *,
+                 with_traceback: bool = True) -> None:
+    """A failed attempt at WARNING, a job that is now dead at ERROR, each with its traceback."""
+    if state is None:  # the nack itself failed or the claim was lost: the settler said so
+        return
+    level = logging.ERROR if state == "dead" else logging.WARNING
+    what = "is dead" if state == "dead" else f"failed (now {state})"
+    log.log(level, "job %s (%s, queue %s) attempt %d %s: %s: %s", job.id,
+            name or _task_name(job), job.queue, job.attempt, what, type(exc).__qualname__, exc,
+            exc_info=exc if with_traceback else None)
+
+
+#: Frames of the worker's own machinery, left out of the head of a stored traceback.
+_INTERNAL_DIRS = (str(Path(__file__).resolve().parent) + os.sep,
+                  str(Path(asyncio.__file__).resolve().parent) + os.sep)
+
+
+def _user_frames(tb: TracebackType | None) -> TracebackType | None:
+    """``tb`` without its leading frames in ``pgbatch.worker`` and ``asyncio`` (all if none)."""
+    first = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_INTERNAL_DIRS):
+        tb = tb.tb_next
+    return tb if tb is not None else first
 
 
 def error_info(exc: BaseException) -> dict[str, Any]:
-    """The ``last_error`` of a failed attempt."""
+    """The ``last_error`` of a failed attempt; its traceback starts at the task's own code."""
     return {
         "type": type(exc).__qualname__,
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": "".join(traceback.format_exception(type(exc), exc,
+                                                        _user_frames(exc.__traceback__))),
         "at": datetime.now().astimezone().isoformat(),
     }

@@ -243,7 +243,7 @@ class Settler:
             return None
         self.stats.nacked += 1
         info = error if isinstance(error, dict) else {}
-        log.info("job %s attempt %d failed (%s: %s); now %s", job.id, job.attempt,
+        log.debug("job %s attempt %d failed (%s: %s); now %s", job.id, job.attempt,
                  info.get("type"), info.get("message"), state)
         return state
 

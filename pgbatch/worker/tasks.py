@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.context import JobContext
-from pgbatch.worker.executor import Call, UnknownHandler
+from pgbatch.worker.executor import Call
+from pgbatch.worker.failures import check_arguments, final_failure, unknown_task
 
 if TYPE_CHECKING:
     from pgbatch._app import App
@@ -60,8 +61,7 @@ class TaskExecutor:
             return cached
         task = self.app.tasks.get(name) if isinstance(name, str) else None
         if task is None:
-            raise UnknownHandler(f"no task named {name!r} is registered in this worker",
-                                 "UnknownTask")
+            raise unknown_task(name, self.app.tasks)
         opts = task.options
         call = Call(name=task.name, fn=_entry(task), is_async=task.is_async, lease=opts.lease,
                     timeout=opts.timeout, backoff_base=opts.backoff_base,
@@ -71,20 +71,58 @@ class TaskExecutor:
 
 
 def _entry(task: Task[Any, Any]) -> Any:
+    """``fn(ctx)`` for ``task``; with ``retry_on``/``dead_on``, final errors become ``DeadOn``."""
+    entry = _plain_entry(task)
+    opts = task.options
+    if opts.retry_on is None and not opts.dead_on:
+        return entry
+    retry_on, dead_on = opts.retry_on, opts.dead_on
+    if task.is_async or (opts.transactional and task.is_async):
+        async def run_classified(ctx: JobContext) -> Any:
+            try:
+                return await entry(ctx)
+            except Exception as exc:
+                final = final_failure(exc, retry_on, dead_on)
+                if final is None:
+                    raise
+                raise final from exc
+        return run_classified
+
+    def run_classified_sync(ctx: JobContext) -> Any:
+        try:
+            return entry(ctx)
+        except Exception as exc:
+            final = final_failure(exc, retry_on, dead_on)
+            if final is None:
+                raise
+            raise final from exc
+    return run_classified_sync
+
+
+def _plain_entry(task: Task[Any, Any]) -> Any:
     """``fn(ctx)`` running ``task`` with the job's kwargs.
 
     For a plain task it returns what the task function returns (a coroutine
     for an async one): no wrapper coroutine per job on the hot path.
+    A ``TypeError`` from the call is checked against the function's signature
+    (only then: nothing is added to a call that works): kwargs that do not fit
+    raise ``TaskArgumentsMismatch``, which ends the job dead at once.
     """
     fn = task.fn
     opts = task.options
+    name = task.name
     if opts.transactional:
         if task.is_async:
             async def run_transactional(ctx: JobContext) -> None:
                 kwargs = _kwargs(ctx)
                 async with ctx.fenced() as conn:
                     ctx.conn = conn
-                    result = await fn(ctx, **kwargs)
+                    try:
+                        coro = fn(ctx, **kwargs)
+                    except TypeError as exc:
+                        check_arguments(name, fn, kwargs, exc, with_context=True)
+                        raise
+                    result = await coro
                     await ctx.ack_in(conn, _effects(result))
             return run_transactional
 
@@ -92,15 +130,30 @@ def _entry(task: Task[Any, Any]) -> Any:
             kwargs = _kwargs(ctx)
             with ctx.fenced_sync() as conn:
                 ctx.conn = conn
-                result = fn(ctx, **kwargs)
+                try:
+                    result = fn(ctx, **kwargs)
+                except TypeError as exc:
+                    check_arguments(name, fn, kwargs, exc, with_context=True)
+                    raise
                 ctx.ack_in_sync(conn, _effects(result))
         return run_transactional_sync
     if opts.pass_context:
         def run_with_context(ctx: JobContext) -> Any:
-            return fn(ctx, **_kwargs(ctx))
+            kwargs = _kwargs(ctx)
+            try:
+                return fn(ctx, **kwargs)
+            except TypeError as exc:
+                check_arguments(name, fn, kwargs, exc, with_context=True)
+                raise
         return run_with_context
 
     def run(ctx: JobContext) -> Any:
         kwargs = ctx.job.payload.get("kwargs") or {}  # the hot path: _kwargs inlined
-        return fn(**(kwargs if isinstance(kwargs, dict) else _kwargs(ctx)))
+        if not isinstance(kwargs, dict):
+            kwargs = _kwargs(ctx)
+        try:
+            return fn(**kwargs)
+        except TypeError as exc:
+            check_arguments(name, fn, kwargs, exc, with_context=False)
+            raise
     return run

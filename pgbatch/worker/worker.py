@@ -35,6 +35,7 @@ import logging
 import os
 import signal
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,8 +44,10 @@ from typing import Any
 import psycopg
 
 from pgbatch import _limits
+from pgbatch._aio_client import AsyncClient
 from pgbatch._app import App
 from pgbatch._install import SCHEMA_COMPAT
+from pgbatch._registry import task_entry
 from pgbatch.worker.claim import Claim
 from pgbatch.worker.claimer import Claimer
 from pgbatch.worker.connections import WorkerConnections
@@ -113,6 +116,13 @@ class Worker:
     ``max_batch``: most jobs one claim takes. ``shutdown_grace``:
     seconds running jobs get to finish after a stop request.
 
+    ``install_signal_handlers``: handle SIGTERM and SIGINT as the CLI does
+    (the first stops gracefully, a second exits at once with status 143 for
+    SIGTERM, 130 for SIGINT, by raising ``SystemExit``). The default
+    (``None``) installs them when ``run()`` runs on the main thread, so
+    ``asyncio.run(Worker(app).run())`` in a script shuts down gracefully on
+    Ctrl-C; ``False`` leaves signals alone (call ``stop()`` yourself).
+
     ``prefetch``: jobs a claim may take beyond the free slots, kept in a local
     buffer so the next job starts without a claim round trip. ``None``
     (default) adapts to the recent average run time (``PrefetchPolicy``): at
@@ -138,7 +148,7 @@ class Worker:
         listen: bool = True,
         maintenance: bool = True,
         maintenance_config: MaintenanceConfig | None = None,
-        install_signal_handlers: bool = False,
+        install_signal_handlers: bool | None = None,
         ack_linger: float = 0.0,
         prefetch: int | None = None,
     ) -> None:
@@ -174,6 +184,7 @@ class Worker:
         self._abort = False
         self._fatal: BaseException | None = None
         self._signals = 0
+        self._exit_signal: int | None = None
 
     def listen_conninfo(self) -> str | None:
         """Where the listener connects, or None when this worker polls only.
@@ -241,13 +252,22 @@ class Worker:
         if self.runner is not None:
             self.runner.abort()
 
-    def _on_signal(self) -> None:
+    def _on_signal(self, signum: int = signal.SIGTERM) -> None:
         self._signals += 1
         if self._signals == 1:
+            log.info("%s: stopping gracefully (a second signal exits at once)",
+                     signal.Signals(signum).name)
             self.stop()
         else:
-            log.warning("second signal: exiting now; claims will expire and be reaped")
+            log.warning("second signal (%s): exiting now; claims will expire and be reaped",
+                        signal.Signals(signum).name)
+            self._exit_signal = signum
             self.abort()
+
+    def _signal_handlers_wanted(self) -> bool:
+        if self.install_signal_handlers is not None:
+            return self.install_signal_handlers
+        return threading.current_thread() is threading.main_thread()
 
     def _fail(self, exc: BaseException) -> None:
         self._fatal = exc
@@ -259,11 +279,21 @@ class Worker:
 
     # -- main --------------------------------------------------------------------
     async def run(self) -> None:
-        """Run until stopped. Raises ``WorkerError`` when the claim path fails."""
+        """Run until stopped. Raises ``WorkerError`` when the claim path fails.
+
+        With signal handlers installed (see ``install_signal_handlers``), a
+        second signal raises ``SystemExit(143)`` (SIGTERM) or ``SystemExit(130)``
+        (SIGINT) once the worker is down.
+        """
         loop = asyncio.get_running_loop()
-        if self.install_signal_handlers:
+        handled: list[signal.Signals] = []
+        if self._signal_handlers_wanted():
             for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._on_signal)
+                try:
+                    loop.add_signal_handler(sig, self._on_signal, sig)
+                except (NotImplementedError, RuntimeError, ValueError):  # not supported here
+                    continue
+                handled.append(sig)
         background: list[asyncio.Task[Any]] = []
         slots: list[asyncio.Task[Any]] = []
         try:
@@ -278,11 +308,12 @@ class Worker:
             await self._drain(slots)
         finally:
             await self._shutdown(background, slots)
-            if self.install_signal_handlers:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    loop.remove_signal_handler(sig)
+            for sig in handled:
+                loop.remove_signal_handler(sig)
         if self._fatal is not None:
             raise WorkerError(f"worker stopped: {self._fatal}") from self._fatal
+        if self._exit_signal is not None:  # the shell's convention: 128 + the signal's number
+            raise SystemExit(128 + self._exit_signal)
 
     async def _start(self, background: list[asyncio.Task[Any]]) -> None:
         """Connect, register, build the parts and start the background ones."""
@@ -295,6 +326,7 @@ class Worker:
                                          "concurrency": self.concurrency})
         if released:
             log.info("released %d claims of this node's previous incarnation", released)
+        await self._register_tasks(client)
         threads = self._threads = DaemonThreadRunner(self.concurrency)
         settler = self.settler = Settler(client, linger=self.ack_linger,
                                          sync_client=connections.sync_client)
@@ -333,6 +365,18 @@ class Worker:
                                                   name="pgbatch-maintenance"))
         for part in background:
             part.add_done_callback(self._part_done)
+
+    async def _register_tasks(self, client: AsyncClient) -> None:
+        """Record the App's tasks' options in the task registry (read by ``enqueue_task``)."""
+        entries = [task_entry(t) for t in self.app.tasks.values()]
+        if not entries:
+            return
+        try:
+            await client.register_tasks(self.node_id, entries)
+        except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege) as exc:
+            log.warning("could not record this worker's tasks in the task registry (%s); "
+                        "enqueues by task name from the CLI or SQL will not get their "
+                        "options", exc.diag.message_primary or exc)
 
     def _part_done(self, task: asyncio.Task[Any]) -> None:
         """A background part (settler, lease keeper, listener, maintenance) ended."""
