@@ -215,6 +215,14 @@ class InvalidExecutionState(InvalidState):
     sqlstate = "PB048"
 
 
+class JobDefinitionChangedError(PgBatchError):
+    """A job definition changed under the same ``version`` (``register_job``),
+    or an execution would go on with other steps than it started with. Give
+    the changed definition a new version."""
+
+    sqlstate = "PB049"
+
+
 class StartLimitExceededError(PgBatchError):
     """A step was started ``start_limit`` times over its instance's executions;
     ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""
@@ -248,6 +256,7 @@ ERRORS: dict[str, type[PgBatchError]] = {
         FencedOut,
         JobExecutionNotFound,
         InvalidExecutionState,
+        JobDefinitionChangedError,
     )
     if cls.sqlstate is not None
 }
