@@ -223,6 +223,12 @@ class JobDefinitionChangedError(PgBatchError):
     sqlstate = "PB049"
 
 
+class IndeterminateWriteError(PgBatchError):
+    """Raised by a batch writer whose external sink cannot tell whether a chunk
+    was written (a partial or unacknowledged write). The step and the execution
+    become UNKNOWN until an operator calls ``recover_execution`` (T21)."""
+
+
 class StartLimitExceededError(PgBatchError):
     """A step was started ``start_limit`` times over its instance's executions;
     ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""

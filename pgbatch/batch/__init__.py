@@ -1,22 +1,55 @@
-"""The batch engine's Python side: job and step definitions, and the step
-executor a worker runs batch work items with (docs/batch.md).
+"""The batch engine's Python side: job and step definitions, the step executor
+a worker runs batch work items with, and the recovery service (docs/batch.md).
 
 A :class:`Job` is an ordered list of steps (:class:`TaskletStep`,
-:class:`ChunkStep`). :func:`register_jobs` registers their definitions in the
-database (``pgbatch.register_job``); ``pgbatch.launch_job`` launches one; a
-worker whose App registered a :class:`BatchExecutor`
-(``app.register_executor(BATCH_KIND, BatchExecutor(jobs))``) runs it.
+:class:`ChunkStep`) with its options (recovery policy, ``max_recoveries``,
+``on_shutdown``, ``version``). :func:`register_jobs` registers their
+definitions in the database (``pgbatch.register_job``); ``pgbatch.launch_job``
+launches one; a worker whose App called :func:`use_batch` (the
+:class:`BatchExecutor` and the recovery service) runs and recovers it.
 """
 
-from pgbatch.batch.definition import ChunkStep, Job, Step, TaskletStep, register_jobs
+from pgbatch.batch.app import use_batch
+from pgbatch.batch.context import StepContext, step_context
+from pgbatch.batch.definition import (
+    ChunkStep,
+    Job,
+    OnShutdown,
+    Step,
+    TaskletStep,
+    register_job,
+    register_jobs,
+)
 from pgbatch.batch.executor import BATCH_KIND, BatchExecutor
+from pgbatch.batch.faults import fault_point, set_fault_hook
+from pgbatch.batch.items import ExecutionContext, ItemProcessor, ItemReader, ItemStream, ItemWriter
+from pgbatch.batch.policies import Fail, RecoveryPolicy, RestartAll, RestartFrom, ResumeForward
+from pgbatch.batch.recovery import recovery_service
 
 __all__ = [
     "BATCH_KIND",
     "BatchExecutor",
     "ChunkStep",
+    "ExecutionContext",
+    "Fail",
+    "ItemProcessor",
+    "ItemReader",
+    "ItemStream",
+    "ItemWriter",
     "Job",
+    "OnShutdown",
+    "RecoveryPolicy",
+    "RestartAll",
+    "RestartFrom",
+    "ResumeForward",
     "Step",
+    "StepContext",
     "TaskletStep",
+    "fault_point",
+    "recovery_service",
+    "register_job",
     "register_jobs",
+    "set_fault_hook",
+    "step_context",
+    "use_batch",
 ]
