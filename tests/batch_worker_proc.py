@@ -13,7 +13,8 @@ stdout, one JSON object per line, as ``tests/worker_proc.py``: ``up``,
 
 Options: ``--steps N`` chunk steps ``s1``..``sN``; ``--policy`` ResumeForward,
 RestartAll, RestartFrom:<n>, Fail; ``--max-recoveries``; ``--on-shutdown``;
-``--chunk-size``; ``--item-delay`` seconds the processor sleeps per item;
+``--chunk-size``; job parameters ``part`` and ``parts`` make it read only the
+ids with ``id % parts = part``; ``--item-delay`` seconds the processor sleeps per item;
 ``--fault POINT[:K]`` SIGKILLs the process at fault point POINT (for
 ``after_read``, when the K-th item since the step opened was read; for the
 commit points, at chunk sequence K); ``--kill-on-item V`` SIGKILLs it when the
@@ -81,24 +82,44 @@ class SourceReader:
         self.page = page
         self.last = 0
         self.buffer: list[int] = []
+        self.part: int | None = None
+        self.parts = 1
         self.conn: psycopg.Connection[Any] | None = None
 
     def open(self, context: ExecutionContext) -> None:
         self.last = int(context.get("last_id", 0))
         self.buffer = []
+        params = step_context().params
+        self.part = params.get("part")
+        self.parts = int(params.get("parts", 1))
         self.conn = psycopg.connect(self.dsn, autocommit=True)
 
     def read(self) -> int | None:
         if not self.buffer:
             assert self.conn is not None
-            rows = self.conn.execute("select id from public.src where id > %s order by id limit %s",
-                                     [self.last, self.page]).fetchall()
+            rows = self._query()
             self.buffer = [r[0] for r in rows]
             if not self.buffer:
                 return None
         item = self.buffer.pop(0)
         self.last = item
         return item
+
+    def _query(self) -> list[tuple[Any, ...]]:
+        query = ("select id from public.src where id > %s and (%s::int is null or id %% %s = %s)"
+                 " order by id limit %s")
+        args = [self.last, self.part, self.parts, self.part, self.page]
+        for attempt in range(100):
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = psycopg.connect(self.dsn, autocommit=True)
+                return self.conn.execute(query, args).fetchall()
+            except psycopg.OperationalError:  # the server restarted: reconnect
+                if attempt == 99:
+                    raise
+                self.conn = None
+                time.sleep(0.2)
+        raise AssertionError("unreachable")
 
     def update(self, context: ExecutionContext) -> None:
         context["last_id"] = self.last

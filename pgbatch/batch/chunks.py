@@ -13,8 +13,9 @@ resolved by asking the database, never by a blind retry: a transaction that
 only calls ``commit_chunk`` for the same sequence number and is then rolled
 back tells whether the chunk committed (``applied = false``: it did, go on) or
 not (then the same items, kept in memory, are written and committed again).
-The database may be away for a while (a server restart): the check is retried
-with backoff until ``outage`` seconds have passed.
+The database may be away for a while (a server restart): the check, and the
+redo with a writer opened afresh, are retried with backoff until ``outage``
+seconds have passed; then the attempt fails (and the execution is recovered).
 """
 
 from __future__ import annotations
@@ -186,7 +187,15 @@ class ChunkRun:
                 if not committed["applied"]:
                     row = committed
                     break
-                # not committed: write the same items again
+                # not committed: write the same items again, with a writer opened afresh
+                # (its own connections may have died with the server)
+                if time.monotonic() > deadline:
+                    raise
+                _call(self.writer, "close")
+                self.writer = make_writer(self.step.writer)
+                _call(self.writer, "open", dict(self.committed))
+                self.sleep(delay)
+                delay = min(delay * 2, 2.0)
         self.seq, self.committed = int(row["chunk_seq"]), context
         fault_point("after_commit_before_ack", execution_id=x.execution_id, step=x.step_name,
                     seq=self.seq)

@@ -20,6 +20,7 @@ import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Reads the execution's stop request from the database (fenced by the claim).
 StopProbe = Callable[[], bool]
@@ -33,6 +34,8 @@ class StepContext:
     job_name: str
     step_name: str
     step_execution_id: int
+    #: The execution's job parameters, ``{name: value}``.
+    params: dict[str, Any] = field(default_factory=dict)
     #: True when the worker is shutting down.
     shutdown: Callable[[], bool] = field(default=lambda: False, repr=False)
     #: Reads an operator's stop request (None: not available).

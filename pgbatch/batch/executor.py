@@ -124,6 +124,9 @@ class BatchExecutor:
             with ctx.fenced_sync() as conn:
                 s = call_row(conn, "select * from pgbatch.start_step(%s, %s, %s, %s)",
                              [execution_id, step_name, item.id, item.claim_token])
+                control = call_row(conn, "select * from pgbatch.execution_control(%s, %s, %s)",
+                                   [execution_id, item.id, item.claim_token]) \
+                    if s["action"] == "run" else {}
                 if s["action"] not in ("run", "skip"):
                     log.info("batch execution %s ends at step %s: %s", execution_id, step_name,
                              s["action"])
@@ -132,15 +135,16 @@ class BatchExecutor:
             if s["action"] == "skip":
                 step_name = job.step_after(step_name)
                 continue
-            self._run_step(ctx, job, step_name, s)
+            self._run_step(ctx, job, step_name, s, dict(control.get("params") or {}))
             return
 
-    def _run_step(self, ctx: JobContext, job: Job, step_name: str, s: dict[str, Any]) -> None:
+    def _run_step(self, ctx: JobContext, job: Job, step_name: str, s: dict[str, Any],
+                  params: dict[str, Any]) -> None:
         item = ctx.job
         step = job.by_name[step_name]
         execution_id = int(item.payload["execution_id"])
         sctx = StepContext(execution_id, job.name, step_name, int(s["step_execution_id"]),
-                           shutdown=ctx.stop_requested.is_set,
+                           params=params, shutdown=ctx.stop_requested.is_set,
                            probe=lambda: self._operator_stop(ctx, execution_id),
                            poll_interval=self._poll_interval)
         status, code, message = "COMPLETED", None, None
