@@ -260,5 +260,7 @@ def test_H9_postgres_restart_during_running_jobs(db: TestDatabase, conn: Conn, t
     for i in ids:
         assert executions_of_instance(conn, i) == [i]
         assert steps(conn, i)[0]["read_count"] == ITEMS
+        # shorter than the lease: the workers went on with their claims, nothing was recovered
+        assert event_count(conn, i, "recovered") == 0
     assert scalar(conn, "select count(*) from pgbatch.job_execution"
                         " where status in ('STARTED', 'STOPPING', 'PAUSING')") == 0

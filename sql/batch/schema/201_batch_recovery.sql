@@ -3,4 +3,4 @@
 -- scratch (empty contexts, run even when they completed before); the steps
 -- before it are skipped. NULL for every other execution (the restart rules of
 -- start_step apply).
-alter table pgbatch.job_execution add column fresh_from_step integer;
+alter table pgbatch.job_execution add column if not exists fresh_from_step integer;
