@@ -3,7 +3,7 @@ protocols of :mod:`pgbatch.batch.items`.
 
 - An object with ``read()`` / ``write(conn, items)`` (optionally
   ``open``/``update``/``close``, an ``ItemStream``): used as it is.
-- A factory (a callable taking no argument) returning such an object: called
+- A class, or a factory (a callable taking no argument), returning such an object: called
   each time the step is opened, so two executions never share one.
 - The plain callables of the first API: ``read(start)`` yields the items after
   the first ``start`` (the checkpoint keeps ``{"read": <items committed>}``),
@@ -77,6 +77,8 @@ class CallableWriter:
 
 def make_reader(spec: Any) -> ItemReader[Any]:
     """The ItemReader for one opening of a step (see the module docstring)."""
+    if inspect.isclass(spec):
+        return make_reader(spec())
     if hasattr(spec, "read") and not inspect.isroutine(spec):
         return spec  # type: ignore[no-any-return]
     if _positional_arity(spec) == 0:
@@ -86,6 +88,8 @@ def make_reader(spec: Any) -> ItemReader[Any]:
 
 def make_writer(spec: Any) -> ItemWriter[Any]:
     """The ItemWriter for one opening of a step (see the module docstring)."""
+    if inspect.isclass(spec):
+        return make_writer(spec())
     if hasattr(spec, "write") and not inspect.isroutine(spec):
         return spec  # type: ignore[no-any-return]
     if _positional_arity(spec) == 0:
