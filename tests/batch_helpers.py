@@ -327,11 +327,13 @@ def wait_status(conn: Conn, execution_id: int, *statuses: str, timeout: float = 
         return row if row["status"] in statuses else None
 
     try:
-        return wait_until(check, timeout, f"execution {execution_id} in {statuses}", 0.05)
+        found = wait_until(check, timeout, f"execution {execution_id} in {statuses}", 0.05)
     except AssertionError as exc:
         detail = "\n".join(p.describe() for p in procs)
         raise AssertionError(f"{exc}; it is {execution(conn, execution_id)['status']}\n"
                              f"events {events(conn, execution_id)}\n{detail}") from None
+    assert found is not None
+    return found
 
 
 def sink_counts(conn: Conn, step: str = "s1") -> tuple[int, int, int]:

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("invariants_checked")
 Conn = psycopg.Connection[Any]
 
 #: Three steps: a tasklet, a chunk step, a tasklet.
-THREE = [{"name": "a", "kind": "tasklet"},
+THREE: list[dict[str, Any]] = [{"name": "a", "kind": "tasklet"},
          {"name": "b", "kind": "chunk", "reader": "r.R", "writer": "w.W", "chunk_size": 10},
          {"name": "c", "kind": "tasklet"}]
 
