@@ -25,7 +25,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0010_batch_recovery.sql: released SQL never changes.
-SQL_SHA256 = "f419fbbc038517e1a7fc7acc635453ee6312bd230fc125afce1e16a836ae5b11"
+SQL_SHA256 = "b0d03d68ecc799ea0b3ea360ddc8c8e194dad7670b3a1ebd62414a63d5e249d2"
 
 #: The functions the version adds.
 FUNCTIONS = (

@@ -833,7 +833,8 @@ $$;
 -- nacked or dead-lettered to its attempt limit, e.g. by workers that do not
 -- know its definition) ends FAILED with exit WORK_ITEM_DEAD
 -- and the item's last error; a stranded STOPPING / PAUSING one ends STOPPED /
--- PAUSED. Returns the number of executions recovered.
+-- PAUSED. Returns the number of executions recovered. `grace`: 0 seconds to
+-- 1 day, `limit` at least 1 (InvalidArgument, PB007).
 create or replace function pgbatch.recover_executions(grace interval default '0 seconds', "limit" integer default 100)
 returns integer
 language plpgsql
@@ -846,8 +847,8 @@ declare
     v_error jsonb;
     v_state text;
 begin
-    if recover_executions.grace is null or recover_executions.grace < interval '0' then
-        perform pgbatch._raise('PB007', 'invalid grace: must be an interval of at least 0 seconds');
+    if recover_executions.grace is null or not (recover_executions.grace between interval '0' and interval '1 day') then
+        perform pgbatch._raise('PB007', 'invalid grace: must be an interval from 0 seconds to 1 day');
     end if;
     if recover_executions."limit" is null or recover_executions."limit" < 1 then
         perform pgbatch._raise('PB007', 'invalid limit: must be at least 1');
