@@ -240,6 +240,20 @@ class InvalidExecutionState(InvalidState):
     sqlstate = "PB048"
 
 
+class JobDefinitionChangedError(PgBatchError):
+    """A job definition changed under the same ``version`` (``register_job``),
+    or an execution would go on with other steps than it started with. Give
+    the changed definition a new version."""
+
+    sqlstate = "PB049"
+
+
+class IndeterminateWriteError(PgBatchError):
+    """Raised by a batch writer whose external sink cannot tell whether a chunk
+    was written (a partial or unacknowledged write). The step and the execution
+    become UNKNOWN until an operator calls ``recover_execution`` (T21)."""
+
+
 class StartLimitExceededError(PgBatchError):
     """A step was started ``start_limit`` times over its instance's executions;
     ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""
@@ -287,6 +301,7 @@ ERRORS: dict[str, type[PgBatchError]] = {
         FencedOut,
         JobExecutionNotFound,
         InvalidExecutionState,
+        JobDefinitionChangedError,
     )
     if cls.sqlstate is not None
 }

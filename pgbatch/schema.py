@@ -315,6 +315,7 @@ job_execution = Table(
     Column("end_time", _TSTZ),
     Column("last_updated", _TSTZ, nullable=False),
     Column("version", BigInteger, nullable=False, server_default=text("0")),
+    Column("fresh_from_step", Integer),
     CheckConstraint(
         "status in ('STARTING', 'STARTED', 'STOPPING', 'PAUSING', 'PAUSED', 'AWAITING_APPROVAL', "
         "'COMPLETED', 'FAILED', 'STOPPED', 'ABANDONED', 'UNKNOWN')",

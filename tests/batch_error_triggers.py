@@ -51,6 +51,13 @@ def _invalid_execution_state(conn: Conn) -> None:
     start_step(conn, item, "no-such-step")
 
 
+def _definition_changed(conn: Conn) -> None:
+    conn.execute("select pgbatch.register_job('v', '{\"version\": 1, \"steps\": [{\"name\": \"a\","
+                 " \"kind\": \"tasklet\"}]}')")
+    conn.execute("select pgbatch.register_job('v', '{\"version\": 1, \"steps\": [{\"name\": \"b\","
+                 " \"kind\": \"tasklet\"}]}')")
+
+
 BATCH_TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB040": lambda c: c.execute("select pgbatch.job_key('[]')"),
     "PB041": lambda c: c.execute("select pgbatch.register_job('j', '{}')"),
@@ -61,4 +68,5 @@ BATCH_TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB046": _fenced_out,
     "PB047": lambda c: c.execute("select pgbatch.restart_execution(0)"),
     "PB048": _invalid_execution_state,
+    "PB049": _definition_changed,
 }

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+
+from pgbatch.batch import register_job
+from tests.batch_worker_proc import TABLES_DDL, build_job
+from tests.conftest import TestDatabase
+from tests.worker_harness import ROOT, ProcGroup, WorkerProcess, wait_until
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -248,3 +260,96 @@ def batch_state(conn: Conn) -> dict[str, list[tuple[Any, ...]]]:
         "job_archive",
     )
     return {t: conn.execute(f"select * from pgbatch.{t} order by 1").fetchall() for t in tables}
+
+
+# -- invariants after every test, worker subprocesses -------------------------------------
+
+@pytest.fixture
+def invariants_checked(db: TestDatabase) -> Iterator[None]:
+    """After the test, I1-I7 hold on its database (use with
+    ``pytestmark = pytest.mark.usefixtures("invariants_checked")``)."""
+    yield
+    with db.connect() as c:
+        assert_invariants(c)
+
+
+class BatchWorkerProcess(WorkerProcess):
+    """``tests/batch_worker_proc.py`` in a subprocess (options: its flags)."""
+
+    def start(self) -> BatchWorkerProcess:
+        """Start the process (returns at once; see ``wait_event``)."""
+        args = [sys.executable, "-m", "tests.batch_worker_proc", "--dsn", self.dsn]
+        for key, value in self.options.items():
+            if value is not None and value is not False:
+                args += ["--" + key.replace("_", "-"), str(value)]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.events = []
+        with self.stderr_path.open("a") as err:
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                         stderr=err, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, args=(self.proc,),
+                                        name=f"pgb-test-{self.name}", daemon=True)
+        self._reader.start()
+        return self
+
+
+class BatchProcs(ProcGroup):
+    """Batch worker subprocesses of one test; every one still running is killed on exit."""
+
+    def spawn(self, name: str, **options: Any) -> WorkerProcess:
+        """Start a batch_worker_proc with ``options`` (flag names with underscores)."""
+        wp = BatchWorkerProcess(self.dsn, self.log_dir, name, **options).start()
+        self.procs.append(wp)
+        return wp
+
+
+def seed_source(conn: Conn, items: int) -> None:
+    """Create the tables of batch_worker_proc's job and fill ``src`` with 1..items."""
+    conn.execute(TABLES_DDL)
+    conn.execute("insert into public.src select generate_series(1, %s)", [items])
+
+
+def register_etl(conn: Conn, steps_count: int = 1, chunk_size: int = 5,
+                 policy: str = "ResumeForward", max_recoveries: int = 5,
+                 on_shutdown: str = "handoff") -> str:
+    """Register the definition of batch_worker_proc's job ``etl`` with these options."""
+    ns = argparse.Namespace(dsn="", steps=steps_count, chunk_size=chunk_size, policy=policy,
+                            max_recoveries=max_recoveries, on_shutdown=on_shutdown,
+                            kill_on_item=None, item_delay=0.0)
+    return register_job(conn, build_job(ns))
+
+
+def wait_status(conn: Conn, execution_id: int, *statuses: str, timeout: float = 60.0,
+                procs: Sequence[WorkerProcess] = ()) -> Row:
+    """Wait until the execution is in one of ``statuses``; return its row."""
+    def check() -> Row | None:
+        row = execution(conn, execution_id)
+        return row if row["status"] in statuses else None
+
+    try:
+        found = wait_until(check, timeout, f"execution {execution_id} in {statuses}", 0.05)
+    except AssertionError as exc:
+        detail = "\n".join(p.describe() for p in procs)
+        raise AssertionError(f"{exc}; it is {execution(conn, execution_id)['status']}\n"
+                             f"events {events(conn, execution_id)}\n{detail}") from None
+    assert found is not None
+    return found
+
+
+def sink_counts(conn: Conn, step: str = "s1") -> tuple[int, int, int]:
+    """(distinct items in out, the most writes of one item, rows in ext) for ``step``."""
+    row = conn.execute(
+        "select (select count(*) from public.out where step = %s),"
+        " (select coalesce(max(writes), 0) from public.out where step = %s),"
+        " (select count(*) from public.ext where step = %s)", [step, step, step]).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def event_count(conn: Conn, execution_id: int, kind: str) -> int:
+    """How many events of ``kind`` the execution has."""
+    row = conn.execute("select count(*) from pgbatch.execution_event"
+                       " where job_execution_id = %s and kind = %s",
+                       [execution_id, kind]).fetchone()
+    assert row is not None
+    return int(row[0])

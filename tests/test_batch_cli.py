@@ -176,9 +176,6 @@ def test_unknown_execution_ids(run: Run) -> None:
 
 
 def test_recover_and_cancel(run: Run, conn: Conn, job: str) -> None:
-    if scalar(conn, "select to_regproc('pgbatch.recover_execution') is null"
-                    " or to_regproc('pgbatch.cancel_execution') is null"):
-        pytest.xfail("pgbatch.recover_execution / cancel_execution are not installed here")
     x = launched_id(run("runs", "launch", job)[1])
     code, out, _ = run("runs", "cancel", str(x))
     assert code == 0

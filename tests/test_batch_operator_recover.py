@@ -2,10 +2,7 @@
 """JobOperator.recover and JobOperator.cancel against the real database (T20,
 H11, the administrative cancel of BATCH.md §3/§5).
 
-They wrap ``pgbatch.recover_execution`` and ``pgbatch.cancel_execution``,
-which the batch core adds; where those functions are not installed yet, each
-test fails with exactly ``UndefinedFunction`` and is reported as an expected
-failure (any other failure is a real one).
+They wrap ``pgbatch.recover_execution`` and ``pgbatch.cancel_execution``.
 """
 
 from __future__ import annotations
@@ -23,10 +20,6 @@ from tests.conftest import TestDatabase
 from tests.helpers import expire_lease
 
 Conn = psycopg.Connection[Any]
-
-pytestmark = pytest.mark.xfail(
-    raises=psycopg.errors.UndefinedFunction, strict=False,
-    reason="pgbatch.recover_execution / cancel_execution are not installed in this schema")
 
 TERMINAL = ("COMPLETED", "FAILED", "STOPPED", "ABANDONED")
 

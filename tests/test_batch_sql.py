@@ -598,7 +598,8 @@ def test_H7_a_zombie_worker_is_fenced_out(conn: Conn) -> None:
     with raises_sqlstate("PB001"):
         end_step(conn, zombie, step_id)
     assert batch_state(conn) == before
-    assert events(conn, exec_id) == ["launched", "claimed", "step_started", "recovered"]
+    assert events(conn, exec_id) == [
+        "launched", "claimed", "step_started", "recovered", "claimed"]
     assert_invariants(conn)
 
 
@@ -665,7 +666,7 @@ def test_illegal_step_transitions_are_refused_and_change_nothing(conn: Conn) -> 
     before = batch_state(conn)
     with raises_sqlstate("PB048", "has no step"):
         start_step(conn, item, "no-such-step")
-    with raises_sqlstate("PB007", "COMPLETED, FAILED or STOPPED"):
+    with raises_sqlstate("PB007", "COMPLETED, FAILED, STOPPED or UNKNOWN"):
         end_step(conn, item, s["step_execution_id"], "PAUSED")
     with raises_sqlstate("PB047", "not found"):
         commit_chunk(conn, item, 10**9, 0, {})

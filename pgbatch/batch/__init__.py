@@ -1,11 +1,12 @@
-"""The batch engine's Python side: job and step definitions, and the step
-executor a worker runs batch work items with (docs/batch.md).
+"""The batch engine's Python side: job and step definitions, the step executor
+a worker runs batch work items with, and the recovery service (docs/batch.md).
 
 A :class:`Job` is an ordered list of steps (:class:`TaskletStep`,
-:class:`ChunkStep`). :func:`register_jobs` registers their definitions in the
-database (``pgbatch.register_job``); ``pgbatch.launch_job`` launches one; a
-worker whose App registered a :class:`BatchExecutor`
-(``app.register_executor(BATCH_KIND, BatchExecutor(jobs))``) runs it.
+:class:`ChunkStep`) with its options (recovery policy, ``max_recoveries``,
+``on_shutdown``, ``version``). :func:`register_jobs` registers their
+definitions in the database (``pgbatch.register_job``); ``pgbatch.launch_job``
+launches one; a worker whose App called :func:`use_batch` (the
+:class:`BatchExecutor` and the recovery service) runs and recovers it.
 """
 
 from pgbatch._errors import (
@@ -14,8 +15,20 @@ from pgbatch._errors import (
     InvalidWriterItem,
     InvalidWriterTarget,
 )
-from pgbatch.batch.definition import ChunkStep, Job, Step, TaskletStep, register_jobs
+from pgbatch.batch.app import use_batch
+from pgbatch.batch.context import StepContext, step_context
+from pgbatch.batch.definition import (
+    ChunkStep,
+    Job,
+    OnShutdown,
+    Step,
+    TaskletStep,
+    register_job,
+    register_jobs,
+)
 from pgbatch.batch.executor import BATCH_KIND, BatchExecutor
+from pgbatch.batch.faults import fault_point, set_fault_hook
+from pgbatch.batch.items import ExecutionContext, ItemProcessor, ItemReader, ItemStream, ItemWriter
 from pgbatch.batch.operator import (
     AsyncJobOperator,
     ExecutionEvent,
@@ -25,7 +38,9 @@ from pgbatch.batch.operator import (
     StepExecutionInfo,
     TransitionResult,
 )
+from pgbatch.batch.policies import Fail, RecoveryPolicy, RestartAll, RestartFrom, ResumeForward
 from pgbatch.batch.readers import SqlReader
+from pgbatch.batch.recovery import recovery_service
 from pgbatch.batch.writers import TableWriter
 
 __all__ = [
@@ -33,20 +48,38 @@ __all__ = [
     "AsyncJobOperator",
     "BatchExecutor",
     "ChunkStep",
+    "ExecutionContext",
     "ExecutionEvent",
+    "Fail",
     "InvalidCursor",
     "InvalidReaderQuery",
     "InvalidWriterItem",
     "InvalidWriterTarget",
+    "ItemProcessor",
+    "ItemReader",
+    "ItemStream",
+    "ItemWriter",
     "Job",
     "JobExecutionDetail",
     "JobExecutionInfo",
     "JobOperator",
+    "OnShutdown",
+    "RecoveryPolicy",
+    "RestartAll",
+    "RestartFrom",
+    "ResumeForward",
     "SqlReader",
     "Step",
+    "StepContext",
     "StepExecutionInfo",
     "TableWriter",
     "TaskletStep",
     "TransitionResult",
+    "fault_point",
+    "recovery_service",
+    "register_job",
     "register_jobs",
+    "set_fault_hook",
+    "step_context",
+    "use_batch",
 ]

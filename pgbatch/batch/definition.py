@@ -1,34 +1,70 @@
-"""Job and step definitions of the batch engine, and their registration."""
+"""Job and step definitions of the batch engine, and their registration.
+
+A :class:`Job` is a name, an ordered list of steps and its options; a step is
+a :class:`TaskletStep` (one callable) or a :class:`ChunkStep` (reader, optional
+processor, writer, ``chunk_size``). Readers and writers follow the protocols of
+``pgbatch.batch.items``; see :mod:`pgbatch.batch.streams` for the other forms
+they may take (a factory, or the plain callables of the first API).
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-#: A chunk step's reader: given the number of items already committed (the
-#: checkpoint), the items that follow, in order.
-Reader = Callable[[int], Iterable[Any]]
-#: A chunk step's writer: writes one chunk's items on the connection of the
-#: chunk's transaction, which commits them together with the checkpoint.
-Writer = Callable[[psycopg.Connection[Any], Sequence[Any]], None]
+from pgbatch._errors import InvalidJobDefinition
+from pgbatch.batch.policies import Fail, RecoveryPolicy, ResumeForward
+
+#: What a worker that shuts down does with a running execution of the job.
+OnShutdown = Literal["handoff", "stop"]
+
+#: A tasklet: called once with the step's context (or with no argument).
+Tasklet = Callable[..., None]
 
 
-def _qualname(fn: Callable[..., Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+def qualified_name(obj: Any) -> str:
+    """``module.qualname`` of a function or class, or of an object's class."""
+    target = obj if inspect.isroutine(obj) or inspect.isclass(obj) else type(obj)
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"
+
+
+def _check_name(kind: str, name: object) -> None:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidJobDefinition(f"a {kind} needs a non-empty name, got {name!r}")
+
+
+def _check_limit(step: str, start_limit: object) -> None:
+    if start_limit is not None and (isinstance(start_limit, bool)
+                                    or not isinstance(start_limit, int) or start_limit < 1):
+        raise InvalidJobDefinition(f"step {step!r}: start_limit must be a positive integer, "
+                                   f"got {start_limit!r}")
 
 
 @dataclass(frozen=True)
 class TaskletStep:
-    """A step that runs ``fn()`` once; it completes when ``fn`` returns."""
+    """A step that runs ``fn`` once; it completes when ``fn`` returns.
+
+    ``fn`` takes the step's :class:`~pgbatch.batch.context.StepContext` (or no
+    argument): ``ctx.stop_requested()`` says whether an operator, the worker's
+    shutdown or ``ctx.request_stop()`` asked it to stop; a tasklet that called
+    ``ctx.request_stop()`` ends STOPPED.
+    """
 
     name: str
-    fn: Callable[[], None]
+    fn: Tasklet
     start_limit: int | None = None
     allow_start_if_complete: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name("step", self.name)
+        if not callable(self.fn):
+            raise InvalidJobDefinition(f"step {self.name!r}: fn must be callable")
+        _check_limit(self.name, self.start_limit)
 
     def definition(self) -> dict[str, Any]:
         """The step's entry in ``register_job``'s definition."""
@@ -38,21 +74,48 @@ class TaskletStep:
 
 @dataclass(frozen=True)
 class ChunkStep:
-    """A step that reads items, writes them ``chunk_size`` at a time, and
-    checkpoints after each chunk in the chunk's own transaction. A restart or
-    a recovery reads on from the last committed chunk."""
+    """A step that reads items, processes them, writes them ``chunk_size`` at a
+    time, and checkpoints after each chunk in the chunk's own transaction. A
+    restart or a recovery reads on from the last committed chunk.
+
+    ``reader``: an ``ItemReader`` (optionally an ``ItemStream``), a factory
+    returning one (called each time the step is opened, so executions that run
+    at once do not share state), or a callable ``read(start)`` yielding the
+    items after the first ``start``. ``processor``: an ``ItemProcessor`` or
+    None. ``writer``: an ``ItemWriter`` (optionally an ``ItemStream``), a factory
+    of one, or a callable ``write(conn, items)``. ``chunk_size`` > 0.
+    """
 
     name: str
-    reader: Reader
-    writer: Writer
+    reader: Any
+    writer: Any
     chunk_size: int = 100
+    processor: Callable[[Any], Any] | None = None
     start_limit: int | None = None
     allow_start_if_complete: bool = False
 
+    def __post_init__(self) -> None:
+        _check_name("step", self.name)
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) \
+                or self.chunk_size < 1:
+            raise InvalidJobDefinition(f"step {self.name!r}: chunk_size must be a positive "
+                                       f"integer, got {self.chunk_size!r}")
+        if not callable(self.reader) and not hasattr(self.reader, "read"):
+            raise InvalidJobDefinition(f"step {self.name!r}: reader must be an ItemReader "
+                                       "(with read()), a factory of one, or a callable")
+        if not callable(self.writer) and not hasattr(self.writer, "write"):
+            raise InvalidJobDefinition(f"step {self.name!r}: writer must be an ItemWriter "
+                                       "(with write()), a factory of one, or a callable")
+        if self.processor is not None and not callable(self.processor):
+            raise InvalidJobDefinition(f"step {self.name!r}: processor must be callable")
+        _check_limit(self.name, self.start_limit)
+
     def definition(self) -> dict[str, Any]:
         """The step's entry in ``register_job``'s definition."""
-        out: dict[str, Any] = {"name": self.name, "kind": "chunk", "reader": _qualname(self.reader),
-                               "writer": _qualname(self.writer), "chunk_size": self.chunk_size}
+        out: dict[str, Any] = {"name": self.name, "kind": "chunk",
+                               "reader": qualified_name(self.reader),
+                               "writer": qualified_name(self.writer),
+                               "chunk_size": self.chunk_size}
         return _options(out, self.start_limit, self.allow_start_if_complete)
 
 
@@ -69,22 +132,68 @@ def _options(out: dict[str, Any], start_limit: int | None, allow: bool) -> dict[
 
 @dataclass(frozen=True)
 class Job:
-    """A named job: its steps in order, and its options (see docs/batch.md)."""
+    """A named job: its steps in order, and its options.
+
+    ``version``: part of the definition's fingerprint; a changed step list
+    under the same version is refused at registration
+    (``JobDefinitionChangedError``). ``restartable``: whether a FAILED or
+    STOPPED instance may be restarted. ``recovery_policy``: after host loss
+    (default ``ResumeForward()``, ``Fail()`` when not restartable).
+    ``max_recoveries``: recoveries of one execution (chain) before it ends
+    FAILED ``RECOVERY_LIMIT``. ``on_shutdown``: ``"handoff"`` (commit the chunk,
+    hand the execution to the next worker) or ``"stop"`` (end it STOPPED).
+    ``queue``: the batch queue of its work items.
+    """
 
     name: str
     steps: Sequence[Step]
     version: str | None = None
     restartable: bool = True
+    recovery_policy: RecoveryPolicy | None = None
+    max_recoveries: int = 5
+    on_shutdown: OnShutdown = "handoff"
     queue: str = "batch"
     by_name: dict[str, Step] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        _check_name("job", self.name)
+        if not self.steps:
+            raise InvalidJobDefinition(f"job {self.name!r} needs at least one step")
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise InvalidJobDefinition(f"job {self.name!r}: step names must be unique: {names}")
+        if self.on_shutdown not in ("handoff", "stop"):
+            raise InvalidJobDefinition(f"job {self.name!r}: on_shutdown must be 'handoff' or "
+                                       f"'stop', got {self.on_shutdown!r}")
+        if isinstance(self.max_recoveries, bool) or not isinstance(self.max_recoveries, int) \
+                or self.max_recoveries < 0:
+            raise InvalidJobDefinition(f"job {self.name!r}: max_recoveries must be an integer "
+                                       f">= 0, got {self.max_recoveries!r}")
+        policy = self.policy
+        if not isinstance(policy, RecoveryPolicy):
+            raise InvalidJobDefinition(f"job {self.name!r}: recovery_policy must be "
+                                       "ResumeForward(), RestartAll(), RestartFrom(step) or "
+                                       f"Fail(), got {policy!r}")
+        if not self.restartable and not isinstance(policy, Fail):
+            raise InvalidJobDefinition(f"job {self.name!r} is not restartable: its recovery "
+                                       "policy can only be Fail()")
+        policy.spec(names)
         object.__setattr__(self, "by_name", {s.name: s for s in self.steps})
+
+    @property
+    def policy(self) -> RecoveryPolicy:
+        """The recovery policy in effect."""
+        if self.recovery_policy is not None:
+            return self.recovery_policy
+        return ResumeForward() if self.restartable else Fail()
 
     def definition(self) -> dict[str, Any]:
         """The definition ``register_job`` takes."""
         out: dict[str, Any] = {"steps": [s.definition() for s in self.steps],
-                               "restartable": self.restartable, "queue": self.queue}
+                               "restartable": self.restartable,
+                               "recovery_policy": self.policy.spec([s.name for s in self.steps]),
+                               "max_recoveries": self.max_recoveries,
+                               "on_shutdown": self.on_shutdown, "queue": self.queue}
         if self.version is not None:
             out["version"] = self.version
         return out
@@ -96,12 +205,14 @@ class Job:
         return names[i + 1] if i + 1 < len(names) else None
 
 
+def register_job(conn: psycopg.Connection[Any], job: Job) -> str:
+    """Register ``job``'s definition (``pgbatch.register_job``); return its fingerprint."""
+    row = conn.execute("select pgbatch.register_job(%s, %s)",
+                       [job.name, Jsonb(job.definition())]).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
 def register_jobs(conn: psycopg.Connection[Any], jobs: Iterable[Job]) -> dict[str, str]:
-    """Register each job's definition (``pgbatch.register_job``); return name -> fingerprint."""
-    out: dict[str, str] = {}
-    for job in jobs:
-        row = conn.execute("select pgbatch.register_job(%s, %s)",
-                           [job.name, Jsonb(job.definition())]).fetchone()
-        assert row is not None
-        out[job.name] = str(row[0])
-    return out
+    """Register each job's definition; return name -> fingerprint."""
+    return {job.name: register_job(conn, job) for job in jobs}

@@ -1,29 +1,37 @@
 """The step executor: runs a batch work item (``{"kind": "batch_step",
 "execution_id", "step"}``) on a worker, through the executor seam.
 
-One claim runs the execution's current step: ``start_execution``, then
+One claim runs the execution's current step: ``start_execution`` (which
+recovers the execution first when its last worker was lost), then
 ``start_step`` (skipping steps the restart rules skip), then the step (a
-tasklet once; a chunk step chunk by chunk, each chunk's writes and
-``commit_chunk`` in one fenced transaction), then ``end_step`` acked by the
-worker's settler with the hand-off effects that enqueue the next step's work
-item. A stop requested by an operator is seen at each chunk commit and step
-start. Every transaction is fenced by the claim.
+tasklet once; a chunk step chunk by chunk, see :mod:`pgbatch.batch.chunks`),
+then ``end_step`` acked by the worker's settler with the hand-off effects that
+enqueue the next step's work item. A stop requested by an operator is seen at
+each chunk commit and step start; a worker's shutdown after the next chunk
+commit (``on_shutdown``: ``handoff_execution`` gives the execution to the next
+worker, ``stop`` ends it STOPPED). Every transaction is fenced by the claim.
 """
 
 from __future__ import annotations
 
-import itertools
+import inspect
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from psycopg.rows import dict_row
+import psycopg
 from psycopg.types.json import Jsonb
 
+from pgbatch._errors import ClaimLost, IndeterminateWriteError, JobDefinitionChangedError
 from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest
-from pgbatch.batch.definition import ChunkStep, Job, TaskletStep
+from pgbatch.batch.calls import call_row
+from pgbatch.batch.chunks import ChunkRun
+from pgbatch.batch.context import StepContext, reset_step_context, set_step_context
+from pgbatch.batch.definition import Job, TaskletStep
+from pgbatch.batch.faults import fault_point
 from pgbatch.worker.context import JobContext
 from pgbatch.worker.executor import Call, UnknownHandler
 
@@ -37,12 +45,28 @@ _RUNNING = ("STARTED", "STOPPING", "PAUSING")
 class BatchExecutor:
     """Runs the work items of ``jobs``.
 
-    Register it with ``app.register_executor(BATCH_KIND, BatchExecutor(jobs))``.
+    Register it with ``app.register_executor(BATCH_KIND, BatchExecutor(jobs))``
+    (or :func:`pgbatch.batch.use_batch`, which adds the recovery service too).
+    ``lease``: the lease of its claims, extended at every chunk commit and by
+    the worker's lease keeper. ``poll_interval``: how often a tasklet's
+    ``ctx.stop_requested()`` reads an operator's stop from the database.
+    ``outage``: seconds a chunk commit keeps retrying while the database is
+    unreachable before the attempt fails.
     """
 
-    def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30)) -> None:
+    def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30),
+                 poll_interval: float = 1.0, outage: float = 60.0) -> None:
         self._jobs = {job.name: job for job in jobs}
         self._lease = lease
+        self._poll_interval = poll_interval
+        self._outage = outage
+        self._fingerprints: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def jobs(self) -> Sequence[Job]:
+        """The jobs this executor runs."""
+        return list(self._jobs.values())
 
     def queues(self) -> Sequence[str]:
         """The batch queues of the jobs."""
@@ -60,26 +84,49 @@ class BatchExecutor:
         return Call(name=f"batch:{payload.get('step')}", fn=self._run, is_async=False,
                     lease=self._lease)
 
+    def registered(self, fingerprints: dict[str, str]) -> None:
+        """Record the fingerprints ``register_job`` returned for this executor's jobs."""
+        with self._lock:
+            self._fingerprints.update(fingerprints)
+
+    def _fingerprint(self, conn: psycopg.Connection[Any], job: Job) -> str:
+        with self._lock:
+            fp = self._fingerprints.get(job.name)
+        if fp is None:
+            fp = str(call_row(conn, "select pgbatch.register_job(%s, %s) as fp",
+                              [job.name, Jsonb(job.definition())])["fp"])
+            self.registered({job.name: fp})
+        return fp
+
+    # -- one work item ------------------------------------------------------------------
     def _run(self, ctx: JobContext) -> None:
         item = ctx.job
         execution_id = int(item.payload["execution_id"])
-        with ctx.fenced_sync() as conn, conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute("select * from pgbatch.start_execution(%s, %s, %s)",
-                              [execution_id, item.id, item.claim_token]).fetchone()
-            assert row is not None
-            job = self._jobs.get(row["job_name"])
+        with ctx.fenced_sync() as conn:
+            row = call_row(conn, "select * from pgbatch.start_execution(%s, %s, %s)",
+                           [execution_id, item.id, item.claim_token])
             if row["status"] not in _RUNNING:
                 ctx.ack_in_sync(conn)
                 return
+            job = self._jobs.get(row["job_name"])
             if job is None:
                 raise UnknownHandler(f"job {row['job_name']!r} is not known to this worker",
                                      "UnknownJob")
+            if self._fingerprint(conn, job) != row["definition_fp"]:
+                raise JobDefinitionChangedError(
+                    f"execution {execution_id} of job {job.name!r} runs definition "
+                    f"{row['definition_fp']}, this worker has another one; a worker with that "
+                    "definition runs it")
+        fault_point("after_claim", execution_id=execution_id)
         step_name: str | None = str(row["current_step"])
         while step_name is not None:
-            with ctx.fenced_sync() as conn, conn.cursor(row_factory=dict_row) as cur:
-                s = cur.execute("select * from pgbatch.start_step(%s, %s, %s, %s)",
-                                [execution_id, step_name, item.id, item.claim_token]).fetchone()
-                assert s is not None
+            fault_point("before_step_start", execution_id=execution_id, step=step_name)
+            with ctx.fenced_sync() as conn:
+                s = call_row(conn, "select * from pgbatch.start_step(%s, %s, %s, %s)",
+                             [execution_id, step_name, item.id, item.claim_token])
+                control = call_row(conn, "select * from pgbatch.execution_control(%s, %s, %s)",
+                                   [execution_id, item.id, item.claim_token]) \
+                    if s["action"] == "run" else {}
                 if s["action"] not in ("run", "skip"):
                     log.info("batch execution %s ends at step %s: %s", execution_id, step_name,
                              s["action"])
@@ -88,53 +135,82 @@ class BatchExecutor:
             if s["action"] == "skip":
                 step_name = job.step_after(step_name)
                 continue
-            self._run_step(ctx, job, step_name, s)
+            self._run_step(ctx, job, step_name, s, dict(control.get("params") or {}))
             return
 
-    def _run_step(self, ctx: JobContext, job: Job, step_name: str, s: dict[str, Any]) -> None:
+    def _run_step(self, ctx: JobContext, job: Job, step_name: str, s: dict[str, Any],
+                  params: dict[str, Any]) -> None:
         item = ctx.job
         step = job.by_name[step_name]
-        status, message = "COMPLETED", None
+        execution_id = int(item.payload["execution_id"])
+        sctx = StepContext(execution_id, job.name, step_name, int(s["step_execution_id"]),
+                           params=params, shutdown=ctx.stop_requested.is_set,
+                           probe=lambda: self._operator_stop(ctx, execution_id),
+                           poll_interval=self._poll_interval)
+        status, code, message = "COMPLETED", None, None
+        token = set_step_context(sctx)
         try:
             if isinstance(step, TaskletStep):
-                step.fn()
+                _call_tasklet(step, sctx)
+                if sctx.stop_asked:
+                    status = "STOPPED"
             else:
-                status = self._run_chunks(ctx, step, s)
+                outcome = ChunkRun(ctx, step, sctx, s, self._lease, job.on_shutdown,
+                                   self._outage).run()
+                if outcome == "HANDOFF":
+                    self._handoff(ctx, execution_id)
+                    return
+                if outcome == "SHUTDOWN_STOP":
+                    status, message = "STOPPED", "stopped at the worker's shutdown"
+                else:
+                    status = outcome
+        except IndeterminateWriteError as exc:
+            log.warning("batch step %s: output indeterminate: %s", step_name, exc)
+            status, code, message = "UNKNOWN", "UNKNOWN", f"{type(exc).__name__}: {exc}"
+        except (psycopg.OperationalError, JobDefinitionChangedError, ClaimLost):
+            raise
         except Exception as exc:
             log.exception("batch step %s failed", step_name)
             status, message = "FAILED", f"{type(exc).__name__}: {exc}"
-        with ctx.fenced_sync() as conn, conn.cursor(row_factory=dict_row) as cur:
-            end = cur.execute(
-                "select * from pgbatch.end_step(%s, %s, %s, %s, exit_message => %s, ack => false)",
-                [s["step_execution_id"], item.id, item.claim_token, status, message]).fetchone()
-            assert end is not None
+        finally:
+            reset_step_context(token)
+        with ctx.fenced_sync() as conn:
+            end = call_row(conn, "select * from pgbatch.end_step(%s, %s, %s, %s,"
+                                 " exit_code => %s, exit_message => %s, ack => false)",
+                           [s["step_execution_id"], item.id, item.claim_token, status, code,
+                            message])
             ctx.ack_in_sync(conn, _effects(end["effects"]))
 
-    def _run_chunks(self, ctx: JobContext, step: ChunkStep, s: dict[str, Any]) -> str:
+    def _handoff(self, ctx: JobContext, execution_id: int) -> None:
         item = ctx.job
-        done = int(s["context"].get("read", 0))
-        seq = int(s["chunk_seq"])
-        items = iter(step.reader(done))
-        while True:
-            chunk = list(itertools.islice(items, step.chunk_size))
-            if not chunk:
-                return "COMPLETED"
-            with ctx.fenced_sync() as conn, conn.cursor(row_factory=dict_row) as cur:
-                step.writer(conn, chunk)
-                row = cur.execute(
-                    "select * from pgbatch.commit_chunk(%s, %s, %s, %s, %s,"
-                    " read_count => %s, write_count => %s, lease => %s)",
-                    [s["step_execution_id"], item.id, item.claim_token, seq,
-                     Jsonb({"read": done + len(chunk)}), len(chunk), len(chunk), self._lease],
-                ).fetchone()
-                assert row is not None
-            seq, done = int(row["chunk_seq"]), done + len(chunk)
-            if row["stop_requested"]:
-                return "STOPPED"
+        with ctx.fenced_sync() as conn:
+            row = call_row(conn, "select * from pgbatch.handoff_execution(%s, %s, %s,"
+                                 " ack => false)", [execution_id, item.id, item.claim_token])
+            ctx.ack_in_sync(conn, _effects(row["effects"]))
+        log.info("batch execution %s handed off at shutdown: %s", execution_id, row["status"])
+
+    def _operator_stop(self, ctx: JobContext, execution_id: int) -> bool:
+        item = ctx.job
+        with ctx.fenced_sync() as conn:
+            row = call_row(conn, "select * from pgbatch.execution_control(%s, %s, %s)",
+                           [execution_id, item.id, item.claim_token])
+        return bool(row["stop_requested"])
+
+
+def _call_tasklet(step: TaskletStep, sctx: StepContext) -> None:
+    try:
+        params = [p for p in inspect.signature(step.fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    if params:
+        step.fn(sctx)
+    else:
+        step.fn()
 
 
 def _effects(effects: dict[str, Any] | None) -> AckEffects | None:
-    """end_step's hand-off effects (the next step's work item) as AckEffects."""
+    """end_step's and handoff_execution's effects (the next work item) as AckEffects."""
     if not effects:
         return None
     return AckEffects(enqueue=[

@@ -10,11 +10,19 @@
 --   restartable      default true
 --   recovery_policy  ResumeForward (default; Fail when not restartable),
 --                    RestartAll, RestartFrom:<step>, Fail
---   max_recoveries   default 5
+--   max_recoveries   default 5: a ResumeForward recovery beyond it ends the
+--                    execution FAILED (RECOVERY_LIMIT)
+--   on_shutdown      what a worker that shuts down does with a running
+--                    execution: handoff (default: commit the chunk, hand the
+--                    execution back, STARTING) or stop (STOPPED)
 --   queue            the batch queue of its work items, default 'batch'
--- InvalidJobDefinition (PB041) for anything else. Registering the same
--- definition again only updates its last_registered_at; launches use the
--- definition registered last.
+-- InvalidJobDefinition (PB041) for anything else (also a recovery policy other
+-- than Fail for a job that is not restartable). A definition whose "version"
+-- is set and equals the version of a registered definition of the job with
+-- other steps is JobDefinitionChangedError (PB049): a changed definition needs
+-- a new version, so that executions recover and resume only with the steps
+-- they started with. Registering the same definition again only updates its
+-- last_registered_at; launches use the definition registered last.
 create or replace function pgbatch.register_job(job_name text, definition jsonb)
 returns text
 language plpgsql
@@ -36,7 +44,7 @@ begin
         perform pgbatch._raise('PB041', 'invalid job definition: must be a JSON object');
     end if;
     for k in select jsonb_object_keys(v_def) loop
-        if k not in ('steps', 'version', 'restartable', 'recovery_policy', 'max_recoveries', 'queue') then
+        if k not in ('steps', 'version', 'restartable', 'recovery_policy', 'max_recoveries', 'on_shutdown', 'queue') then
             perform pgbatch._raise('PB041', format('invalid job definition: unknown key %s', to_json(k)));
         end if;
     end loop;
@@ -103,10 +111,25 @@ begin
         perform pgbatch._raise('PB041', format('invalid job definition: unknown recovery_policy %s '
                                                '(ResumeForward, RestartAll, RestartFrom:<step>, Fail)', to_json(v_policy)));
     end if;
+    if not coalesce((v_def ->> 'restartable')::boolean, true) and v_policy <> 'Fail' then
+        perform pgbatch._raise('PB041', format('invalid job definition: recovery_policy %s needs a restartable job '
+                                               '(a job that is not restartable recovers with Fail)', to_json(v_policy)));
+    end if;
+    if v_def ? 'on_shutdown' and coalesce(v_def ->> 'on_shutdown', '') not in ('handoff', 'stop') then
+        perform pgbatch._raise('PB041', 'invalid job definition: "on_shutdown" must be handoff or stop');
+    end if;
     v_def := v_def || jsonb_build_object('recovery_policy', v_policy);
 
     v_fp := encode(sha256(convert_to(pgbatch._canonical_json(jsonb_build_object(
                 'steps', v_fp_steps, 'version', coalesce(v_def -> 'version', 'null'))), 'UTF8')), 'hex');
+    if coalesce(v_def -> 'version', 'null') <> 'null' and exists (
+        select 1 from pgbatch.job_definition d
+         where d.job_name = register_job.job_name and d.fingerprint <> v_fp
+           and d.definition -> 'version' = v_def -> 'version') then
+        perform pgbatch._raise('PB049', format('job %s: version %s is already registered with other steps',
+                                               to_json(register_job.job_name), v_def -> 'version'),
+                               'change the version when the steps, their readers, writers or chunk sizes change');
+    end if;
     insert into pgbatch.job_definition as d (job_name, fingerprint, definition, registered_at, last_registered_at)
     values (register_job.job_name, v_fp, v_def, v_now, v_now)
     on conflict on constraint job_definition_pkey do update

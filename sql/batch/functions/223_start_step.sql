@@ -20,6 +20,9 @@
 --                          exit START_LIMIT_EXCEEDED (StartLimitExceededError)
 --   failed                 the step's last execution is UNKNOWN: the execution
 --                          is now FAILED, exit STEP_UNKNOWN
+-- In an execution started by a RestartAll or RestartFrom recovery, the steps
+-- from its fresh_from_step on ignore the earlier executions: a new row, an
+-- empty context (start_limit still counts their starts).
 -- InvalidExecutionState (PB048) for a step the definition does not have, or
 -- one that already ended in this execution.
 create or replace function pgbatch.start_step(execution_id bigint, step_name text, job_id uuid, claim_token uuid)
@@ -78,7 +81,7 @@ begin
     select count(*) into v_starts
       from pgbatch.step_execution se join pgbatch.job_execution e on e.id = se.job_execution_id
      where e.instance_id = x.instance_id and se.step_name = start_step.step_name;
-    if v_last.id is not null then
+    if v_last.id is not null and (x.fresh_from_step is null or v_index < x.fresh_from_step) then
         if v_last.status = 'ABANDONED'
            or (v_last.status = 'COMPLETED' and not coalesce((v_step ->> 'allow_start_if_complete')::boolean, false)) then
             if jsonb_array_length((select jd.definition -> 'steps' from pgbatch.job_definition jd
@@ -121,7 +124,9 @@ begin
        set current_step = s.step_name, last_updated = v_now, version = e.version + 1
      where e.id = x.id;
     perform pgbatch._batch_event(x.id, s.id, 'step_started', x.status, x.status, null,
-                                 jsonb_build_object('step', s.step_name, 'restart_of', v_last.id));
+                                 jsonb_build_object('step', s.step_name, 'restart_of',
+                                                    case when x.fresh_from_step is null or v_index < x.fresh_from_step
+                                                         then v_last.id end));
     return query select s.id, 'run'::text, coalesce(v_ctx, '{}'), 0::bigint;
 end
 $$;

@@ -1,9 +1,12 @@
 -- Ends step execution `step_execution_id` (STARTED) as `status` (COMPLETED,
--- FAILED or STOPPED), by the worker holding work item `job_id` (fenced, see
+-- FAILED, STOPPED or UNKNOWN), by the worker holding work item `job_id` (fenced, see
 -- _batch_fence), with its exit code (default: the status), message and,
 -- when given, a last `context` and job `job_context`. Then, in the same
 -- transaction, the job:
 --   FAILED / STOPPED step   the execution ends FAILED / STOPPED
+--   UNKNOWN step            T21: a writer could not tell whether its output was
+--                           written; the execution is UNKNOWN (not terminal, it
+--                           blocks restarts) until recover_execution()
 --   COMPLETED, last step    the execution ends COMPLETED (also when a stop was
 --                           requested: the work is done, T8b)
 --   COMPLETED, stop asked   the execution ends STOPPED (work remains, T8)
@@ -31,8 +34,8 @@ declare
     v_final text;
     v_fx    jsonb;
 begin
-    if end_step.status is null or end_step.status not in ('COMPLETED', 'FAILED', 'STOPPED') then
-        perform pgbatch._raise('PB007', format('invalid argument: a step ends COMPLETED, FAILED or STOPPED, not %s',
+    if end_step.status is null or end_step.status not in ('COMPLETED', 'FAILED', 'STOPPED', 'UNKNOWN') then
+        perform pgbatch._raise('PB007', format('invalid argument: a step ends COMPLETED, FAILED, STOPPED or UNKNOWN, not %s',
                                                coalesce(end_step.status, 'NULL')));
     end if;
     select * into s from pgbatch.step_execution se where se.id = end_step.step_execution_id;
@@ -61,7 +64,16 @@ begin
        and jd.job_name = (select i.job_name from pgbatch.job_instance i where i.id = x.instance_id)
        and d.ord = s.step_index + 2;
 
-    if end_step.status in ('FAILED', 'STOPPED') then
+    if end_step.status = 'UNKNOWN' then
+        update pgbatch.job_execution e
+           set status = 'UNKNOWN', exit_code = coalesce(end_step.exit_code, 'UNKNOWN'),
+               exit_message = end_step.exit_message, lease_owner = null, lease_boot_id = null,
+               lease_expires_at = null, last_updated = v_now, version = e.version + 1
+         where e.id = x.id;
+        perform pgbatch._batch_event(x.id, s.id, 'unknown', x.status, 'UNKNOWN', null,
+                                     jsonb_build_object('step', s.step_name, 'message', end_step.exit_message));
+        v_final := 'UNKNOWN';
+    elsif end_step.status in ('FAILED', 'STOPPED') then
         v_final := pgbatch._batch_finish(x.id, end_step.status, coalesce(end_step.exit_code, end_step.status),
                                          end_step.exit_message, lower(end_step.status),
                                          detail => jsonb_build_object('step', s.step_name));

@@ -1,0 +1,226 @@
+"""The chunk loop of a chunk step (BATCH.md §4.2).
+
+Per chunk: read up to ``chunk_size`` items (fewer when the step's logic asks
+to stop), process them (``None`` filters an item out), then one fenced
+transaction: the writer's writes, ``update(context)`` of reader and writer
+and ``commit_chunk`` (checkpoint, counters, lease, stop read-back). After the
+commit: an operator's stop or ``request_stop()`` ends the step STOPPED, the
+worker's shutdown hands it off (or stops it, per ``on_shutdown``), the end of
+the input completes it.
+
+An ambiguous commit (the connection was lost during the transaction) is
+resolved by asking the database, never by a blind retry: a transaction that
+only calls ``commit_chunk`` for the same sequence number and is then rolled
+back tells whether the chunk committed (``applied = false``: it did, go on) or
+not (then the same items, kept in memory, are written and committed again).
+The database may be away for a while (a server restart): the check, and the
+redo with a writer opened afresh, are retried with backoff until ``outage``
+seconds have passed; then the attempt fails (and the execution is recovered).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from pgbatch._errors import ClaimLost
+from pgbatch.batch.calls import call_row
+from pgbatch.batch.context import StepContext
+from pgbatch.batch.definition import ChunkStep
+from pgbatch.batch.faults import fault_point
+from pgbatch.batch.items import ExecutionContext
+from pgbatch.batch.streams import make_reader, make_writer
+from pgbatch.worker.context import JobContext
+
+log = logging.getLogger("pgbatch.batch")
+
+#: How a chunk step run ended.
+ChunkOutcome = Literal["COMPLETED", "STOPPED", "HANDOFF", "SHUTDOWN_STOP"]
+
+_COMMIT = ("select * from pgbatch.commit_chunk(%s, %s, %s, %s, %s, read_count => %s,"
+           " write_count => %s, filter_count => %s, lease => %s)")
+
+
+class _Rollback(Exception):
+    """Rolls the probing transaction back."""
+
+
+def _call(obj: object, name: str, *args: Any) -> None:
+    fn = getattr(obj, name, None)
+    if callable(fn):
+        fn(*args)
+
+
+@dataclass
+class _Chunk:
+    items: list[Any]
+    read: int
+    filtered: int
+    end: bool
+
+
+class ChunkRun:
+    """One run of a chunk step inside one claim."""
+
+    def __init__(self, ctx: JobContext, step: ChunkStep, sctx: StepContext, start: dict[str, Any],
+                 lease: timedelta, on_shutdown: str, outage: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.ctx = ctx
+        self.step = step
+        self.sctx = sctx
+        self.step_execution_id = int(start["step_execution_id"])
+        self.committed: ExecutionContext = dict(start["context"] or {})
+        self.seq = int(start["chunk_seq"])
+        self.lease = lease
+        self.on_shutdown = on_shutdown
+        self.outage = outage
+        self.sleep = sleep
+        self.reader: Any = None
+        self.writer: Any = None
+        self.read_in_run = 0
+
+    # -- streams ----------------------------------------------------------------------
+    def _open(self) -> None:
+        self.reader = make_reader(self.step.reader)
+        self.writer = make_writer(self.step.writer)
+        _call(self.reader, "open", dict(self.committed))
+        _call(self.writer, "open", dict(self.committed))
+
+    def _close(self) -> None:
+        for part in (self.reader, self.writer):
+            if part is not None:
+                try:
+                    _call(part, "close")
+                except Exception:
+                    log.exception("close() of %r failed", part)
+
+    # -- the loop ---------------------------------------------------------------------
+    def run(self) -> ChunkOutcome:
+        """Run chunks until the input ends or a stop or shutdown is seen."""
+        self._open()
+        try:
+            while True:
+                chunk = self._read_chunk()
+                if chunk.read == 0 and chunk.end:
+                    return "COMPLETED"
+                stop_read_back = self._commit(chunk)
+                if chunk.end:
+                    return "COMPLETED"
+                if stop_read_back:
+                    self.sctx.operator_stop_seen()
+                    return "STOPPED"
+                if self.sctx.stop_asked:
+                    return "STOPPED"
+                if self.ctx.stop_requested.is_set():
+                    return "HANDOFF" if self.on_shutdown == "handoff" else "SHUTDOWN_STOP"
+        finally:
+            self._close()
+
+    def _read_chunk(self) -> _Chunk:
+        items: list[Any] = []
+        read = filtered = 0
+        end = False
+        x = self.sctx
+        while read < self.step.chunk_size:
+            item = self.reader.read()
+            if item is None:
+                end = True
+                break
+            read += 1
+            self.read_in_run += 1
+            fault_point("after_read", execution_id=x.execution_id, step=x.step_name,
+                        k=self.read_in_run, item=item)
+            out = self.step.processor(item) if self.step.processor is not None else item
+            if out is None:
+                filtered += 1
+            else:
+                items.append(out)
+            if x.stop_asked:
+                break
+        return _Chunk(items, read, filtered, end)
+
+    def _context_after(self) -> ExecutionContext:
+        context = dict(self.committed)
+        _call(self.reader, "update", context)
+        _call(self.writer, "update", context)
+        return context
+
+    def _args(self, chunk: _Chunk, context: ExecutionContext) -> list[Any]:
+        item = self.ctx.job
+        return [self.step_execution_id, item.id, item.claim_token, self.seq, Jsonb(context),
+                chunk.read, len(chunk.items), chunk.filtered, self.lease]
+
+    def _commit(self, chunk: _Chunk) -> bool:
+        """Write and commit ``chunk``; return the stop read-back."""
+        context = self._context_after()
+        x = self.sctx
+        deadline = time.monotonic() + self.outage
+        delay = 0.1
+        while True:
+            try:
+                row = self._write_and_commit(chunk, context)
+                break
+            except ClaimLost:
+                raise
+            except psycopg.OperationalError as exc:
+                log.warning("chunk %d of step %s (execution %s): connection lost (%s); "
+                            "checking whether it committed", self.seq, x.step_name,
+                            x.execution_id, exc)
+                committed: dict[str, Any] | None = None
+                while committed is None:
+                    try:
+                        committed = self._probe(chunk, context)
+                    except ClaimLost:
+                        raise
+                    except psycopg.OperationalError:
+                        if time.monotonic() > deadline:
+                            raise
+                        self.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                if not committed["applied"]:
+                    row = committed
+                    break
+                # not committed: write the same items again, with a writer opened afresh
+                # (its own connections may have died with the server)
+                if time.monotonic() > deadline:
+                    raise
+                _call(self.writer, "close")
+                self.writer = make_writer(self.step.writer)
+                _call(self.writer, "open", dict(self.committed))
+                self.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.seq, self.committed = int(row["chunk_seq"]), context
+        fault_point("after_commit_before_ack", execution_id=x.execution_id, step=x.step_name,
+                    seq=self.seq)
+        return bool(row["stop_requested"])
+
+    def _write_and_commit(self, chunk: _Chunk, context: ExecutionContext) -> dict[str, Any]:
+        x = self.sctx
+        with self.ctx.fenced_sync() as conn:
+            if chunk.items:
+                self.writer.write(conn, chunk.items)
+            fault_point("after_write_before_commit", execution_id=x.execution_id,
+                        step=x.step_name, seq=self.seq)
+            return call_row(conn, _COMMIT, self._args(chunk, context))
+
+    def _probe(self, chunk: _Chunk, context: ExecutionContext) -> dict[str, Any]:
+        """Whether chunk ``seq`` committed: ``applied`` False means it did (the row
+        of that earlier commit's read-back); True means it did not (rolled back)."""
+        found: dict[str, Any] = {}
+        services = self.ctx.services
+        assert services is not None
+        with services.sync_client().pool.connection() as conn:
+            try:
+                with conn.transaction():
+                    found.update(call_row(conn, _COMMIT, self._args(chunk, context)))
+                    raise _Rollback
+            except _Rollback:
+                pass
+        return found
