@@ -215,6 +215,26 @@ class InvalidExecutionState(InvalidState):
     sqlstate = "PB048"
 
 
+class ScheduleNotFound(PgBatchError):
+    """No schedule has that name."""
+
+    sqlstate = "PB060"
+
+
+class InvalidSchedule(ValidationError):
+    """A schedule definition the scheduler refuses: a bad name, kind, interval,
+    misfire threshold, catch-up window, overlap policy or target, or a field
+    of another kind (docs/schedules.md)."""
+
+    sqlstate = "PB061"
+
+
+class ScheduleAlreadyExists(PgBatchError):
+    """``create_schedule`` with the name of an existing schedule."""
+
+    sqlstate = "PB062"
+
+
 class StartLimitExceededError(PgBatchError):
     """A step was started ``start_limit`` times over its instance's executions;
     ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""
@@ -248,6 +268,9 @@ ERRORS: dict[str, type[PgBatchError]] = {
         FencedOut,
         JobExecutionNotFound,
         InvalidExecutionState,
+        ScheduleNotFound,
+        InvalidSchedule,
+        ScheduleAlreadyExists,
     )
     if cls.sqlstate is not None
 }
