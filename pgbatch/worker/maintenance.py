@@ -5,7 +5,8 @@ each with its own interval and scope. Per-node services (the heartbeat) run
 on every worker; leader-only ones (reaping expired leases, announcing due
 jobs, compacting counters, sweeping retention, VACUUM: ``queue_services.py``,
 and whatever the batch engine, the scheduler or the application register)
-run on the node that holds the maintenance leadership lease.
+run on the node that holds the maintenance leadership lease; the scheduler's tick
+(``pgbatch/schedule/service.py``) runs on every node.
 
 Leadership is a heartbeat lease in ``pgbatch.leader`` judged by database
 time (``leadership.py``): every tick (``MaintenanceConfig.interval``, at most a
@@ -42,6 +43,7 @@ from uuid import UUID
 from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._errors import InvalidArgument
+from pgbatch.schedule.service import schedule_services
 from pgbatch.worker.leadership import Leadership
 from pgbatch.worker.queue_services import QueueServices
 from pgbatch.worker.services import (
@@ -182,7 +184,7 @@ class Maintenance:
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         self._renew_failures = 0
-        for service in [*self.queue_services.services(), *services]:
+        for service in [*self.queue_services.services(), *schedule_services(), *services]:
             self.register(service)
 
     # -- registry -----------------------------------------------------------------
