@@ -23,7 +23,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0010_schedules.sql: released SQL never changes.
-SQL_SHA256 = "6bb8ad906ae6daf99fdc34c2e1bf953f9f157942fdbd119c28e4be5ae5bf3120"
+SQL_SHA256 = "91c94b37af2301b50e3125f93d8e63d19460fdeef31445780fd427c64afb25dd"
 
 #: The functions the version adds.
 FUNCTIONS = (

@@ -594,7 +594,7 @@ begin
         v_fire := pgbatch._schedule_record_fire(s, 'schedule', m.latest, v_out,
                                                 greatest(m.occurrences - 1, 0), m.capped,
                                                 tick_schedules.node_id, null, v_now);
-        if v_fire is null then
+        if v_fire.schedule_id is null then
             -- impossible: the row lock serialises ticks and every occurrence > watermark is new
             raise exception using errcode = 'P0004',
                 message = format('schedule %s: occurrence %s is already in the fire ledger', s.id, m.latest);
@@ -884,7 +884,11 @@ begin
         end if;
         v_fire := pgbatch._schedule_record_fire(s, 'manual', v_at, 'fired', 0, false, null,
                                                 trigger_schedule.request_id, v_now);
-        exit when v_fire is not null;
+        exit when v_fire.schedule_id is not null;
+        if v_at >= v_now + interval '1 second' then
+            raise exception using errcode = 'P0004',
+                message = format('schedule %s: no free manual fire instant near %s', s.id, v_now);
+        end if;
         v_at := v_at + interval '1 microsecond';  -- two triggers at one instant (the test clock)
     end loop;
     update pgbatch.schedule x set last_outcome = v_fire.outcome, last_decided_at = v_now where x.id = s.id;
@@ -946,7 +950,7 @@ begin
     end loop;
     foreach v_at in array v_all loop
         v_fire := pgbatch._schedule_record_fire(s, 'backfill', v_at, 'fired', 0, false, null, null, v_now);
-        if v_fire is not null then
+        if v_fire.schedule_id is not null then
             return next pgbatch._schedule_fire_info(v_fire);
         end if;
     end loop;

@@ -67,7 +67,7 @@ begin
         v_fire := pgbatch._schedule_record_fire(s, 'schedule', m.latest, v_out,
                                                 greatest(m.occurrences - 1, 0), m.capped,
                                                 tick_schedules.node_id, null, v_now);
-        if v_fire is null then
+        if v_fire.schedule_id is null then
             -- impossible: the row lock serialises ticks and every occurrence > watermark is new
             raise exception using errcode = 'P0004',
                 message = format('schedule %s: occurrence %s is already in the fire ledger', s.id, m.latest);

@@ -27,7 +27,11 @@ begin
         end if;
         v_fire := pgbatch._schedule_record_fire(s, 'manual', v_at, 'fired', 0, false, null,
                                                 trigger_schedule.request_id, v_now);
-        exit when v_fire is not null;
+        exit when v_fire.schedule_id is not null;
+        if v_at >= v_now + interval '1 second' then
+            raise exception using errcode = 'P0004',
+                message = format('schedule %s: no free manual fire instant near %s', s.id, v_now);
+        end if;
         v_at := v_at + interval '1 microsecond';  -- two triggers at one instant (the test clock)
     end loop;
     update pgbatch.schedule x set last_outcome = v_fire.outcome, last_decided_at = v_now where x.id = s.id;

@@ -51,7 +51,7 @@ begin
     end loop;
     foreach v_at in array v_all loop
         v_fire := pgbatch._schedule_record_fire(s, 'backfill', v_at, 'fired', 0, false, null, null, v_now);
-        if v_fire is not null then
+        if v_fire.schedule_id is not null then
             return next pgbatch._schedule_fire_info(v_fire);
         end if;
     end loop;
