@@ -91,25 +91,29 @@ def i8_violations(conn: Conn) -> list[str]:
                 when f.outcome <> 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 0
                   then 'not fired but has a run'
                 when f.job_id is not null
-                     and (select count(*) from (select id, payload from pgbatch.job where id = f.job_id
-                                                union all
-                                                select id, payload from pgbatch.job_archive
-                                                 where id = f.job_id) j
+                     and (select count(*)
+                            from (select id, payload from pgbatch.job where id = f.job_id
+                                  union all
+                                  select id, payload from pgbatch.job_archive
+                                   where id = f.job_id) j
                            where j.payload -> 'schedule' ->> 'id' = f.schedule_id) <> 1
                   then 'queue job missing or not naming the schedule'
                 when f.job_execution_id is not null
                      and not exists (select 1 from pgbatch.job_execution x
-                                      where x.id = f.job_execution_id and x.schedule_id = f.schedule_id
+                                      where x.id = f.job_execution_id
+                                        and x.schedule_id = f.schedule_id
                                         and x.fire_at = f.fire_at)
                   then 'execution missing or not naming the fire'
               end)) p(problem)
          where problem is not null
         union all
-        select format('schedule %s: fire %s after its watermark %s', s.id, f.fire_at, s.last_fire_at)
+        select format('schedule %s: fire %s after its watermark %s',
+                      s.id, f.fire_at, s.last_fire_at)
           from pgbatch.schedule s join pgbatch.schedule_fire f on f.schedule_id = s.id
          where f.source = 'schedule' and (s.last_fire_at is null or f.fire_at > s.last_fire_at)
         union all
-        select format('schedule %s: watermark %s is not its latest fire %s', s.id, s.last_fire_at, m)
+        select format('schedule %s: watermark %s is not its latest fire %s',
+                      s.id, s.last_fire_at, m)
           from pgbatch.schedule s
           cross join lateral (select max(f.fire_at) m from pgbatch.schedule_fire f
                                where f.schedule_id = s.id and f.source = 'schedule') l
@@ -132,8 +136,10 @@ def digest(conn: Conn) -> str:
             (select string_agg(s::text, ',' order by s.id) from pgbatch.schedule s),
             (select string_agg(f::text, ',' order by f.schedule_id, f.source, f.fire_at)
                from pgbatch.schedule_fire f),
-            (select string_agg(j.id::text || j.payload::text, ',' order by j.id) from pgbatch.job j),
-            (select string_agg(x.id::text || x.status, ',' order by x.id) from pgbatch.job_execution x)))
+            (select string_agg(j.id::text || j.payload::text, ',' order by j.id)
+               from pgbatch.job j),
+            (select string_agg(x.id::text || x.status, ',' order by x.id)
+               from pgbatch.job_execution x)))
     """).fetchone()
     assert row is not None
     return str(row[0])

@@ -1,3 +1,4 @@
+# ruff: noqa: N802 - tests are named after the ids of BATCH.md (test_K1_...)
 """The tick's decisions on one session (BATCH.md §9.2, §9.3; tests K1-K4, K7,
 K9-K14, K17): on-time fires, catch-up after downtime, the window, the
 watermark, pause/resume, definition changes, once, manual, overlap, the scan
@@ -84,7 +85,8 @@ def test_K3_restart_outside_the_window_records_skipped_late(conn: Conn) -> None:
     assert [(d["fire_at"], d["outcome"]) for d in decided] == [(T0 + 470 * MIN, "skipped_late")]
     assert jobs_of(conn, "c") == 2
     s = schedule(conn, "c")
-    assert s["last_fire_at"] == T0 + 470 * MIN and s["last_outcome"] == "skipped_late"
+    assert s["last_fire_at"] == T0 + 470 * MIN
+    assert s["last_outcome"] == "skipped_late"
     assert tick(conn, "n", T0 + 7 * 60 * MIN + 57 * MIN) == []
     decided = tick(conn, "n", T0 + 8 * 60 * MIN + 10 * MIN)   # 20:00 ... 20:10 -> 20:10 on time
     assert [(d["fire_at"], d["outcome"]) for d in decided] == [(T0 + 490 * MIN, "fired")]
@@ -137,7 +139,8 @@ def test_K10_a_definition_change_never_fires_retroactively(conn: Conn) -> None:
     set_clock(conn, T0 + 40 * MIN)
     conn.execute("select pgbatch.update_schedule('c', cron_expr => '*/15 * * * *')")
     s = schedule(conn, "c")
-    assert s["effective_from"] == T0 + 40 * MIN and s["next_due_at"] == T0 + 45 * MIN
+    assert s["effective_from"] == T0 + 40 * MIN
+    assert s["next_due_at"] == T0 + 45 * MIN
     assert tick(conn, "n", T0 + 44 * MIN) == []
     assert [d["fire_at"] for d in tick(conn, "n", T0 + 46 * MIN)] == [T0 + 45 * MIN]
     # a change that changes nothing keeps the version and the timing state
@@ -161,9 +164,9 @@ def test_K11_resume_skips_the_pause_unless_asked_to_catch_up(conn: Conn) -> None
     assert tick(conn, "n", T0 + 45 * MIN) == []          # 12:20, 12:30, 12:40 during the pause
     conn.execute("select pgbatch.resume_schedule('a')")
     conn.execute("select pgbatch.resume_schedule('b', catch_up => true)")
-    decided = {d["schedule_id"]: d for d in tick(conn, "n", T0 + 46 * MIN)}
-    assert set(decided) == {"b"}
-    assert (decided["b"]["fire_at"], decided["b"]["coalesced_count"]) == (T0 + 40 * MIN, 2)
+    by_name = {d["schedule_id"]: d for d in tick(conn, "n", T0 + 46 * MIN)}
+    assert set(by_name) == {"b"}
+    assert (by_name["b"]["fire_at"], by_name["b"]["coalesced_count"]) == (T0 + 40 * MIN, 2)
     assert schedule(conn, "a")["next_due_at"] == T0 + 50 * MIN
     tick(conn, "n", T0 + 50 * MIN)
     assert fired_at(conn, "a") == [T0 + 10 * MIN, T0 + 50 * MIN]
@@ -206,7 +209,9 @@ def test_K13_manual_trigger_is_idempotent_and_leaves_the_watermark(conn: Conn) -
                          ).fetchone()
     again = conn.execute("select job_id from pgbatch.trigger_schedule('m', request_id => 'r1')"
                          ).fetchone()
-    assert first == again and first is not None and first[0] is not None
+    assert first == again
+    assert first is not None
+    assert first[0] is not None
     conn.execute("select pgbatch.trigger_schedule('m', request_id => 'r2')")   # same instant
     conn.execute("select pgbatch.trigger_schedule('m')")
     assert [f["request_id"] for f in fires(conn, "m", "manual")] == ["r1", "r2", None]
@@ -229,7 +234,8 @@ def test_K14_overlap_skip_records_skipped_overlap_allow_runs_both(conn: Conn) ->
     claim_one(conn, "qs")                                 # the 12:01 run of "skip" is running
     decided = {d["schedule_id"]: d["outcome"] for d in tick(conn, "n", T0 + 2 * MIN)}
     assert decided == {"skip": "skipped_overlap", "allow": "fired"}
-    assert jobs_of(conn, "allow") == 2 and jobs_of(conn, "skip") == 1
+    assert jobs_of(conn, "allow") == 2
+    assert jobs_of(conn, "skip") == 1
     # the run ends: the next occurrence fires
     job = conn.execute("select id, claim_token from pgbatch.job where queue = 'qs'").fetchone()
     assert job is not None
@@ -261,13 +267,15 @@ def test_K14_overlap_skip_for_a_batch_target(conn: Conn) -> None:
     create(conn, "b", cron_expr="* * * * *", job_name="nightly", params={"region": "eu"},
            overlap_policy="skip")
     (first,) = tick(conn, "n", T0 + MIN)
-    assert first["outcome"] == "fired" and first["job_execution_id"] is not None
+    assert first["outcome"] == "fired"
+    assert first["job_execution_id"] is not None
     row = conn.execute("select x.schedule_id, x.fire_at, i.identifying_params"
                        " from pgbatch.job_execution x join pgbatch.job_instance i"
                        " on i.id = x.instance_id where x.id = %s",
                        [first["job_execution_id"]]).fetchone()
     assert row is not None
-    assert row[0] == "b" and row[1] == T0 + MIN
+    assert row[0] == "b"
+    assert row[1] == T0 + MIN
     assert set(row[2]) == {"region", "schedule", "fire_at"}
     claim_item(conn)
     assert [d["outcome"] for d in tick(conn, "n", T0 + 2 * MIN)] == ["skipped_overlap"]
