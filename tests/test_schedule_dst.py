@@ -67,7 +67,7 @@ def test_K15_transition_days_through_the_tick(conn: Conn, tz: str, spring: date,
         start, end = _local_day(tz, day)
         suffix = f"-{season}"
         set_clock(conn, start - timedelta(hours=2))
-        window = {"catchup_window": STEP + timedelta(minutes=1), "tz": tz}
+        window: dict[str, Any] = {"catchup_window": STEP + timedelta(minutes=1), "tz": tz}
         create(conn, "hourly" + suffix, cron_expr="0 * * * *", **window)
         create(conn, "half" + suffix, cron_expr="30 * * * *", **window)
         create(conn, "0230" + suffix, cron_expr="30 2 * * *", **window)
@@ -165,6 +165,7 @@ def test_K16_the_ticks_occurrences_agree_with_next_and_with_each_other(
         assert walked[count] is None or walked[count] > until
         assert all(a < b for a, b in itertools.pairwise(w for w in walked if w is not None))
     if kind == "cron":
-        prev_next = kc.execute("select pgbatch.cron_prev(%s, %s, %s), pgbatch.cron_next(%s, %s, %s)",
-                               [expr, tz, until, expr, tz, until]).fetchone()
+        prev_next = kc.execute(
+            "select pgbatch.cron_prev(%s, %s, %s), pgbatch.cron_next(%s, %s, %s)",
+            [expr, tz, until, expr, tz, until]).fetchone()
         assert prev_next == (latest, after_latest)
