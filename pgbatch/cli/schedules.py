@@ -146,47 +146,8 @@ def _name(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", metavar="NAME", help="schedule name")
 
 
-def register(commands: Commands) -> None:
-    """Add ``schedules`` and its subcommands."""
-    sub = add_group(
-        commands, "schedules", "list, create, pause, resume, trigger, backfill schedules",
-        "Persisted cron, interval, once and manual schedules (docs/schedules.md). Every "
-        "worker\nticks the due ones; these commands manage them.",
-        "examples:\n"
-        "  pgbatch schedules create nightly --cron '0 2 * * *' --tz Europe/Berlin \\\n"
-        "      --task reports.nightly --catch-up-within 3600\n"
-        "  pgbatch schedules list\n"
-        "  pgbatch schedules history nightly\n"
-        "  pgbatch schedules pause nightly\n"
-        "  pgbatch schedules resume nightly --catch-up\n"
-        "  pgbatch schedules trigger nightly\n"
-        "  pgbatch schedules backfill nightly 2026-06-01T00:00Z 2026-06-07T00:00Z")
-
-    def command(name: str, help_text: str, description: str,
-                aliases: tuple[str, ...] = ()) -> argparse.ArgumentParser:
-        p = add_command(sub, name, help_text, description, handler=cmd_schedules,
-                        aliases=list(aliases))
-        p.set_defaults(schedules_handler=name)
-        return p
-
-    p = command("list", "every schedule with its state",
-                "Every schedule: when it fires, its target, state, next due time, watermark\n"
-                "(the latest occurrence decided), last outcome and coalesced count.")
-    p.add_argument("--json", action="store_true", help="JSON instead of a table")
-    p = command("show", "one schedule in full", "One schedule and its state (schedules()).")
-    _name(p)
-    p.add_argument("--json", action="store_true", help="JSON instead of text")
-    p = command("history", "the fires of a schedule",
-                "The fires of a schedule, newest first (schedule_fires()): occurrence, source,\n"
-                "outcome, coalesced count, the run it started and the run's state.")
-    _name(p)
-    p.add_argument("--limit", type=positive_int, default=50, help="at most this many")
-    p.add_argument("--json", action="store_true", help="JSON instead of a table")
-
-    p = command("create", "create a schedule",
-                "Create a schedule (create_schedule()): exactly one of --cron, --every,\n"
-                "--once-at, --manual; a target: --task (with --kwargs) or --queue with\n"
-                "--payload, or --job with --params.", aliases=("add",))
+def _create_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments of ``schedules create``."""
     _name(p)
     when_group = p.add_mutually_exclusive_group(required=True)
     when_group.add_argument("--cron", metavar="EXPR", help="cron expression (5 or 6 fields)")
@@ -211,6 +172,50 @@ def register(commands: Commands) -> None:
                    help="when a previous fire's run is still active")
     p.add_argument("--paused", action="store_true", help="create it paused")
 
+
+
+def register(commands: Commands) -> None:
+    """Add ``schedules`` and its subcommands."""
+    sub = add_group(
+        commands, "schedules", "list, create, pause, resume, trigger, backfill schedules",
+        "Persisted cron, interval, once and manual schedules (docs/schedules.md). Every "
+        "worker\nticks the due ones; these commands manage them.",
+        "examples:\n"
+        "  pgbatch schedules create nightly --cron '0 2 * * *' --tz Europe/Berlin \\\n"
+        "      --task reports.nightly --catch-up-within 3600\n"
+        "  pgbatch schedules list\n"
+        "  pgbatch schedules history nightly\n"
+        "  pgbatch schedules pause nightly\n"
+        "  pgbatch schedules resume nightly --catch-up\n"
+        "  pgbatch schedules trigger nightly\n"
+        "  pgbatch schedules backfill nightly 2026-06-01T00:00Z 2026-06-07T00:00Z")
+
+    def command(name: str, help_text: str, description: str,
+                handler_name: str | None = None) -> argparse.ArgumentParser:
+        p = add_command(sub, name, help_text, description, handler=cmd_schedules)
+        p.set_defaults(schedules_handler=handler_name or name)
+        return p
+
+    p = command("list", "every schedule with its state",
+                "Every schedule: when it fires, its target, state, next due time, watermark\n"
+                "(the latest occurrence decided), last outcome and coalesced count.")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p = command("show", "one schedule in full", "One schedule and its state (schedules()).")
+    _name(p)
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p = command("history", "the fires of a schedule",
+                "The fires of a schedule, newest first (schedule_fires()): occurrence, source,\n"
+                "outcome, coalesced count, the run it started and the run's state.")
+    _name(p)
+    p.add_argument("--limit", type=positive_int, default=50, help="at most this many")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+
+    for name in ("create", "add"):
+        _create_arguments(command(
+            name, "create a schedule" if name == "create" else "the same as create",
+            "Create a schedule (create_schedule()): exactly one of --cron, --every,\n"
+            "--once-at, --manual; a target: --task (with --kwargs) or --queue with\n"
+            "--payload, or --job with --params.", "create"))
     p = command("pause", "pause a schedule", "Pause a schedule: nothing fires until resumed.")
     _name(p)
     p = command("resume", "resume a paused schedule",
@@ -230,7 +235,8 @@ def register(commands: Commands) -> None:
     p.add_argument("start", type=timestamp, metavar="START", help="ISO 8601 time")
     p.add_argument("end", type=timestamp, metavar="END", help="ISO 8601 time")
     p.add_argument("--force", action="store_true", help="fire decided occurrences again")
-    p = command("delete", "delete a schedule and its history",
-                "Delete a schedule and its fire ledger (delete_schedule()); jobs it started\n"
-                "are left alone.", aliases=("remove",))
-    _name(p)
+    for name in ("delete", "remove"):
+        _name(command(name, "delete a schedule and its history" if name == "delete"
+                      else "the same as delete",
+                      "Delete a schedule and its fire ledger (delete_schedule()); jobs it "
+                      "started\nare left alone.", "delete"))
