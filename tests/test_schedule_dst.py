@@ -114,7 +114,7 @@ def kc(k16_db: TestDatabase) -> Iterator[Conn]:
 def _as_schedule(kind: str, expr: str, tz: str, every: timedelta, anchor: datetime) -> str:
     """A pgbatch.schedule row literal of a cron or interval schedule (not stored)."""
     return ("(select s from (select (pgbatch._schedule_checked(row("
-            "'p', %s, %s, null, %s, %s, %s, null, null, 'q', '{}', null, null, '60 seconds', null,"
+            "'p', %s, %s, %s, %s, %s, null, null, 'q', '{}', null, null, '60 seconds', null,"
             " 'allow', true, null, now(), null, null, 0, null, null, '', 0, now(), now()"
             ")::pgbatch.schedule)) s) x)")
 

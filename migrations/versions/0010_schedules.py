@@ -23,7 +23,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0010_schedules.sql: released SQL never changes.
-SQL_SHA256 = "91c94b37af2301b50e3125f93d8e63d19460fdeef31445780fd427c64afb25dd"
+SQL_SHA256 = "ab38c7f45ae4d92c84844780312fc4a185c80c3d1387e09013ff350beee50ace"
 
 #: The functions the version adds.
 FUNCTIONS = (

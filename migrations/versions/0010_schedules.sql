@@ -16,14 +16,16 @@
 -- a fire happen at most once.
 create table pgbatch.schedule (
     id                text        primary key,
-    kind              text        not null check (kind in ('cron', 'interval', 'once', 'manual')),
+    kind              text        not null
+                                  constraint schedule_kind_check
+                                  check (kind in ('cron', 'interval', 'once', 'manual')),
     cron_expr         text,
-    cron_spec         pgbatch.cron_spec,                 -- cron_expr parsed once
     tz                text        not null default 'UTC',
     every             interval,                           -- interval: anchor + k * every, UTC
     anchor            timestamptz,
     once_at           timestamptz,
-    target            text        not null check (target in ('queue', 'batch')),
+    target            text        not null
+                                  constraint schedule_target_check check (target in ('queue', 'batch')),
     queue             text,                               -- target 'queue'
     payload           jsonb,
     job_name          text,                               -- target 'batch'
@@ -31,6 +33,7 @@ create table pgbatch.schedule (
     misfire_threshold interval    not null default '60 seconds',
     catchup_window    interval,                           -- null: no catch-up beyond the threshold
     overlap_policy    text        not null default 'allow'
+                                  constraint schedule_overlap_policy_check
                                   check (overlap_policy in ('allow', 'skip', 'queue')),
     enabled           boolean     not null default true,
     paused_at         timestamptz,
@@ -44,20 +47,25 @@ create table pgbatch.schedule (
     version           bigint      not null default 0,
     created_at        timestamptz not null,
     updated_at        timestamptz not null,
-    check ((kind = 'cron') = (cron_expr is not null and cron_spec is not null)),
-    check ((kind = 'interval') = (every is not null and anchor is not null)),
-    check ((kind = 'once') = (once_at is not null)),
-    check ((target = 'queue') = (queue is not null and payload is not null)),
-    check ((target = 'batch') = (job_name is not null and params is not null))
+    constraint schedule_cron_check check ((kind = 'cron') = (cron_expr is not null)),
+    constraint schedule_interval_check check ((kind = 'interval') = (every is not null and anchor is not null)),
+    constraint schedule_once_check check ((kind = 'once') = (once_at is not null)),
+    constraint schedule_queue_check check ((target = 'queue') = (queue is not null and payload is not null)),
+    constraint schedule_batch_check check ((target = 'batch') = (job_name is not null and params is not null))
 );
 -- The tick: due enabled schedules in due order.
 create index schedule_due on pgbatch.schedule (next_due_at) where enabled;
 
 create table pgbatch.schedule_fire (
-    schedule_id      text        not null references pgbatch.schedule on delete cascade,
-    source           text        not null check (source in ('schedule', 'manual', 'backfill')),
+    schedule_id      text        not null
+                                 constraint schedule_fire_schedule_id_fkey
+                                 references pgbatch.schedule on delete cascade,
+    source           text        not null
+                                 constraint schedule_fire_source_check
+                                 check (source in ('schedule', 'manual', 'backfill')),
     fire_at          timestamptz not null,               -- the occurrence (UTC): the fire's identity
     outcome          text        not null
+                                 constraint schedule_fire_outcome_check
                                  check (outcome in ('fired', 'skipped_late', 'skipped_overlap', 'failed')),
     coalesced_count  integer     not null default 0,     -- older missed occurrences folded into this one
     coalesced_capped boolean     not null default false, -- the count stopped at the scan cap: "at least"
@@ -138,7 +146,7 @@ declare
     v_k     numeric;
 begin
     if s.kind = 'cron' then
-        return pgbatch._cron_next_after(s.cron_spec, s.tz, after);
+        return pgbatch._cron_next_after(pgbatch.cron_parse(s.cron_expr), s.tz, after);
     elsif s.kind = 'interval' then
         if after < s.anchor then
             return s.anchor;
@@ -180,7 +188,7 @@ begin
     end if;
     if s.kind = 'cron' then
         select m.latest, m.occurrences, m.capped into latest, occurrences, capped
-          from pgbatch._cron_missed(s.cron_spec, s.tz, after, until, 1000) m;
+          from pgbatch._cron_missed(pgbatch.cron_parse(s.cron_expr), s.tz, after, until, 1000) m;
     elsif s.kind = 'interval' then
         if until < s.anchor then
             return;
@@ -379,7 +387,7 @@ $$;
 
 -- ==== schedule/functions/307_schedule_checked.sql ====
 -- Validates a schedule row before it is stored and returns it with its
--- parsed cron expression and definition hash filled in. Refusals (nothing is
+-- target and definition hash filled in. Refusals (nothing is
 -- changed): InvalidSchedule (PB061) for a bad name, kind, field of another
 -- kind, interval (zero, negative, or with months), threshold, window,
 -- overlap policy or target; InvalidCron (PB020); InvalidTimeZone (PB021);
@@ -415,9 +423,7 @@ begin
     end if;
     perform pgbatch._check(pgbatch._tz_problem(s.tz));
     if s.kind = 'cron' then
-        s.cron_spec := pgbatch.cron_parse(s.cron_expr);
-    else
-        s.cron_spec := null;
+        perform pgbatch.cron_parse(s.cron_expr);
     end if;
     if s.kind = 'interval' then
         if extract(year from s.every) <> 0 or extract(month from s.every) <> 0 then
@@ -772,7 +778,7 @@ begin
     s.version := v_old.version + 1;
     s.updated_at := v_now;
     update pgbatch.schedule x
-       set kind = s.kind, cron_expr = s.cron_expr, cron_spec = s.cron_spec, tz = s.tz, every = s.every,
+       set kind = s.kind, cron_expr = s.cron_expr, tz = s.tz, every = s.every,
            anchor = s.anchor, once_at = s.once_at, target = s.target, queue = s.queue, payload = s.payload,
            job_name = s.job_name, params = s.params, misfire_threshold = s.misfire_threshold,
            catchup_window = s.catchup_window, overlap_policy = s.overlap_policy, enabled = s.enabled,

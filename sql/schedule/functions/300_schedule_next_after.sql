@@ -13,7 +13,7 @@ declare
     v_k     numeric;
 begin
     if s.kind = 'cron' then
-        return pgbatch._cron_next_after(s.cron_spec, s.tz, after);
+        return pgbatch._cron_next_after(pgbatch.cron_parse(s.cron_expr), s.tz, after);
     elsif s.kind = 'interval' then
         if after < s.anchor then
             return s.anchor;

@@ -24,7 +24,7 @@ begin
     end if;
     if s.kind = 'cron' then
         select m.latest, m.occurrences, m.capped into latest, occurrences, capped
-          from pgbatch._cron_missed(s.cron_spec, s.tz, after, until, 1000) m;
+          from pgbatch._cron_missed(pgbatch.cron_parse(s.cron_expr), s.tz, after, until, 1000) m;
     elsif s.kind = 'interval' then
         if until < s.anchor then
             return;

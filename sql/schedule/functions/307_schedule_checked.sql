@@ -1,5 +1,5 @@
 -- Validates a schedule row before it is stored and returns it with its
--- parsed cron expression and definition hash filled in. Refusals (nothing is
+-- target and definition hash filled in. Refusals (nothing is
 -- changed): InvalidSchedule (PB061) for a bad name, kind, field of another
 -- kind, interval (zero, negative, or with months), threshold, window,
 -- overlap policy or target; InvalidCron (PB020); InvalidTimeZone (PB021);
@@ -35,9 +35,7 @@ begin
     end if;
     perform pgbatch._check(pgbatch._tz_problem(s.tz));
     if s.kind = 'cron' then
-        s.cron_spec := pgbatch.cron_parse(s.cron_expr);
-    else
-        s.cron_spec := null;
+        perform pgbatch.cron_parse(s.cron_expr);
     end if;
     if s.kind = 'interval' then
         if extract(year from s.every) <> 0 or extract(month from s.every) <> 0 then

@@ -82,7 +82,7 @@ begin
     s.version := v_old.version + 1;
     s.updated_at := v_now;
     update pgbatch.schedule x
-       set kind = s.kind, cron_expr = s.cron_expr, cron_spec = s.cron_spec, tz = s.tz, every = s.every,
+       set kind = s.kind, cron_expr = s.cron_expr, tz = s.tz, every = s.every,
            anchor = s.anchor, once_at = s.once_at, target = s.target, queue = s.queue, payload = s.payload,
            job_name = s.job_name, params = s.params, misfire_threshold = s.misfire_threshold,
            catchup_window = s.catchup_window, overlap_policy = s.overlap_policy, enabled = s.enabled,

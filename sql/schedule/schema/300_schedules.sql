@@ -8,14 +8,16 @@
 -- a fire happen at most once.
 create table pgbatch.schedule (
     id                text        primary key,
-    kind              text        not null check (kind in ('cron', 'interval', 'once', 'manual')),
+    kind              text        not null
+                                  constraint schedule_kind_check
+                                  check (kind in ('cron', 'interval', 'once', 'manual')),
     cron_expr         text,
-    cron_spec         pgbatch.cron_spec,                 -- cron_expr parsed once
     tz                text        not null default 'UTC',
     every             interval,                           -- interval: anchor + k * every, UTC
     anchor            timestamptz,
     once_at           timestamptz,
-    target            text        not null check (target in ('queue', 'batch')),
+    target            text        not null
+                                  constraint schedule_target_check check (target in ('queue', 'batch')),
     queue             text,                               -- target 'queue'
     payload           jsonb,
     job_name          text,                               -- target 'batch'
@@ -23,6 +25,7 @@ create table pgbatch.schedule (
     misfire_threshold interval    not null default '60 seconds',
     catchup_window    interval,                           -- null: no catch-up beyond the threshold
     overlap_policy    text        not null default 'allow'
+                                  constraint schedule_overlap_policy_check
                                   check (overlap_policy in ('allow', 'skip', 'queue')),
     enabled           boolean     not null default true,
     paused_at         timestamptz,
@@ -36,20 +39,25 @@ create table pgbatch.schedule (
     version           bigint      not null default 0,
     created_at        timestamptz not null,
     updated_at        timestamptz not null,
-    check ((kind = 'cron') = (cron_expr is not null and cron_spec is not null)),
-    check ((kind = 'interval') = (every is not null and anchor is not null)),
-    check ((kind = 'once') = (once_at is not null)),
-    check ((target = 'queue') = (queue is not null and payload is not null)),
-    check ((target = 'batch') = (job_name is not null and params is not null))
+    constraint schedule_cron_check check ((kind = 'cron') = (cron_expr is not null)),
+    constraint schedule_interval_check check ((kind = 'interval') = (every is not null and anchor is not null)),
+    constraint schedule_once_check check ((kind = 'once') = (once_at is not null)),
+    constraint schedule_queue_check check ((target = 'queue') = (queue is not null and payload is not null)),
+    constraint schedule_batch_check check ((target = 'batch') = (job_name is not null and params is not null))
 );
 -- The tick: due enabled schedules in due order.
 create index schedule_due on pgbatch.schedule (next_due_at) where enabled;
 
 create table pgbatch.schedule_fire (
-    schedule_id      text        not null references pgbatch.schedule on delete cascade,
-    source           text        not null check (source in ('schedule', 'manual', 'backfill')),
+    schedule_id      text        not null
+                                 constraint schedule_fire_schedule_id_fkey
+                                 references pgbatch.schedule on delete cascade,
+    source           text        not null
+                                 constraint schedule_fire_source_check
+                                 check (source in ('schedule', 'manual', 'backfill')),
     fire_at          timestamptz not null,               -- the occurrence (UTC): the fire's identity
     outcome          text        not null
+                                 constraint schedule_fire_outcome_check
                                  check (outcome in ('fired', 'skipped_late', 'skipped_overlap', 'failed')),
     coalesced_count  integer     not null default 0,     -- older missed occurrences folded into this one
     coalesced_capped boolean     not null default false, -- the count stopped at the scan cap: "at least"
