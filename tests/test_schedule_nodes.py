@@ -8,7 +8,9 @@ concurrent callers. I8 is checked after each test."""
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -246,8 +248,15 @@ def test_K8_node_side_clock_and_session_settings_do_not_change_fires(
     assert all(skewed.values())
 
 
+@pytest.mark.parametrize("crash", ["restart", "sigkill"])
 def test_K18_postgres_restart_during_a_due_tick(
-        pg_server: PgTestServer, db: TestDatabase) -> None:
+        pg_server: PgTestServer, db: TestDatabase, crash: str) -> None:
+    """The server restarts (``-m immediate``), or the ticking backend is
+    SIGKILLed (PostgreSQL then resets every backend and recovers), while a tick
+    is between its fire insert and its commit: nothing of it survives, and
+    the next tick fires exactly once."""
+    if pg_server.server is None:
+        pytest.skip(f"cannot crash a {pg_server.kind} server that this session does not own")
     conn = db.connect()
     set_clock(conn, T0)
     create(conn, "c", cron_expr="* * * * *", catchup_window=timedelta(hours=1))
@@ -267,14 +276,21 @@ def test_K18_postgres_restart_during_a_due_tick(
     t = threading.Thread(target=run, name="pgb-test-victim")
     t.start()
     wait_until(lambda: _waiting(conn, "victim"), 20, "the tick to block after its fire insert")
+    pid = victim.info.backend_pid
     conn.close()
-    pg_server.restart("immediate")
+    if crash == "restart":
+        pg_server.restart("immediate")
+    else:
+        os.kill(pid, signal.SIGKILL)
     t.join(30)
     assert not t.is_alive()
     assert len(failed) == 1
     for c in (victim, control):
         c.close()
-    conn = db.connect()
+    recovered = wait_until(lambda: _connect_after_recovery(db), 60,
+                           "the server to accept connections")
+    assert recovered is not None
+    conn = recovered
     _nothing_persisted(conn)
     _no_fault(conn)
     assert [d["fire_at"] for d in tick(conn, "n", T0 + 3 * MIN)] == [T0 + 3 * MIN]
@@ -282,6 +298,13 @@ def test_K18_postgres_restart_during_a_due_tick(
     assert jobs_of(conn, "c") == 1
     assert_i8(conn)
     conn.close()
+
+
+def _connect_after_recovery(db: TestDatabase) -> Conn | None:
+    try:
+        return db.connect()
+    except psycopg.OperationalError:
+        return None   # still in crash recovery
 
 
 def test_the_watermark_never_moves_back_under_random_concurrent_callers(
