@@ -254,6 +254,26 @@ class IndeterminateWriteError(PgBatchError):
     become UNKNOWN until an operator calls ``recover_execution`` (T21)."""
 
 
+class ScheduleNotFound(PgBatchError):
+    """No schedule has that name."""
+
+    sqlstate = "PB060"
+
+
+class InvalidSchedule(ValidationError):
+    """A schedule definition the scheduler refuses: a bad name, kind, interval,
+    misfire threshold, catch-up window, overlap policy or target, or a field
+    of another kind (docs/schedules.md)."""
+
+    sqlstate = "PB061"
+
+
+class ScheduleAlreadyExists(PgBatchError):
+    """``create_schedule`` with the name of an existing schedule."""
+
+    sqlstate = "PB062"
+
+
 class StartLimitExceededError(PgBatchError):
     """A step was started ``start_limit`` times over its instance's executions;
     ``start_step`` failed the execution (exit ``START_LIMIT_EXCEEDED``)."""
@@ -302,6 +322,9 @@ ERRORS: dict[str, type[PgBatchError]] = {
         JobExecutionNotFound,
         InvalidExecutionState,
         JobDefinitionChangedError,
+        ScheduleNotFound,
+        InvalidSchedule,
+        ScheduleAlreadyExists,
     )
     if cls.sqlstate is not None
 }

@@ -25,7 +25,8 @@ comparison and a catalog diff of ``metadata.create_all``, that this module
 matches it: columns, types, nullability, server defaults, identity columns,
 primary keys, check constraints and indexes (partial ones included).
 ``pgbatch.alembic_version`` (alembic's version table) and the composite types
-returned by functions (``claimed_job``, ``ack_outcome``, ``queue_stat``) are
+returned by functions (``claimed_job``, ``ack_outcome``, ``queue_stat``,
+``schedule_info``, ``schedule_fire_info``) are
 not tables of pgbatch's model and are not listed here.
 """
 
@@ -48,7 +49,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP, UUID
+from sqlalchemy.dialects.postgresql import INTERVAL, JSONB, TIMESTAMP, UUID
 
 __all__ = [
     "SCHEMA",
@@ -68,6 +69,8 @@ __all__ = [
     "node",
     "queue",
     "queue_count",
+    "schedule",
+    "schedule_fire",
     "step_execution",
     "step_execution_context",
     "task_registry",
@@ -429,3 +432,79 @@ execution_event = Table(
 )
 Index("execution_event_request", execution_event.c.request_id, execution_event.c.kind,
       postgresql_where=text("request_id is not null"))
+
+#: Persisted schedules (docs/schedules.md); change them only through the
+#: scheduler's SQL functions (``create_schedule``, ``pause_schedule``, ...).
+schedule = Table(
+    "schedule",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("cron_expr", Text),
+    Column("tz", Text, nullable=False, server_default=text("'UTC'::text")),
+    Column("every", INTERVAL),
+    Column("anchor", _TSTZ),
+    Column("once_at", _TSTZ),
+    Column("target", Text, nullable=False),
+    Column("queue", Text),
+    Column("payload", JSONB),
+    Column("job_name", Text),
+    Column("params", JSONB),
+    Column("misfire_threshold", INTERVAL, nullable=False,
+           server_default=text("'00:01:00'::interval")),
+    Column("catchup_window", INTERVAL),
+    Column("overlap_policy", Text, nullable=False, server_default=text("'allow'::text")),
+    Column("enabled", Boolean, nullable=False, server_default=text("true")),
+    Column("paused_at", _TSTZ),
+    Column("effective_from", _TSTZ, nullable=False),
+    Column("last_fire_at", _TSTZ),
+    Column("next_due_at", _TSTZ),
+    Column("coalesced_total", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_outcome", Text),
+    Column("last_decided_at", _TSTZ),
+    Column("definition_hash", CHAR(64), nullable=False),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
+    Column("created_at", _TSTZ, nullable=False),
+    Column("updated_at", _TSTZ, nullable=False),
+    CheckConstraint("kind in ('cron', 'interval', 'once', 'manual')", name="schedule_kind_check"),
+    CheckConstraint("target in ('queue', 'batch')", name="schedule_target_check"),
+    CheckConstraint("overlap_policy in ('allow', 'skip', 'queue')",
+                    name="schedule_overlap_policy_check"),
+    CheckConstraint("(kind = 'cron') = (cron_expr is not null)", name="schedule_cron_check"),
+    CheckConstraint("(kind = 'interval') = (every is not null and anchor is not null)",
+                    name="schedule_interval_check"),
+    CheckConstraint("(kind = 'once') = (once_at is not null)", name="schedule_once_check"),
+    CheckConstraint("(target = 'queue') = (queue is not null and payload is not null)",
+                    name="schedule_queue_check"),
+    CheckConstraint("(target = 'batch') = (job_name is not null and params is not null)",
+                    name="schedule_batch_check"),
+)
+Index("schedule_due", schedule.c.next_due_at, postgresql_where=text("enabled"))
+
+#: The fire ledger: one row per decided fire of a schedule.
+schedule_fire = Table(
+    "schedule_fire",
+    metadata,
+    Column("schedule_id", Text,
+           ForeignKey("pgbatch.schedule.id", name="schedule_fire_schedule_id_fkey",
+                      ondelete="CASCADE"),
+           primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("fire_at", _TSTZ, primary_key=True),
+    Column("outcome", Text, nullable=False),
+    Column("coalesced_count", Integer, nullable=False, server_default=text("0")),
+    Column("coalesced_capped", Boolean, nullable=False, server_default=text("false")),
+    Column("job_id", UUID(as_uuid=True)),
+    Column("job_execution_id", BigInteger),
+    Column("error", Text),
+    Column("request_id", Text),
+    Column("node_id", Text),
+    Column("decided_at", _TSTZ, nullable=False),
+    CheckConstraint("source in ('schedule', 'manual', 'backfill')",
+                    name="schedule_fire_source_check"),
+    CheckConstraint("outcome in ('fired', 'skipped_late', 'skipped_overlap', 'failed')",
+                    name="schedule_fire_outcome_check"),
+)
+Index("schedule_fire_request", schedule_fire.c.schedule_id, schedule_fire.c.request_id,
+      unique=True, postgresql_where=text("request_id is not null"))
+Index("schedule_fire_history", schedule_fire.c.schedule_id, schedule_fire.c.decided_at.desc())

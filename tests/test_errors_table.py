@@ -16,6 +16,7 @@ import pgbatch
 from pgbatch._errors import ERRORS, PgBatchError, translate
 from tests.batch_error_triggers import BATCH_TRIGGERS
 from tests.helpers import claim_one, enqueue, scalar
+from tests.schedule_error_triggers import SCHEDULE_TRIGGERS
 
 Conn = psycopg.Connection[Any]
 
@@ -103,6 +104,7 @@ TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB021": lambda c: c.execute("select pgbatch.cron_next('* * * * *', 'Mars/Olympus', now())"),
 }
 TRIGGERS.update(BATCH_TRIGGERS)
+TRIGGERS.update(SCHEDULE_TRIGGERS)
 
 
 def _claimed(conn: Conn) -> list[Any]:

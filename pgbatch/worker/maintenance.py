@@ -6,7 +6,8 @@ on every worker; leader-only ones (reaping expired leases, announcing due
 jobs, compacting counters, sweeping retention, VACUUM: ``queue_services.py``;
 purging old batch history: ``batch_services.py``;
 and whatever the batch engine, the scheduler or the application register)
-run on the node that holds the maintenance leadership lease.
+run on the node that holds the maintenance leadership lease; the scheduler's tick
+(``pgbatch/schedule/service.py``) runs on every node.
 
 Leadership is a heartbeat lease in ``pgbatch.leader`` judged by database
 time (``leadership.py``): every tick (``MaintenanceConfig.interval``, at most a
@@ -44,6 +45,7 @@ from pgbatch import _limits
 from pgbatch._aio_client import AsyncClient
 from pgbatch._errors import InvalidArgument
 from pgbatch._reconnect import during_outage
+from pgbatch.schedule.service import schedule_services
 from pgbatch.worker.batch_services import BatchServices
 from pgbatch.worker.leadership import Leadership
 from pgbatch.worker.queue_services import QueueServices
@@ -202,6 +204,7 @@ class Maintenance:
         self._renew_failures = 0
         self.batch_services = BatchServices(self.config, self.stats)
         for service in [*self.queue_services.services(), *self.batch_services.services(),
+                        *schedule_services(),
                         *services]:
             self.register(service)
 

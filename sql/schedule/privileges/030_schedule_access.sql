@@ -10,3 +10,19 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('cron_missed',      'producer', true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
+
+-- The scheduler (docs/schedules.md): workers tick; admins manage schedules
+-- and read their state and history.
+insert into pgbatch.function_access (function_name, granted_to, security_definer) values
+    ('tick_schedules',    'worker', true),
+    ('create_schedule',   'admin',  true),
+    ('update_schedule',   'admin',  true),
+    ('delete_schedule',   'admin',  true),
+    ('pause_schedule',    'admin',  true),
+    ('resume_schedule',   'admin',  true),
+    ('trigger_schedule',  'admin',  true),
+    ('backfill_schedule', 'admin',  true),
+    ('schedules',         'admin',  true),
+    ('schedule_fires',    'admin',  true)
+on conflict (function_name) do update
+    set granted_to = excluded.granted_to, security_definer = excluded.security_definer;

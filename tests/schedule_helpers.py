@@ -1,0 +1,145 @@
+"""Helpers of the scheduler tests (tests/test_schedule_*.py): creating
+schedules, ticking as a node, reading the ledger, the I8 invariant check and
+a digest of the scheduler's state (bad input must leave it unchanged)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tests.helpers import set_clock
+
+Conn = psycopg.Connection[Any]
+Row = dict[str, Any]
+
+#: A Monday noon, far from any DST transition.
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+
+def create(conn: Conn, name: str, kind: str = "cron", **args: Any) -> Row:
+    """create_schedule with named arguments (queue 'q' unless a target is given)."""
+    if "queue" not in args and "job_name" not in args:
+        args["queue"] = "q"
+    for key in ("payload", "params"):
+        if key in args and args[key] is not None:
+            args[key] = Jsonb(args[key])
+    names = ["schedule_id", "kind", *args]
+    values = [name, kind, *args.values()]
+    query = ("select * from pgbatch.create_schedule("
+             + ", ".join(f"{n} => %s" for n in names) + ")")
+    row = conn.cursor(row_factory=dict_row).execute(query, values).fetchone()
+    assert row is not None
+    return row
+
+
+def tick(conn: Conn, node: str | None = None, at: datetime | None = None) -> list[Row]:
+    """tick_schedules as node ``node``; with ``at``, at that database time first."""
+    if at is not None:
+        set_clock(conn, at)
+    return conn.cursor(row_factory=dict_row).execute(
+        "select * from pgbatch.tick_schedules(node_id => %s)", [node]).fetchall()
+
+
+def schedule(conn: Conn, name: str) -> Row:
+    """The schedule's table row."""
+    row = conn.cursor(row_factory=dict_row).execute(
+        "select * from pgbatch.schedule where id = %s", [name]).fetchone()
+    assert row is not None, f"no schedule {name}"
+    return row
+
+
+def fires(conn: Conn, name: str, source: str | None = None) -> list[Row]:
+    """The schedule's ledger rows, oldest occurrence first."""
+    return conn.cursor(row_factory=dict_row).execute(
+        "select * from pgbatch.schedule_fire where schedule_id = %s"
+        " and (%s::text is null or source = %s) order by fire_at", [name, source, source]
+    ).fetchall()
+
+
+def fired_at(conn: Conn, name: str) -> list[datetime]:
+    """The occurrences of source 'schedule' that fired."""
+    return [f["fire_at"] for f in fires(conn, name, "schedule") if f["outcome"] == "fired"]
+
+
+def jobs_of(conn: Conn, name: str) -> int:
+    """Queue jobs (live or archived) whose payload names the schedule."""
+    row = conn.execute(
+        "select (select count(*) from pgbatch.job where payload -> 'schedule' ->> 'id' = %s)"
+        " + (select count(*) from pgbatch.job_archive where payload -> 'schedule' ->> 'id' = %s)",
+        [name, name]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def i8_violations(conn: Conn) -> list[str]:
+    """BATCH.md I8 as queries: one ledger row per (schedule, source, fire_at) (the key);
+    every fired row has exactly one queue job or batch execution, which names it; no
+    'schedule' fire lies after the watermark, and the latest one is the watermark."""
+    problems: list[str] = []
+    for (msg,) in conn.execute("""
+        select format('fire %s/%s/%s: %s', f.schedule_id, f.source, f.fire_at, problem)
+          from pgbatch.schedule_fire f
+          cross join lateral (values (
+              case
+                when f.outcome = 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 1
+                  then 'fired without exactly one run'
+                when f.outcome <> 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 0
+                  then 'not fired but has a run'
+                when f.job_id is not null
+                     and (select count(*)
+                            from (select id, payload from pgbatch.job where id = f.job_id
+                                  union all
+                                  select id, payload from pgbatch.job_archive
+                                   where id = f.job_id) j
+                           where j.payload -> 'schedule' ->> 'id' = f.schedule_id) <> 1
+                  then 'queue job missing or not naming the schedule'
+                when f.job_execution_id is not null
+                     and not exists (select 1 from pgbatch.job_execution x
+                                      where x.id = f.job_execution_id
+                                        and x.schedule_id = f.schedule_id
+                                        and x.fire_at = f.fire_at)
+                  then 'execution missing or not naming the fire'
+              end)) p(problem)
+         where problem is not null
+        union all
+        select format('schedule %s: fire %s after its watermark %s',
+                      s.id, f.fire_at, s.last_fire_at)
+          from pgbatch.schedule s join pgbatch.schedule_fire f on f.schedule_id = s.id
+         where f.source = 'schedule' and (s.last_fire_at is null or f.fire_at > s.last_fire_at)
+        union all
+        select format('schedule %s: watermark %s is not its latest fire %s',
+                      s.id, s.last_fire_at, m)
+          from pgbatch.schedule s
+          cross join lateral (select max(f.fire_at) m from pgbatch.schedule_fire f
+                               where f.schedule_id = s.id and f.source = 'schedule') l
+         where l.m is not null and l.m is distinct from s.last_fire_at
+    """).fetchall():
+        problems.append(str(msg))
+    return problems
+
+
+def assert_i8(conn: Conn) -> None:
+    """Fail with the I8 violations, if any."""
+    assert i8_violations(conn) == []
+
+
+def digest(conn: Conn) -> str:
+    """A digest of the scheduler's tables and the work they start (queue jobs,
+    batch executions): equal before and after a refused call."""
+    row = conn.execute("""
+        select md5(concat_ws('|',
+            (select string_agg(s::text, ',' order by s.id) from pgbatch.schedule s),
+            (select string_agg(f::text, ',' order by f.schedule_id, f.source, f.fire_at)
+               from pgbatch.schedule_fire f),
+            (select string_agg(j.id::text || j.payload::text, ',' order by j.id)
+               from pgbatch.job j),
+            (select string_agg(x.id::text || x.status, ',' order by x.id)
+               from pgbatch.job_execution x)))
+    """).fetchone()
+    assert row is not None
+    return str(row[0])

@@ -1,0 +1,413 @@
+# ruff: noqa: N802 - tests are named after the ids of BATCH.md (test_K5_...)
+"""Many nodes, faults and restarts (BATCH.md §9.2; tests K5, K6, K8, K18, H8):
+concurrent tick callers on separate connections, a lock-interleaved tick,
+fault points that raise or kill at the moment between the fire insert and
+the watermark update, a PostgreSQL crash-restart during a due tick, real
+worker processes booting together, and the watermark under random
+concurrent callers. I8 is checked after each test."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.batch_helpers import register
+from tests.conftest import PgTestServer, TestDatabase
+from tests.helpers import cloned_database, run_threads, scalar, set_clock
+from tests.schedule_helpers import (
+    MIN,
+    T0,
+    assert_i8,
+    create,
+    fired_at,
+    fires,
+    jobs_of,
+    schedule,
+    tick,
+)
+from tests.worker_harness import DONE_TABLE_DDL, ProcGroup, wait_until
+
+Conn = psycopg.Connection[Any]
+
+#: The advisory lock key a fault point blocks on while the test holds it.
+FAULT_LOCK = 7_700_001
+
+
+@pytest.fixture
+def conn(db: TestDatabase) -> Iterator[Conn]:
+    c = db.connect()
+    yield c
+    assert_i8(c)
+
+
+def _node(db: TestDatabase, name: str) -> Conn:
+    return db.connect(application_name=name)
+
+
+def _waiting(conn: Conn, application_name: str) -> bool:
+    return bool(scalar(conn, "select count(*) > 0 from pg_stat_activity where application_name = %s"
+                       " and wait_event_type = 'Lock'", [application_name]))
+
+
+def test_K5_sixteen_nodes_boot_at_once(db: TestDatabase, conn: Conn) -> None:
+    set_clock(conn, T0)
+    for i in range(10):
+        create(conn, f"s{i}", cron_expr="*/5 * * * *", catchup_window=timedelta(hours=1))
+    nodes = [_node(db, f"node-{i}") for i in range(16)]
+    barrier = threading.Barrier(16)
+    decided: list[list[dict[str, Any]]] = [[] for _ in nodes]
+    boot = T0 + 47 * MIN   # down since 12:00: 12:05 ... 12:45 missed
+
+    def boot_node(i: int) -> None:
+        set_clock(nodes[i], boot)
+        barrier.wait()
+        decided[i] = tick(nodes[i], f"node-{i}")
+
+    run_threads([lambda i=i: boot_node(i) for i in range(16)])   # type: ignore[misc]
+    for c in nodes:
+        c.close()
+    total = [d for per_node in decided for d in per_node]
+    assert sorted(d["schedule_id"] for d in total) == [f"s{i}" for i in range(10)]
+    for i in range(10):
+        assert fired_at(conn, f"s{i}") == [T0 + 45 * MIN]
+        assert [f["coalesced_count"] for f in fires(conn, f"s{i}")] == [8]
+        assert jobs_of(conn, f"s{i}") == 1
+        assert schedule(conn, f"s{i}")["last_fire_at"] == T0 + 45 * MIN
+
+
+def _fault_point(conn: Conn, point: str, action: str) -> None:
+    """A trigger at ``point`` (after_fire_insert: after the ledger insert;
+    before_watermark_update: before the schedule row's watermark moves) that
+    raises or blocks on FAULT_LOCK."""
+    body = ("raise exception 'fault point %', tg_name" if action == "raise"
+            else f"perform pg_advisory_xact_lock({FAULT_LOCK})")
+    conn.execute(f"create function public.fault() returns trigger language plpgsql as $$"
+                 f" begin {body}; return new; end $$")
+    if point == "after_fire_insert":
+        conn.execute("create trigger after_fire_insert after insert on pgbatch.schedule_fire"
+                     " for each row execute function public.fault()")
+    else:
+        conn.execute("create trigger before_watermark_update before update on pgbatch.schedule"
+                     " for each row when (new.last_fire_at is distinct from old.last_fire_at)"
+                     " execute function public.fault()")
+
+
+def _no_fault(conn: Conn) -> None:
+    conn.execute("drop function public.fault() cascade")
+
+
+def _nothing_persisted(conn: Conn) -> None:
+    assert fires(conn, "c") == []
+    assert jobs_of(conn, "c") == 0
+    assert schedule(conn, "c")["last_fire_at"] is None
+
+
+@pytest.mark.parametrize("point", ["after_fire_insert", "before_watermark_update"])
+def test_K6_a_fault_point_raising_persists_nothing(conn: Conn, point: str) -> None:
+    set_clock(conn, T0)
+    create(conn, "c", cron_expr="* * * * *", catchup_window=timedelta(hours=1))
+    _fault_point(conn, point, "raise")
+    with pytest.raises(psycopg.errors.RaiseException, match="fault point"):
+        tick(conn, "n", T0 + 3 * MIN)
+    _nothing_persisted(conn)
+    _no_fault(conn)
+    assert [d["fire_at"] for d in tick(conn, "n")] == [T0 + 3 * MIN]
+    assert tick(conn, "n") == []
+    assert fired_at(conn, "c") == [T0 + 3 * MIN]
+    assert jobs_of(conn, "c") == 1
+
+
+@pytest.mark.parametrize("point", ["after_fire_insert", "before_watermark_update"])
+def test_K6_a_node_killed_at_a_fault_point_persists_nothing(
+        db: TestDatabase, conn: Conn, point: str) -> None:
+    set_clock(conn, T0)
+    create(conn, "c", cron_expr="* * * * *", catchup_window=timedelta(hours=1))
+    _fault_point(conn, point, "block")
+    control = _node(db, "control")
+    control.execute("select pg_advisory_lock(%s)", [FAULT_LOCK])
+    victim = _node(db, "victim")
+    set_clock(victim, T0 + 3 * MIN)
+    pid = victim.info.backend_pid
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            tick(victim, "victim")
+        except psycopg.Error as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run, name="pgb-test-victim")
+    t.start()
+    wait_until(lambda: _waiting(conn, "victim"), 20, "the tick to block at the fault point")
+    # another node meanwhile: the row is locked, it moves on without waiting
+    other = _node(db, "other")
+    assert tick(other, "other", T0 + 3 * MIN) == []
+    conn.execute("select pg_terminate_backend(%s)", [pid])
+    t.join(20)
+    assert not t.is_alive()
+    assert len(errors) == 1
+    victim.close()
+    control.close()
+    _nothing_persisted(conn)
+    _no_fault(conn)
+    assert [d["fire_at"] for d in tick(other, "other", T0 + 3 * MIN)] == [T0 + 3 * MIN]
+    other.close()
+    assert jobs_of(conn, "c") == 1
+
+
+def test_lock_interleaved_tick_others_skip_and_operators_wait(
+        db: TestDatabase, conn: Conn) -> None:
+    set_clock(conn, T0)
+    create(conn, "c", cron_expr="* * * * *", catchup_window=timedelta(hours=1))
+    create(conn, "d", cron_expr="* * * * *", catchup_window=timedelta(hours=1))
+    _fault_point(conn, "before_watermark_update", "block")
+    control = _node(db, "control")
+    control.execute("select pg_advisory_lock(%s)", [FAULT_LOCK])
+    a, b, admin = _node(db, "tick-a"), _node(db, "tick-b"), _node(db, "admin")
+    for c in (a, b, admin):
+        set_clock(c, T0 + 2 * MIN)
+    got: dict[str, Any] = {}
+
+    def tick_a() -> None:
+        got["a"] = tick(a, "a")
+
+    def pause_c() -> None:
+        admin.execute("select pgbatch.pause_schedule('c')")
+        got["paused"] = True
+
+    ta = threading.Thread(target=tick_a, name="pgb-test-tick-a")
+    ta.start()
+    wait_until(lambda: _waiting(conn, "tick-a"), 20, "tick A to hold the first schedule")
+    tp = threading.Thread(target=pause_c, name="pgb-test-pause")
+    tp.start()
+    # B skips what A holds: it neither waits nor fires it again
+    got["b"] = tick(b, "b")
+    wait_until(lambda: _waiting(conn, "admin"), 20, "pause_schedule to wait for A's row lock")
+    assert "paused" not in got
+    control.execute("select pg_advisory_unlock(%s)", [FAULT_LOCK])
+    ta.join(20)
+    tp.join(20)
+    assert got["paused"] is True
+    for c in (a, b, admin, control):
+        c.close()
+    decided = [d["schedule_id"] for d in got["a"] + got["b"]]
+    assert sorted(decided) == ["c", "d"]
+    assert {d["schedule_id"] for d in got["b"]}.isdisjoint({d["schedule_id"] for d in got["a"]})
+    _no_fault(conn)
+    assert fired_at(conn, "c") == [T0 + 2 * MIN]
+    assert fired_at(conn, "d") == [T0 + 2 * MIN]
+    assert schedule(conn, "c")["paused_at"] is not None
+
+
+def _k8_run(database: TestDatabase, settings: list[str]) -> dict[str, list[datetime]]:
+    """Create the K8 schedules in ``database`` and tick them with nodes whose
+    sessions use ``settings`` (one node each); the fires per schedule."""
+    setup = database.connect()
+    set_clock(setup, T0)
+    create(setup, "berlin", cron_expr="30 2 * * *", tz="Europe/Berlin",
+           catchup_window=timedelta(minutes=30))
+    create(setup, "seven", cron_expr="*/7 * * * *", catchup_window=timedelta(minutes=30))
+    create(setup, "hourly", "interval", every=timedelta(hours=1, minutes=1), anchor=T0,
+           catchup_window=timedelta(minutes=30))
+    nodes = [database.connect(application_name=f"k8-{i}") for i in range(len(settings))]
+    for c, setting in zip(nodes, settings, strict=True):
+        c.execute(setting)
+    steps, order = random.Random(8), random.Random(9)
+    at = T0
+    for _ in range(120):
+        at += timedelta(minutes=steps.randint(1, 40))
+        for c in order.sample(nodes, len(nodes)):
+            tick(c, c.info.parameter_status("application_name"), at)
+    for c in nodes:
+        c.close()
+    got = {n: fired_at(setup, n) for n in ("berlin", "seven", "hourly")}
+    assert_i8(setup)
+    setup.close()
+    return got
+
+
+def test_K8_node_side_clock_and_session_settings_do_not_change_fires(
+        db: TestDatabase, pg_server: PgTestServer, template_db: str) -> None:
+    """Nodes whose sessions run in far-apart time zones decide exactly what
+    nodes with UTC settings decide: the tick takes no time from its caller
+    (no argument, no node clock) and its arithmetic does not depend on the
+    session's TimeZone."""
+    skewed = _k8_run(db, ["set timezone = 'Pacific/Kiritimati'", "set timezone = 'America/Adak'"])
+    with cloned_database(pg_server, template_db, "k8") as other:
+        synced = _k8_run(other, ["set timezone = 'UTC'"])
+    assert skewed == synced
+    assert all(skewed.values())
+
+
+@pytest.mark.parametrize("crash", ["restart", "sigkill"])
+def test_K18_postgres_restart_during_a_due_tick(
+        pg_server: PgTestServer, db: TestDatabase, crash: str) -> None:
+    """The server restarts (``-m immediate``), or the ticking backend is
+    SIGKILLed (PostgreSQL then resets every backend and recovers), while a tick
+    is between its fire insert and its commit: nothing of it survives, and
+    the next tick fires exactly once."""
+    if pg_server.server is None:
+        pytest.skip(f"cannot crash a {pg_server.kind} server that this session does not own")
+    conn = db.connect()
+    set_clock(conn, T0)
+    create(conn, "c", cron_expr="* * * * *", catchup_window=timedelta(hours=1))
+    _fault_point(conn, "after_fire_insert", "block")
+    control = _node(db, "control")
+    control.execute("select pg_advisory_lock(%s)", [FAULT_LOCK])
+    victim = _node(db, "victim")
+    set_clock(victim, T0 + 3 * MIN)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            tick(victim, "victim")
+        except psycopg.Error as exc:
+            failed.append(exc)
+
+    t = threading.Thread(target=run, name="pgb-test-victim")
+    t.start()
+    wait_until(lambda: _waiting(conn, "victim"), 20, "the tick to block after its fire insert")
+    pid = victim.info.backend_pid
+    conn.close()
+    if crash == "restart":
+        pg_server.restart("immediate")
+    else:
+        os.kill(pid, signal.SIGKILL)
+    t.join(30)
+    assert not t.is_alive()
+    assert len(failed) == 1
+    for c in (victim, control):
+        c.close()
+    recovered = wait_until(lambda: _connect_after_recovery(db), 60,
+                           "the server to accept connections")
+    assert recovered is not None
+    conn = recovered
+    _nothing_persisted(conn)
+    _no_fault(conn)
+    assert [d["fire_at"] for d in tick(conn, "n", T0 + 3 * MIN)] == [T0 + 3 * MIN]
+    assert tick(conn, "n", T0 + 3 * MIN) == []
+    assert jobs_of(conn, "c") == 1
+    assert_i8(conn)
+    conn.close()
+
+
+def _connect_after_recovery(db: TestDatabase) -> Conn | None:
+    try:
+        return db.connect()
+    except psycopg.OperationalError:
+        return None   # still in crash recovery
+
+
+def test_the_watermark_never_moves_back_under_random_concurrent_callers(
+        db: TestDatabase, conn: Conn) -> None:
+    set_clock(conn, T0)
+    names = ["a", "b", "c"]
+    create(conn, "a", cron_expr="*/3 * * * *", catchup_window=timedelta(minutes=20))
+    create(conn, "b", "interval", every=timedelta(minutes=2), anchor=T0,
+           overlap_policy="skip", catchup_window=timedelta(minutes=5))
+    create(conn, "c", cron_expr="* * * * *")
+    conn.execute("""
+        create function public.monotonic_watermark() returns trigger language plpgsql as $$
+        begin
+            if new.last_fire_at < old.last_fire_at then
+                raise exception 'watermark of % moved back from % to %',
+                    new.id, old.last_fire_at, new.last_fire_at;
+            end if;
+            return new;
+        end $$;
+        create trigger monotonic_watermark before update on pgbatch.schedule
+            for each row execute function public.monotonic_watermark()""")
+    callers = [_node(db, f"caller-{i}") for i in range(6)]
+
+    def caller(i: int) -> None:
+        rng = random.Random(1000 + i)
+        c = callers[i]
+        at = T0
+        for _ in range(60):
+            at += timedelta(seconds=rng.randint(-90, 150))   # clocks of callers jitter back too
+            set_clock(c, at)
+            action = rng.random()
+            name = rng.choice(names)
+            if action < 0.75:
+                tick(c, f"caller-{i}")
+            elif action < 0.82:
+                c.execute("select pgbatch.pause_schedule(%s)", [name])
+            elif action < 0.9:
+                c.execute("select pgbatch.resume_schedule(%s, catch_up => %s)",
+                          [name, rng.random() < 0.5])
+            elif action < 0.95:
+                c.execute("select pgbatch.trigger_schedule(%s)", [name])
+            else:
+                c.execute("select pgbatch.update_schedule(%s, misfire_threshold => %s)",
+                          [name, timedelta(seconds=rng.randint(0, 120))])
+
+    run_threads([lambda i=i: caller(i) for i in range(len(callers))], timeout=300)  # type: ignore[misc]
+    for c in callers:
+        c.close()
+    assert sum(len(fired_at(conn, n)) for n in names) > 10
+
+
+def test_H8_real_workers_booting_together_fire_each_due_schedule_once(
+        db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
+    """After all nodes were down, three worker processes start at once with
+    ten schedules due (five enqueue a task, five launch a batch job): each
+    schedule fires exactly once, through the workers' own ticks, and the
+    queue jobs run."""
+    conn.execute(DONE_TABLE_DDL)
+    register(conn, "report")
+    now = scalar(conn, "select now()")
+    year_ago = now - timedelta(days=366)
+    for i in range(5):
+        create(conn, f"task{i}", cron_expr="0 0 1 * *", queue="sched",
+               payload={"task": "record", "kwargs": {}}, catchup_window=timedelta(days=40))
+        create(conn, f"job{i}", cron_expr="0 0 1 * *", job_name="report",
+               params={"n": i}, catchup_window=timedelta(days=40))
+    conn.execute("update pgbatch.schedule set effective_from = %s,"
+                 " next_due_at = pgbatch.cron_next(cron_expr, tz, %s)", [year_ago, year_ago])
+    latest = scalar(conn, "select pgbatch.cron_prev('0 0 1 * *', 'UTC', %s)", [now])
+    with ProcGroup(db.dsn, tmp_path) as group:
+        procs = [group.spawn(f"w{i}", node_id=f"w{i}", queue="sched",
+                             maintenance_interval=0.5) for i in range(3)]
+        wait_until(lambda: scalar(conn, "select count(*) from pgbatch.schedule_fire") == 10,
+                   60, "every due schedule to be decided")
+        wait_until(lambda: scalar(conn, "select count(*) from worker_test_done") == 5,
+                   60, "the five scheduled task jobs to run")
+        for p in procs:
+            p.stop()
+    rows = conn.execute("select schedule_id, source, fire_at, outcome, coalesced_count, node_id"
+                        " from pgbatch.schedule_fire order by schedule_id").fetchall()
+    assert len(rows) == 10
+    assert all(r[1:5] == ("schedule", latest, "fired", 11) for r in rows), rows
+    assert {r[5] for r in rows} <= {"w0", "w1", "w2"}
+    assert scalar(conn, "select count(*) from pgbatch.job_execution where schedule_id like 'job%%'"
+                  " and fire_at = %s", [latest]) == 5
+
+
+def test_a_schedule_created_from_psql_fires_through_a_running_worker(
+        db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
+    conn.execute(DONE_TABLE_DDL)
+    with ProcGroup(db.dsn, tmp_path) as group:
+        w = group.spawn("w", node_id="w", queue="sched", maintenance_interval=0.5)
+        w.wait_event("idle")
+        conn.execute("""select pgbatch.create_schedule('psql-made', 'interval', every => '1 second',
+                        queue => 'sched', payload => '{"task": "record"}',
+                        catchup_window => '1 minute')""")
+        wait_until(lambda: scalar(conn, "select count(*) from worker_test_done") >= 2, 60,
+                   "two fires of the schedule to run on the worker")
+        conn.execute("select pgbatch.pause_schedule('psql-made')")
+        w.stop()
+    done = scalar(conn, "select count(*) from worker_test_done d join pgbatch.job_archive a"
+                  " on a.id = d.job_id where a.payload -> 'schedule' ->> 'id' = 'psql-made'")
+    assert done >= 2
+    history = conn.execute("select run_status from pgbatch.schedule_fires('psql-made')"
+                           " where run_status = 'succeeded'").fetchall()
+    assert len(history) >= 2
