@@ -22,7 +22,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from pgbatch import _limits, _ops
+from pgbatch import _enqueue_ops, _limits, _ops
 from pgbatch._errors import translate
 from pgbatch._pooler import connection_kwargs, resolve_pooler
 from pgbatch._types import (
@@ -103,13 +103,43 @@ class Client:
                       max_attempts: int = DEFAULT_MAX_ATTEMPTS, id: UUID | None = None,
                       conn: AnyConn | None = None) -> UUID:
         """Enqueue one job; returns its id (or the live duplicate's, see dedup_key)."""
-        return self.run(
-            _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)
+        return self._enqueue_once(
+            _enqueue_ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id),
+            conn)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest], *,
                            conn: AnyConn | None = None) -> list[UUID]:
-        """Enqueue many jobs in one call; returns their ids in order."""
-        return self.run(_ops.enqueue_many(requests), conn)
+        """Enqueue many jobs in one call (``pgbatch.enqueue_arrays``); returns their ids in order.
+
+        One statement and one transaction (the caller's with ``conn``): every
+        request is enqueued or, when one is refused, none; the error names the
+        request (``invalid enqueue request 3: ...``).
+        """
+        return self._enqueue_once(_enqueue_ops.enqueue_many(requests), conn)
+
+    def _enqueue_once(self, op: _ops.Op[T], conn: AnyConn | None) -> T:
+        """Run one enqueue call (one SQL statement) once: the seam a retry wraps.
+
+        Without ``conn`` it borrows a pooled connection with ``getconn`` and
+        gives it back with ``putconn``, without the ``connection()`` context
+        (whose ``with conn:`` commit is a no-op on an autocommit connection but
+        costs the producer's hot path its time); ``putconn`` rolls back or
+        discards a connection an error left in a transaction or broken.
+        """
+        if conn is not None:
+            return self.run(op, conn)
+        pooled = self.pool.getconn()
+        try:
+            cur = pooled.execute(op.query, op.params)
+            rows = cur.fetchall()
+        except psycopg.Error as exc:
+            mapped = translate(exc)
+            if mapped is not None:
+                raise mapped from exc
+            raise
+        finally:
+            self.pool.putconn(pooled)
+        return op.decode(rows)
 
     def claim(self, queue: str, max_jobs: int = 1, *, lease: timedelta = DEFAULT_LEASE,
                     worker_id: str | None = None, conn: AnyConn | None = None) -> list[ClaimedJob]:
