@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool
 
 from pgbatch import _enqueue_ops, _limits, _ops
@@ -54,6 +55,13 @@ def _fetch(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
     rcur = conn.cursor(row_factory=op.row_factory)
     rcur.execute(op.query, op.params)
     return rcur.fetchall()
+
+
+def _fetch_binary(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
+    """The rows of ``op`` on ``conn``: tuples in binary format, whatever its row factory."""
+    cur = conn.cursor(binary=True, row_factory=tuple_row)
+    cur.execute(op.query, op.params)
+    return cur.fetchall()
 
 
 class Client:
@@ -120,25 +128,28 @@ class Client:
     def _enqueue_once(self, op: _ops.Op[T], conn: AnyConn | None) -> T:
         """Run one enqueue call (one SQL statement) once: the seam a retry wraps.
 
-        Without ``conn`` it borrows a pooled connection with ``getconn`` and
-        gives it back with ``putconn``, without the ``connection()`` context
-        (whose ``with conn:`` commit is a no-op on an autocommit connection but
-        costs the producer's hot path its time); ``putconn`` rolls back or
-        discards a connection an error left in a transaction or broken.
+        The ids come back in binary (no text form of a thousand UUIDs to write
+        and parse). Without ``conn`` it borrows a pooled connection with
+        ``getconn`` and gives it back with ``putconn``, without the
+        ``connection()`` context (whose ``with conn:`` commit does nothing on an
+        autocommit connection but costs the producer's hot path its time);
+        ``putconn`` rolls back or discards a connection an error left in a
+        transaction or broken.
         """
-        if conn is not None:
-            return self.run(op, conn)
-        pooled = self.pool.getconn()
         try:
-            cur = pooled.execute(op.query, op.params)
-            rows = cur.fetchall()
+            if conn is not None:
+                rows = _fetch_binary(conn, op)
+            else:
+                pooled = self.pool.getconn()
+                try:
+                    rows = _fetch_binary(pooled, op)
+                finally:
+                    self.pool.putconn(pooled)
         except psycopg.Error as exc:
             mapped = translate(exc)
             if mapped is not None:
                 raise mapped from exc
             raise
-        finally:
-            self.pool.putconn(pooled)
         return op.decode(rows)
 
     def claim(self, queue: str, max_jobs: int = 1, *, lease: timedelta = DEFAULT_LEASE,

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from pgbatch import (
     AsyncClient,
@@ -212,3 +213,16 @@ def test_async_enqueue_many_and_enqueue(db: TestDatabase) -> None:
     conn = db.connect()
     assert [j["id"] for j in claim(conn, "aq", 10)] == [ids[3], ids[2], ids[1], ids[0]]
     assert counts(conn, "aq")["pending"] == 0
+
+
+def test_enqueue_on_a_caller_connection_with_its_own_row_factory(db: TestDatabase) -> None:
+    caller = psycopg.connect(db.dsn, autocommit=True, row_factory=dict_row)
+    try:
+        with open_client(db.dsn) as client:
+            one = client.enqueue("rf", conn=caller)
+            many = client.enqueue_many([EnqueueRequest("rf")] * 2, conn=caller)
+    finally:
+        caller.close()
+    assert isinstance(one, UUID)
+    assert len(many) == 2
+    assert counts(db.connect(), "rf")["pending"] == 3
