@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
-from pgbatch import _limits, _ops, _registry, _retry
+from pgbatch import _enqueue_ops, _limits, _ops, _registry, _retry
 from pgbatch._errors import DuplicateJobId, translate
 from pgbatch._pooler import connection_kwargs, resolve_pooler
 from pgbatch._reconnect import AsyncConnectionPoolGuard
@@ -64,6 +65,13 @@ async def _fetch(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
     rcur = conn.cursor(row_factory=op.row_factory)
     await rcur.execute(op.query, op.params)
     return await rcur.fetchall()
+
+
+async def _fetch_binary(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
+    """The rows of ``op`` on ``conn``: tuples in binary format, whatever its row factory."""
+    cur = conn.cursor(binary=True, row_factory=tuple_row)
+    await cur.execute(op.query, op.params)
+    return await cur.fetchall()
 
 
 class AsyncClient:
@@ -154,55 +162,94 @@ class AsyncClient:
         With ``conn``: one attempt in the caller's transaction, never retried.
         """
         if conn is not None:
-            return await self.run(
-                _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id), conn)
+            return await self._enqueue_once(
+                _enqueue_ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, id),
+                conn)
         job_id = id if id is not None else _retry.new_job_id()
-        attempts = _retry.EnqueueAttempts([job_id], self._retry_for(retry_for))
-        op = _ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, job_id)
-        while True:
-            try:
-                return await self.run(op, timeout=attempts.checkout_timeout())
-            except DuplicateJobId as exc:
-                if attempts.confirms(exc):
-                    return job_id
-                raise
-            except psycopg.Error as exc:
-                if not attempts.retry(exc):
-                    raise
-            await self.guard.wait_up(attempts.remaining())
+        op = _enqueue_ops.enqueue(queue, payload, run_at, priority, dedup_key, max_attempts, job_id)
+        done = await self._enqueue_retried(op, [job_id], retry_for)
+        return job_id if done is None else done
 
     async def enqueue_many(self, requests: Sequence[EnqueueRequest], *,
                            conn: AnyConn | None = None,
                            retry_for: float | None = None) -> list[UUID]:
-        """Enqueue many jobs in one call (one transaction); returns their ids in order.
+        """Enqueue many jobs in one call (``pgbatch.enqueue_arrays``); returns their ids in order.
 
-        Retried like ``enqueue`` without ``conn`` (requests without an id get
-        one first; a ``DuplicateJobId`` for one of them after a lost attempt
-        means that attempt committed them all). A request with a
-        ``dedup_key`` whose lost attempt committed reports its own id, even if
-        that attempt had matched an older live job. With ``conn``: one attempt
-        in the caller's transaction, never retried.
+        One statement and one transaction (the caller's with ``conn``): every
+        request is enqueued or, when one is refused, none; the error names the
+        request (``invalid enqueue request 3: ...``). Retried like ``enqueue``
+        without ``conn`` (requests without an id get one first; a
+        ``DuplicateJobId`` for one of them after a lost attempt means that
+        attempt committed them all). A request with a ``dedup_key`` whose lost
+        attempt committed reports its own id, even if that attempt had matched
+        an older live job. With ``conn``: one attempt in the caller's
+        transaction, never retried.
         """
         if conn is not None:
-            return await self._enqueue_many(requests, conn)
+            return await self._enqueue_once(_enqueue_ops.enqueue_many(requests), conn)
         with_ids = _retry.with_ids(requests)
-        attempts = _retry.EnqueueAttempts([r.id for r in with_ids], self._retry_for(retry_for))
+        job_ids = [r.id for r in with_ids if r.id is not None]
+        done = await self._enqueue_retried(_enqueue_ops.enqueue_many(with_ids), job_ids, retry_for)
+        return job_ids if done is None else done
+
+    async def _enqueue_retried(self, op: _ops.Op[T], job_ids: list[UUID],
+                               retry_for: float | None) -> T | None:
+        """Run ``op`` until it commits, retrying lost connections with the same ids.
+
+        ``None``: a ``DuplicateJobId`` for one of ``job_ids`` after a lost
+        attempt, so that attempt committed (the caller returns its ids).
+        """
+        attempts = _retry.EnqueueAttempts(job_ids, self._retry_for(retry_for))
         while True:
             try:
-                return await self._enqueue_many(with_ids, None, attempts.checkout_timeout())
+                return await self._enqueue_once(op, None, attempts.checkout_timeout())
             except DuplicateJobId as exc:
                 if attempts.confirms(exc):
-                    return attempts.job_ids
+                    return None
                 raise
             except psycopg.Error as exc:
                 if not attempts.retry(exc):
                     raise
             await self.guard.wait_up(attempts.remaining())
 
-    async def _enqueue_many(self, requests: Sequence[EnqueueRequest], conn: AnyConn | None,
-                            timeout: float | None = None) -> list[UUID]:
-        """One ``pgbatch.enqueue_many`` call (the attempt ``enqueue_many`` retries)."""
-        return await self.run(_ops.enqueue_many(requests), conn, timeout)
+    async def _enqueue_once(self, op: _ops.Op[T], conn: AnyConn | None,
+                            timeout: float | None = None) -> T:
+        """Run one enqueue call (one SQL statement) once: the attempt a retry repeats.
+
+        The ids come back in binary (no text form of a thousand UUIDs to write
+        and parse). Without ``conn`` it borrows a pooled connection with
+        ``getconn`` (waiting at most ``timeout`` seconds, default the pool's)
+        and gives it back with ``putconn``, without the ``connection()``
+        context (whose ``with conn:`` commit does nothing on an autocommit
+        connection but costs the producer's hot path its time); ``putconn``
+        rolls back or discards a connection an error left in a transaction or
+        broken. A lost connection is reported to the watch of the pool's DSN;
+        a pooled connection on a server that no longer takes writes is closed.
+        """
+        try:
+            if conn is not None:
+                try:
+                    rows = await _fetch_binary(conn, op)
+                except psycopg.Error as exc:
+                    self.guard.report_lost(exc, conn)
+                    raise
+            else:
+                pooled = await self.pool.getconn(timeout)
+                try:
+                    rows = await _fetch_binary(pooled, op)
+                except psycopg.Error as exc:
+                    self.guard.report_lost(exc, pooled)
+                    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+                        await pooled.close()
+                    raise
+                finally:
+                    await self.pool.putconn(pooled)
+        except psycopg.Error as exc:
+            mapped = translate(exc)
+            if mapped is not None:
+                raise mapped from exc
+            raise
+        return op.decode(rows)
 
     def _retry_for(self, retry_for: float | None) -> float:
         return self.retry_for if retry_for is None else _retry.check_retry_for(retry_for)

@@ -25,7 +25,6 @@ from pgbatch._types import (
     AckOutcome,
     AckRequest,
     ClaimedJob,
-    EnqueueRequest,
     JobCursor,
     JobInfo,
     Json,
@@ -85,21 +84,6 @@ def _effects_json(effects: AckEffects | None) -> str | None:
     if effects is None or effects.is_empty():
         return None
     return dump_json(effects.to_json(), what="effects")
-
-
-def enqueue(queue: str, payload: Json, run_at: datetime | None, priority: int,
-            dedup_key: str | None, max_attempts: int, id: UUID | None) -> Op[UUID]:
-    return Op(
-        "select pgbatch.enqueue(%s, %s::jsonb, %s, %s, %s, %s, %s)",
-        (queue, dump_json({} if payload is None else payload), run_at, priority, dedup_key,
-         max_attempts, id),
-        lambda rows: UUID(str(_scalar(rows))),
-    )
-
-
-def enqueue_many(requests: Sequence[EnqueueRequest]) -> Op[list[UUID]]:
-    return Op("select pgbatch.enqueue_many(%s::jsonb)",
-              (dump_json([r.to_json() for r in requests], what="enqueue requests"),), _uuids)
 
 
 _CLAIM = f"select {_columns(ClaimedJob)} from pgbatch.claim(%s, %s, %s, %s)"

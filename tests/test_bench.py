@@ -18,10 +18,11 @@ from tests.conftest import PgTestServer
 
 #: Every figure a full selection must produce (B4 keys depend on the sizes).
 EXPECTED = {
-    "B0": {"B0.select1.c1", "B0.select1.c8", "B0.insert.c1", "B0.insert.c8",
+    "B0": {"B0.select1.c1", "B0.select1.c8", "B0.insert.c1", "B0.insert.c8", "B0.py_insert.c1",
            "B0.core.c1", "B0.core.c2", "B0.core_ids.c1", "B0.core_ids.c2",
            "B0.core.max.c1", "B0.core.max.c2", "B0.core.best"},
-    "B1": {"B1.single", "B1.single_nonotify", "B1.batched"},
+    "B1": {"B1.single", "B1.single_nonotify", "B1.batched", "B1.producers8",
+           "B1.producers8_nonotify"},
     "B2": {f"B2.p{p}.{k}" for p in (1, 2) for k in (
         "jobs_per_s", "worker_cpu_ms_per_job", "xacts_per_job", "wal_bytes_per_job")},
     "B3": {"B3.p50", "B3.p95", "B3.p99", "B3.max"},

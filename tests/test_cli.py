@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -353,9 +353,9 @@ def _in_an_hour() -> Any:
 def test_jobs_list_order_is_stable_for_jobs_made_in_one_statement(
         db: TestDatabase, run: Run, client: Client) -> None:
     """Hundreds of jobs of one enqueue_many share created_at and a millisecond: they list in
-    reverse enqueue order, the same on every call (not by id, which is random there)."""
+    reverse enqueue order, the same on every call (not by id: these are given, random ids)."""
     ids = [str(i) for i in client.enqueue_many(
-        [EnqueueRequest("cli.many", {"i": i}) for i in range(300)])]
+        [EnqueueRequest("cli.many", {"i": i}, id=uuid4()) for i in range(300)])]
     [first] = client.claim("cli.many")  # one of them archived: the order spans both tables
     client.ack(first.id, first.claim_token)
 

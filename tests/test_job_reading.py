@@ -1,8 +1,8 @@
 """Reading jobs: ``pgbatch.get_job``/``pgbatch.list_jobs`` and ``Client.get_job``/``list_jobs``.
 
 The listing order is creation time, then enqueue order (``seq``), then id,
-newest first. Jobs made by one statement share ``created_at`` and their UUIDv7
-ids are random within a millisecond, so only ``seq`` orders them: a test
+newest first. Jobs made by one statement share ``created_at``, and ids a
+caller gives may be in any order, so only ``seq`` orders them: a test
 makes hundreds at once, settles some of them (so the page mixes live and
 archived rows) and pages through them by keyset cursor. Another test fills
 the archive and counts the rows a deep page reads (``pg_stat_xact_user_tables``).
@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
@@ -59,7 +59,8 @@ def _all_pages(client: Client, page: int, **filters: Any) -> list[JobInfo]:
 
 
 def test_jobs_made_in_one_statement_list_in_enqueue_order(client: Client) -> None:
-    ids = client.enqueue_many([EnqueueRequest("many", {"i": i}) for i in range(MANY)])
+    # given, random ids: their order is not the enqueue order
+    ids = client.enqueue_many([EnqueueRequest("many", {"i": i}, id=uuid4()) for i in range(MANY)])
     # settle some of them, so the listing interleaves live and archived rows
     claimed = client.claim("many", 150)
     for job in claimed[:100]:

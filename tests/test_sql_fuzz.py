@@ -268,6 +268,8 @@ def _strategy(seeded: Seeded, type_name: str, arg_name: str) -> st.SearchStrateg
         "uuid": lambda: _uuid(seeded),
         "uuid[]": lambda: _array(_uuid(seeded)),
         "text[]": lambda: _array(TEXT.filter(lambda t: t is None or "\x00" not in t)),
+        "integer[]": lambda: _array(INTEGER),
+        "timestamp with time zone[]": lambda: _array(TIMESTAMP),
         "jsonb": lambda: _jsonb(seeded, arg_name),
     }
     if type_name not in by_type:

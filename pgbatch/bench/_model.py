@@ -16,8 +16,9 @@ ANCHORS: Mapping[str, float] = {
     "procrastinate_jobs_per_s_high": 320.0,
     "pgqueuer_jobs_per_s_1proc": 2600.0,
     "pgqueuer_jobs_per_s_2proc": 3500.0,
-    "pgqueuer_enqueue_batched_jobs_per_s": 35000.0,
-    "pgqueuer_enqueue_single_jobs_per_s": 1300.0,
+    # enqueue: PGQueuer 1.6 on asyncpg, PostgreSQL 18, measured side by side (issue 16)
+    "pgqueuer_enqueue_batched_jobs_per_s": 73789.0,
+    "pgqueuer_enqueue_single_jobs_per_s": 2843.0,
     "best_wakeup_p50_ms": 2.4,
     "best_wakeup_p99_ms": 5.0,
     "insert_commit_tps_1client": 2900.0,

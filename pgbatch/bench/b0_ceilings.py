@@ -2,6 +2,10 @@
 
 - ``SELECT 1`` round trips at 1 and 8 clients;
 - single-row ``INSERT`` + ``COMMIT`` at 1 and 8 clients (a two-column table);
+- the same from Python: one-row ``INSERT`` + ``COMMIT`` into a one-column table through
+  psycopg on one autocommit connection (the driver ``Client`` uses; the statement is
+  prepared after five executions, as every ``Client`` call is), the ceiling that B1's
+  one-by-one enqueue is held to;
 - the SQL core's own ceiling: a script that only calls pgbatch's functions (claim a
   batch of 50, settle it with one ``ack_many``) at 1 and 2 clients, draining the same
   number of pre-loaded jobs as B2. Jobs/s = 50 x tps, as every claim gets a full batch
@@ -23,6 +27,7 @@ import os
 import re
 import resource
 import subprocess
+import time
 from dataclasses import dataclass
 
 from pgbatch.bench._cpu import ServerCpuSampler
@@ -102,6 +107,9 @@ def run(ctx: Context, res: ScenarioResult) -> None:
         f"B0.insert.c{c}", "B0", f"INSERT+COMMIT, {c} client{'s' * (c > 1)}", "tps",
         details={"anchor_tps": ANCHORS[f"insert_commit_tps_{c}client{'s' * (c > 1)}"]}))
         for c in (1, 8)}
+    py_insert = res.add(Figure(
+        "B0.py_insert.c1", "B0", "INSERT+COMMIT from Python (psycopg), one-column table, 1 client",
+        "tps"))
     core = {c: res.add(Figure(
         f"B0.core.c{c}", "B0",
         f"SQL core: claim 50 + ack_many, {c} client{'s' * (c > 1)}, {sz.core_jobs:,} jobs",
@@ -130,6 +138,11 @@ def run(ctx: Context, res: ScenarioResult) -> None:
                 checkpoint(conn)
                 fig.runs.append(run_pgbench(ctx, dsn, INSERT_SCRIPT, "b0_insert", clients=c,
                                             seconds=sz.pgbench_seconds).tps)
+            ctx.log(f"B0 INSERT from Python run {r + 1}")
+            checkpoint(conn)
+            rate, cpu_us = python_insert_rate(dsn, sz.pgbench_seconds)
+            py_insert.runs.append(rate)
+            py_insert.details.setdefault("client_cpu_us_per_insert", []).append(cpu_us)
     postmaster = ctx.server.postmaster_pid()
     paths = [("ack_many", CORE_SCRIPT, core, core_cpu),
              ("ack_ids", CORE_IDS_SCRIPT, core_ids, None)]
@@ -157,6 +170,30 @@ def run(ctx: Context, res: ScenarioResult) -> None:
                    runs=[max(a, b, x, y) for a, b, x, y in zip(
                        core[1].runs, core[2].runs, core_ids[1].runs, core_ids[2].runs,
                        strict=True)]))
+
+
+def python_insert_rate(dsn: str, seconds: float) -> tuple[float, float]:
+    """One-row INSERT+COMMIT per second from psycopg into a one-column table, for ``seconds``.
+
+    Returns the rate and the client's CPU microseconds per insert. One autocommit
+    connection, so each ``execute`` is one round trip and one durable commit.
+    """
+    with connect(dsn) as conn:
+        conn.execute("create table if not exists b0_py_insert (v integer)")
+        for _ in range(20):  # warm up; prepared from the sixth execution on
+            conn.execute("insert into b0_py_insert (v) values (%s)", (1,))
+        n = 0
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        deadline = t0 + max(0.5, seconds)
+        while True:
+            for _ in range(50):
+                conn.execute("insert into b0_py_insert (v) values (%s)", (1,))
+            n += 50
+            now = time.perf_counter()
+            if now >= deadline:
+                break
+        return n / (now - t0), (time.process_time() - c0) * 1e6 / n
 
 
 def _core_run(ctx: Context, script: str, *, clients: int, n: int,

@@ -1,8 +1,11 @@
 -- The one path by which jobs are enqueued (enqueue, enqueue_many, ack
 -- effects): validates and inserts jobs given as parallel arrays, one element
 -- per job in request order, and returns their ids in that order.
---   ids         the job's id, or NULL to mint a time-ordered one
---   run_ats     NULL: now
+--   ids         the job's id, or NULL to mint a time-ordered one (the whole
+--               array NULL: mint every id)
+--   run_ats     NULL: now (the whole array NULL: now for every job)
+--   priorities  NULL: 0 (likewise)
+--   dedup_keys  NULL: no key (likewise)
 --   taken       an id no job may get although no table holds it at this
 --               moment: ack() passes the job it is settling
 --   numbered    messages name the request ("invalid enqueue request 2: ...")
@@ -10,9 +13,13 @@
 -- (_job_problem), then the given ids, which must not belong to a live or an
 -- archived job, be `taken`, or repeat (DuplicateJobId, PB002; index probes
 -- of job_pkey and job_archive_pkey for the whole array at once).
+-- Ids left NULL are minted for the whole call at once (_mint_ids).
 -- Dedup applies against live jobs and inside the arrays (a later job with the
 -- same queue and dedup_key gets the earlier one's id). Announces the ready
--- count (and earliest due time) once per queue. Sequential scans are off so
+-- count (and earliest due time) once per queue. Without dedup keys every job
+-- is inserted by one plain set-wise INSERT (no ON CONFLICT arbiter, whose
+-- speculative insertion costs every row an extra index probe and WAL record)
+-- and announced from the arrays. Sequential scans are off so
 -- the id probes never walk the live table on wrong statistics. A given id
 -- that a concurrent transaction inserts between the probe and the insert is
 -- DuplicateJobId too (the insert runs in a subtransaction only then).
@@ -39,8 +46,8 @@ declare
     v_id      uuid[];
     v_run_at  timestamptz[];
     v_leader  uuid[];
-    v_dedup   boolean := cardinality(array_remove(dedup_keys, null)) > 0;
-    v_explicit boolean := cardinality(array_remove(ids, null)) > 0;
+    v_dedup   boolean := coalesce(cardinality(array_remove(dedup_keys, null)), 0) > 0;
+    v_explicit boolean := coalesce(cardinality(array_remove(ids, null)), 0) > 0;
     v_detail  text;
     v_result  uuid[];
 begin
@@ -79,22 +86,51 @@ begin
         end if;
     end if;
 
-    select array_agg(coalesce(u.id, pgbatch.uuid_v7()) order by u.ord),
-           array_agg(coalesce(u.run_at, v_now) order by u.ord)
-      into v_id, v_run_at
-      from unnest(ids, run_ats) with ordinality as u(id, run_at, ord);
+    v_id := pgbatch._mint_ids(cardinality(queues), ids);
+
+    if not v_dedup then
+        -- the common case: every job is inserted
+        if v_explicit then
+            begin
+                insert into pgbatch.job (id, queue, payload, priority, run_at, max_attempts, created_at)
+                select u.id, u.queue, u.payload, coalesce(u.priority, 0), coalesce(u.run_at, v_now),
+                       u.max_attempts, v_now
+                  from unnest(v_id, queues, payloads, priorities, run_ats, max_attempts)
+                       with ordinality as u(id, queue, payload, priority, run_at, max_attempts, ord)
+                 order by u.ord;
+            exception when unique_violation then
+                -- a concurrent transaction committed one of the given ids after the probe
+                get stacked diagnostics v_detail = pg_exception_detail;
+                perform pgbatch._raise('PB002', 'duplicate job id', v_detail);
+            end;
+        else
+            insert into pgbatch.job (id, queue, payload, priority, run_at, max_attempts, created_at)
+            select u.id, u.queue, u.payload, coalesce(u.priority, 0), coalesce(u.run_at, v_now),
+                   u.max_attempts, v_now
+              from unnest(v_id, queues, payloads, priorities, run_ats, max_attempts)
+                   with ordinality as u(id, queue, payload, priority, run_at, max_attempts, ord)
+             order by u.ord;
+        end if;
+        perform pgbatch._announce(a.queue, a.ready, a.due_at)
+           from (select u.queue,
+                        count(*) filter (where u.run_at is null or u.run_at <= v_now) as ready,
+                        min(u.run_at) filter (where u.run_at > v_now) as due_at
+                   from unnest(queues, run_ats) as u(queue, run_at)
+                  group by u.queue) a;
+        return v_id;
+    end if;
+
+    select array_agg(coalesce(u.run_at, v_now) order by u.ord)
+      into v_run_at
+      from unnest(v_id, run_ats) with ordinality as u(id, run_at, ord);
 
     -- leaders are inserted: every job without a dedup_key, and the first of
     -- each (queue, dedup_key) in the arrays; a leader that meets a live
     -- duplicate is left out
-    if v_dedup then
-        select array_agg(case when x.dedup_key is null then x.id else x.first_id end order by x.ord)
-          into v_leader
-          from (select u.*, first_value(u.id) over (partition by u.queue, u.dedup_key order by u.ord) as first_id
-                  from unnest(v_id, queues, dedup_keys) with ordinality as u(id, queue, dedup_key, ord)) x;
-    else
-        v_leader := v_id;
-    end if;
+    select array_agg(case when x.dedup_key is null then x.id else x.first_id end order by x.ord)
+      into v_leader
+      from (select u.*, first_value(u.id) over (partition by u.queue, u.dedup_key order by u.ord) as first_id
+              from unnest(v_id, queues, dedup_keys) with ordinality as u(id, queue, dedup_key, ord)) x;
 
     if v_explicit then
         begin
@@ -110,9 +146,6 @@ begin
                                         max_attempts, dedup_keys, v_now);
     end if;
 
-    if not v_dedup then
-        return v_id;
-    end if;
     -- a job with a dedup_key takes the id of the live job holding that key:
     -- the one just inserted, or the duplicate that was already there
     select array_agg(case when u.dedup_key is null then u.leader

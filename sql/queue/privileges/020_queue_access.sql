@@ -9,6 +9,7 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('backoff',           'producer', false),
     ('enqueue',           'producer', true),
     ('enqueue_many',      'producer', true),
+    ('enqueue_arrays',    'producer', true),
     ('cancel_job',        'producer', true),
     ('kv_get',            'producer', true),
     ('queue_stats',       'producer', true),
