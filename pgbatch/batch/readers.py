@@ -13,6 +13,13 @@ pagination makes the pages independent of each other: each page is
 inserted or deleted between pages never shift the reader (no OFFSET), and a
 restart reads on after the last key of the last committed chunk.
 
+Pages are read ahead: as soon as a page arrives, the query for the next one
+(its start key is the last key of the page just fetched) goes out on the
+reader's connection from a thread of the reader, so the next page is ready
+while the chunk's items are processed, written and committed (``prefetch``;
+the read-ahead only ever overlaps the step's own work on other connections,
+never another use of the reader's connection).
+
 The cursor is the key of the last item handed out (not the last one fetched:
 items of a page not yet read are read again after a restart). ``update``
 writes it into the context right before each chunk commit, so the checkpoint
@@ -25,9 +32,11 @@ values and compare in SQL as the same column values.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -130,8 +139,9 @@ class SqlReader:
     ``%(name)s``). ``key``: the column (or columns) that order the rows
     uniquely and are never NULL, e.g. the primary key. ``rows``: items are
     dicts (``"dict"``, column -> value) or tuples in the query's column order
-    (``"tuple"``). ``name``: the key of the cursor in the step's
+    (``"tuple"``, the cheaper). ``name``: the key of the cursor in the step's
     ExecutionContext (give two readers of one step different names).
+    ``prefetch``: read the next page ahead (see the module's docstring).
 
     Implements :class:`~pgbatch.batch.items.ItemReader` and
     :class:`~pgbatch.batch.items.ItemStream`. Errors: ``InvalidReaderQuery``
@@ -142,8 +152,8 @@ class SqlReader:
     def __init__(self, conninfo: str, query: str | sql.Composable, key: str | Sequence[str], *,
                  params: Sequence[Any] | Mapping[str, Any] | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE, rows: RowShape = "dict",
-                 name: str = "sql_reader", connect_kwargs: Mapping[str, Any] | None = None
-                 ) -> None:
+                 name: str = "sql_reader", connect_kwargs: Mapping[str, Any] | None = None,
+                 prefetch: bool = True) -> None:
         keys = [key] if isinstance(key, str) else list(key)
         if not keys or any(not isinstance(k, str) or not k for k in keys) or \
                 len(set(keys)) != len(keys):
@@ -163,6 +173,9 @@ class SqlReader:
         self.rows: RowShape = rows
         self.name = name
         self.connect_kwargs = dict(connect_kwargs or {})
+        self.prefetch = bool(prefetch)
+        self._ahead: ThreadPoolExecutor | None = None
+        self._pending: Future[list[tuple[Any, ...]]] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._buffer: deque[tuple[Any, ...]] = deque()
         self._columns: list[str] = []
@@ -213,6 +226,14 @@ class SqlReader:
 
     def close(self) -> None:
         """Close the reader's connection; the reader can be opened again."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception):  # a read-ahead nobody will use
+                pending.result()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.shutdown(wait=True)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -223,14 +244,17 @@ class SqlReader:
     # -- ItemReader -----------------------------------------------------------------
     def read(self) -> Any:
         """The next row, or ``None`` after the last one."""
-        if not self._buffer and not self._exhausted:
-            self._fetch_page()
-        if not self._buffer:
-            return None
-        row = self._buffer.popleft()
+        buffer = self._buffer
+        if not buffer:
+            if self._pending is None and self._exhausted:
+                return None
+            self._next_page()
+            if not buffer:
+                return None
+        row = buffer.popleft()
         self._last = row
         self._read += 1
-        return dict(zip(self._columns, row, strict=True)) if self.rows == "dict" else row
+        return row if self.rows == "tuple" else dict(zip(self._columns, row, strict=True))
 
     @property
     def cursor(self) -> list[Any] | None:
@@ -307,7 +331,21 @@ class SqlReader:
                                      detail=exc.diag.message_detail) from exc
         return [d.name for d in cur.description or ()]
 
+    def _next_page(self) -> None:
+        """Take the page read ahead (or read one), and send the query for the next one."""
+        pending, self._pending = self._pending, None
+        page = pending.result() if pending is not None else self._query_page()
+        self._buffer.extend(page)
+        if self.prefetch and not self._exhausted:
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(1, thread_name_prefix=f"reader-{self.name}")
+            self._pending = self._ahead.submit(self._query_page)
+
     def _fetch_page(self, offset: int = 0) -> None:
+        self._buffer.extend(self._query_page(offset))
+
+    def _query_page(self, offset: int = 0) -> list[tuple[Any, ...]]:
+        """The page after the last key fetched (at most one runs at a time)."""
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.keys)
         named = isinstance(self.params, Mapping)
         extra: list[Any] = []
@@ -339,6 +377,6 @@ class SqlReader:
             self._check_keys(page)
             last = page[-1]
             self._fetched = [last[i] for i in self._key_index]
-        self._buffer.extend(page)
         if len(page) < self.page_size:
             self._exhausted = True
+        return page
