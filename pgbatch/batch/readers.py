@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
@@ -174,6 +174,7 @@ class SqlReader:
         self.name = name
         self.connect_kwargs = dict(connect_kwargs or {})
         self.prefetch = bool(prefetch)
+        self._binary = False
         self._ahead: ThreadPoolExecutor | None = None
         self._pending: Future[list[tuple[Any, ...]]] | None = None
         self._conn: psycopg.Connection[Any] | None = None
@@ -268,35 +269,6 @@ class SqlReader:
             self._after = [self._last[i] for i in self._key_index]
             self._last = None
 
-    # -- today's executor ---------------------------------------------------------------
-    def from_count(self) -> Callable[[int], Iterator[Any]]:
-        """This reader as a ``Reader`` of ``ChunkStep`` (``Callable[[int], Iterable]``).
-
-        The step executor of ``pgbatch.batch.executor`` checkpoints the number of
-        items committed, not the reader's cursor: the returned function skips that
-        many rows in key order (one ``OFFSET`` on the first page) and reads on by
-        keyset from there. Prefer the reader itself with an executor that calls
-        ``open``/``update``/``close``: a count is only right when the rows before
-        the checkpoint did not change.
-        """
-        def read_from(start: int) -> Iterator[Any]:
-            self.open({})
-            try:
-                offset = start
-                while not self._exhausted:
-                    self._fetch_page(offset=offset)
-                    offset = 0
-                    page, dicts = list(self._buffer), self.rows == "dict"
-                    self._buffer.clear()
-                    columns = self._columns
-                    for row in page:
-                        yield dict(zip(columns, row, strict=True)) if dicts else row
-            finally:
-                self.close()
-
-        read_from.__qualname__ = f"SqlReader.from_count[{self.name}]"
-        return read_from
-
     # -- internals --------------------------------------------------------------------
     def _cursor_of(self, context: ExecutionContext) -> list[Any] | None:
         entry = context.get(self.name)
@@ -329,7 +301,14 @@ class SqlReader:
             primary = exc.diag.message_primary if exc.sqlstate else None
             raise InvalidReaderQuery(f"the reader's query cannot run: {primary or exc}",
                                      detail=exc.diag.message_detail) from exc
-        return [d.name for d in cur.description or ()]
+        description = cur.description or ()
+        adapters = self._conn_or_fail().adapters
+        # binary results when psycopg loads every column's type from binary (the same
+        # Python values, less work on both sides); else text, which loads any type
+        self._binary = bool(description) and all(
+            adapters.get_loader(d.type_code, psycopg.pq.Format.BINARY) is not None
+            for d in description)
+        return [d.name for d in description]
 
     def _next_page(self) -> None:
         """Take the page read ahead (or read one), and send the query for the next one."""
@@ -341,10 +320,7 @@ class SqlReader:
                 self._ahead = ThreadPoolExecutor(1, thread_name_prefix=f"reader-{self.name}")
             self._pending = self._ahead.submit(self._query_page)
 
-    def _fetch_page(self, offset: int = 0) -> None:
-        self._buffer.extend(self._query_page(offset))
-
-    def _query_page(self, offset: int = 0) -> list[tuple[Any, ...]]:
+    def _query_page(self) -> list[tuple[Any, ...]]:
         """The page after the last key fetched (at most one runs at a time)."""
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.keys)
         named = isinstance(self.params, Mapping)
@@ -362,17 +338,16 @@ class SqlReader:
         if self._fetched is not None:
             after = sql.SQL(", ").join(placeholder(v, i) for i, v in enumerate(self._fetched))
             where = sql.SQL(" where ({}) > ({})").format(keys, after)
-        skip = placeholder(offset, len(self.keys))
-        limit = placeholder(self.page_size, len(self.keys) + 1)
-        query = sql.SQL("select * from ({}) as _pgbatch_q{} order by {} offset {} limit {}").format(
-            self.query, where, keys, skip, limit)
+        limit = placeholder(self.page_size, len(self.keys))
+        query = sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
+            self.query, where, keys, limit)
         params: Sequence[Any] | Mapping[str, Any]
         if named:
             assert isinstance(self.params, Mapping)
             params = {**self.params, **extra_named}
         else:
             params = [*(self.params or ()), *extra]
-        page = self._conn_or_fail().execute(query, params).fetchall()
+        page = self._conn_or_fail().execute(query, params, binary=self._binary).fetchall()
         if page:
             self._check_keys(page)
             last = page[-1]

@@ -46,6 +46,8 @@ from pgbatch.bench._model import Bar, Figure, ScenarioResult
 
 CHUNK = 1_000
 POLL = 0.01
+#: Seconds between samples of the server's CPU (each scans /proc in this process).
+SAMPLE_EVERY = 0.1
 TIMEOUT = 3600.0
 COLUMNS = ("id", "name", "amount")
 METHOD: WriteMethod = "unnest"
@@ -74,7 +76,7 @@ def plain_seconds(dsn: str) -> float:
 
 
 def _cpu_window(postmaster: int | None) -> tuple[ServerCpuSampler, float]:
-    sampler = ServerCpuSampler(postmaster)
+    sampler = ServerCpuSampler(postmaster, interval=SAMPLE_EVERY)
     sampler.start()
     return sampler, time.process_time()
 
