@@ -1,7 +1,8 @@
 """The table writer (pgbatch.batch.TableWriter) against a real database: COPY,
 multi-row INSERT and INSERT … SELECT FROM unnest in the caller's transaction,
-dicts and tuples, clear errors for unknown tables, columns and misfit items; and a real worker running a chunk step
-that reads with the SQL reader and writes with the table writer."""
+dicts and tuples, clear errors for unknown tables, columns and misfit items;
+and a real worker running a chunk step that reads with the SQL reader and
+writes with the table writer."""
 
 from __future__ import annotations
 
