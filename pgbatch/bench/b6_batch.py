@@ -6,19 +6,22 @@
 - plain: ``insert into dst_plain select * from src`` (one statement, one commit):
   the ceiling of moving those rows inside the database.
 - batch: a job with one chunk step (chunk size 1,000) whose reader is the SQL
-  reader (``SqlReader``: keyset pages of 1,000 on its own connection) and whose
-  writer is the table writer (``TableWriter``: COPY into ``dst_batch`` in each
-  chunk's transaction, with the checkpoint). A worker of this process
-  (concurrency 1) runs it; the time runs from the launch until the execution is
-  COMPLETED (polled every 10 ms), so it includes the claim, the step start, N /
-  1,000 fenced chunk commits (each durable: synchronous_commit on) and the end.
+  reader (``SqlReader``: tuples in keyset pages of 1,000 on its own connection,
+  read ahead) and whose writer is the table writer (``TableWriter``,
+  ``method="unnest"``: each chunk's rows, checkpoint and fence are one statement
+  into ``dst_batch``). A worker of this process (concurrency 1) runs it; the time
+  runs from the launch until the execution is COMPLETED (polled every 10 ms), so
+  it includes the claim, the step start, N / 1,000 fenced chunk commits (each
+  durable: synchronous_commit on) and the end.
 
 The step gets the reader and writer objects themselves: the step executor
 (``pgbatch.batch.executor``) opens the reader with the step's
 ExecutionContext, whose keyset cursor it commits with every chunk. Figures:
-items/s of each, and the ratio; bar: batch ≥ 50% of plain. ``cpu`` details:
-the CPU seconds of this process (the worker) and of the server during the
-chunk step, so a busy machine shows in where the time went.
+items/s of each, and the ratio; bar: batch ≥ 50% of plain. Details: the CPU
+seconds of the server (``*_server_cpu_s``, all its processes, sampled every
+0.1 s) during each, and of this process (``batch_worker_cpu_s``: the worker
+runs in it) during the chunk step, and ``cpu_ratio`` (plain's server CPU over
+the step's server + worker CPU), so a busy machine shows in where the time went.
 """
 
 from __future__ import annotations
