@@ -8,11 +8,12 @@ each row, write another table, checkpointing every chunk.
     pgbatch runs list
 
 ``shop.orders`` is read with the SQL reader (keyset pages on its own
-connection) and each chunk of 500 cleaned rows is written to
-``shop.orders_clean`` with the table writer, in the chunk's own transaction
-together with the checkpoint: after a crash the step resumes from the last
-committed chunk, and ``orders_clean``'s primary key proves that no row was
-written twice.
+connection, its cursor kept in the step's ExecutionContext), each row is
+cleaned by the step's processor, and each chunk of 500 cleaned rows is
+written to ``shop.orders_clean`` with the table writer, in the chunk's own
+transaction together with the checkpoint: after a crash the step resumes
+after the last committed key, and ``orders_clean``'s primary key proves that
+no row was written twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -55,20 +55,24 @@ def check_source() -> None:
         raise RuntimeError("shop.orders is empty: run `python examples/batch_etl.py setup`")
 
 
-def read_orders(start: int) -> Iterator[tuple[Any, ...]]:
-    """Step 2's reader: the orders after the ``start`` committed ones, cleaned."""
-    reader = SqlReader(app.dsn, "select id, customer, amount_cents from shop.orders", "id",
-                       rows="tuple", page_size=500)
-    for order_id, customer, cents in reader.from_count()(start):
-        time.sleep(DELAY)  # stands for real work: a lookup, a computation
-        yield order_id, " ".join(customer.split()).title(), Decimal(cents) / 100
+def read_orders() -> SqlReader:
+    """Step 2's reader, made when the step opens (the worker's DSN is known by then)."""
+    return SqlReader(app.dsn, "select id, customer, amount_cents from shop.orders", "id",
+                     rows="tuple", page_size=500)
+
+
+def clean(order: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Step 2's processor: the customer's name trimmed and title-cased, cents to an amount."""
+    order_id, customer, cents = order
+    time.sleep(DELAY)  # stands for real work: a lookup, a computation
+    return order_id, " ".join(customer.split()).title(), Decimal(cents) / 100
 
 
 write_clean = TableWriter("shop.orders_clean", ["id", "customer", "amount"])
 
 etl = Job("etl-orders", [
     TaskletStep("check", check_source),
-    ChunkStep("load", read_orders, write_clean, chunk_size=500),
+    ChunkStep("load", read_orders, write_clean, chunk_size=500, processor=clean),
 ])
 
 # a short lease, so that a killed worker's run is taken over within seconds

@@ -39,6 +39,7 @@ from datetime import timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from pgbatch import App, MaintenanceConfig, Worker
 from pgbatch.batch import (
@@ -131,23 +132,44 @@ class SourceReader:
 
 
 class SinkWriter:
-    """Writes ``out`` in the chunk's transaction and ``ext`` on its own connection."""
+    """Writes ``out`` in the chunk's transaction and ``ext`` on its own connection.
 
-    def __init__(self, dsn: str, step: str) -> None:
+    ``fold``: ``out``'s rows go as ``chunk_statement`` (one statement with the
+    chunk's commit, as ``TableWriter(method="unnest")`` does), ``ext`` first.
+    """
+
+    def __init__(self, dsn: str, step: str, fold: bool = False) -> None:
         self.dsn = dsn
         self.step = step
+        self.fold = fold
         self.ext: psycopg.Connection[Any] | None = None
 
     def open(self, context: ExecutionContext) -> None:
         self.ext = psycopg.connect(self.dsn, autocommit=True)
 
-    def write(self, conn: psycopg.Connection[Any], items: Sequence[int]) -> None:
+    def _write_ext(self, items: Sequence[int]) -> list[tuple[str, int, int]]:
         execution_id = step_context().execution_id
         rows = [(self.step, i, execution_id) for i in items]
         assert self.ext is not None
         with self.ext.cursor() as cur:
             cur.executemany("insert into public.ext (step, item_id, execution_id)"
                             " values (%s, %s, %s)", rows)
+        return rows
+
+    def chunk_statement(self, conn: psycopg.Connection[Any], items: Sequence[int]
+                        ) -> tuple[sql.Composed, list[Any]] | None:
+        if not self.fold:
+            return None
+        self._write_ext(items)
+        query = sql.SQL("insert into public.out (step, item_id, execution_id)"
+                        " select {}, i, {} from unnest({}::int[]) i on conflict (step, item_id)"
+                        " do update set writes = out.writes + 1,"
+                        " execution_id = excluded.execution_id").format(
+                            sql.Placeholder(), sql.Placeholder(), sql.Placeholder())
+        return query, [self.step, step_context().execution_id, list(items)]
+
+    def write(self, conn: psycopg.Connection[Any], items: Sequence[int]) -> None:
+        rows = self._write_ext(items)
         with conn.cursor() as cur:
             cur.executemany("insert into public.out (step, item_id, execution_id)"
                             " values (%s, %s, %s) on conflict (step, item_id)"
@@ -184,7 +206,8 @@ def build_job(args: argparse.Namespace) -> Job:
 
     def step(name: str) -> ChunkStep:
         return ChunkStep(name, reader=lambda: SourceReader(dsn, args.chunk_size),
-                         writer=lambda: SinkWriter(dsn, name), processor=process,
+                         writer=lambda: SinkWriter(dsn, name, bool(args.fold)),
+                         processor=process,
                          chunk_size=args.chunk_size)
 
     return Job("etl", [step(f"s{i}") for i in range(1, args.steps + 1)],
@@ -251,6 +274,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fault", default=None)
     p.add_argument("--kill-on-item", type=int, default=None)
     p.add_argument("--lease", type=float, default=30.0)
+    p.add_argument("--fold", type=int, default=0,
+                   help="1: the sink's same-database rows go in the chunk's commit statement")
     p.add_argument("--node-id", default=None)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--shutdown-grace", type=float, default=30.0)

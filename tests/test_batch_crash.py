@@ -166,12 +166,16 @@ def test_H6_a_crash_loop_ends_failed_at_the_recovery_limit(db: TestDatabase, con
     assert sink_counts(conn)[:2] == (15, 1)
 
 
-def test_H7_zombie_fencing(db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fold", [0, 1])
+def test_H7_zombie_fencing(db: TestDatabase, conn: Conn, tmp_path: Path, fold: int) -> None:
+    """``fold``: the zombie's same-database writes are one statement with its
+    chunk commit (a writer's ``chunk_statement``): fenced all the same."""
     seed_source(conn, ITEMS)
     register_etl(conn, chunk_size=CHUNK)
     exec_id = launch(conn, "etl")
     with BatchProcs(db.dsn, tmp_path) as procs:
-        a = procs.spawn("a", node_id="a", lease=2, chunk_size=CHUNK, item_delay=0.3)
+        a = procs.spawn("a", node_id="a", lease=2, chunk_size=CHUNK, item_delay=0.3,
+                        fold=fold)
         wait_until(lambda: committed_items(conn, exec_id) >= CHUNK, 60, "a's first chunk")
         a.signal(signal.SIGSTOP)
         epoch = execution(conn, exec_id)["lease_epoch"]
@@ -187,6 +191,28 @@ def test_H7_zombie_fencing(db: TestDatabase, conn: Conn, tmp_path: Path) -> None
     after = (sink_counts(conn), steps(conn, exec_id), execution(conn, exec_id))
     assert after == before, "the zombie changed nothing"
     assert sink_counts(conn)[:2] == (ITEMS, 1)
+
+
+@pytest.mark.parametrize("fault", ["after_write_before_commit:2", "after_commit_before_ack:3"])
+def test_C2_kill_9_mid_chunk_with_writes_folded_into_the_commit(
+        db: TestDatabase, conn: Conn, tmp_path: Path, fault: str) -> None:
+    """A writer whose chunk is one statement with the commit (``chunk_statement``):
+    killed before that statement or after it, the resumed step writes every item
+    exactly once in the same database."""
+    seed_source(conn, ITEMS)
+    register_etl(conn, chunk_size=CHUNK)
+    first = launch(conn, "etl")
+    with BatchProcs(db.dsn, tmp_path) as procs:
+        a = procs.spawn("a", node_id="n1", fault=fault, chunk_size=CHUNK, fold=1)
+        assert a.wait_exit(60) == KILLED, a.describe()
+        before = committed_items(conn, first)
+        assert before == (2 * CHUNK if fault.startswith("after_write") else 3 * CHUNK)
+        b = procs.spawn("b", node_id="n1", chunk_size=CHUNK, fold=1)
+        x = wait_status(conn, first, "COMPLETED", procs=[b])
+        b.stop()
+    assert sink_counts(conn)[:2] == (ITEMS, 1)
+    assert steps(conn, first)[0]["read_count"] == ITEMS
+    assert x["recovery_count"] == 1
 
 
 def test_S6_a_worker_killed_while_stopping_ends_stopped(db: TestDatabase, conn: Conn,

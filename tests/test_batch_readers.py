@@ -225,11 +225,32 @@ def test_bad_arguments_are_refused(kwargs: dict[str, Any]) -> None:
         SqlReader("dbname=x", "select 1 as id", **args)
 
 
-def test_from_count_skips_the_committed_rows(db: TestDatabase, src: Conn) -> None:
-    read_from = SqlReader(db.dsn, "select id from public.src", "id", page_size=4).from_count()
-    assert [i["id"] for i in read_from(6)] == [7, 8, 9, 10]
-    assert [i["id"] for i in read_from(0)][:2] == [1, 2]
-    assert list(read_from(10)) == []
+def test_pages_are_read_ahead_and_a_reopened_reader_reads_on(db: TestDatabase,
+                                                             src: Conn) -> None:
+    """With ``prefetch`` (the default) the next page is asked for while the
+    current one is handed out; the items are the same as without it, and
+    ``open`` with the context of ``update`` reads on after the last item read."""
+    ahead = SqlReader(db.dsn, "select id from public.src", "id", page_size=3, rows="tuple")
+    plain = SqlReader(db.dsn, "select id from public.src", "id", page_size=3, rows="tuple",
+                      prefetch=False)
+    context: dict[str, Any] = {}
+    for reader in (ahead, plain):
+        reader.open({})
+        try:
+            first = [reader.read() for _ in range(4)]
+            reader.update(context)
+        finally:
+            reader.close()
+        assert first == [(1,), (2,), (3,), (4,)]
+    ahead.open(context)
+    try:
+        rest = []
+        while (row := ahead.read()) is not None:
+            rest.append(row[0])
+    finally:
+        ahead.close()
+    assert rest == list(range(5, 11))
+    assert ahead._pending is None  # nothing left in flight after close()
 
 
 def run_chunks(conn: Conn, reader: SqlReader, writer: TableWriter, chunks: int,

@@ -1,10 +1,13 @@
-"""The table writer (pgbatch.batch.TableWriter) against a real database: COPY and
-multi-row INSERT in the caller's transaction, dicts and tuples, clear errors for
-unknown tables, columns and misfit items; and a real worker running a chunk step
-that reads with the SQL reader and writes with the table writer."""
+"""The table writer (pgbatch.batch.TableWriter) against a real database: COPY,
+multi-row INSERT and INSERT … SELECT FROM unnest in the caller's transaction,
+dicts and tuples, clear errors for unknown tables, columns and misfit items;
+and a real worker running a chunk step that reads with the SQL reader and
+writes with the table writer."""
 
 from __future__ import annotations
 
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import psycopg
@@ -23,13 +26,14 @@ from pgbatch.batch import (
     TableWriter,
     register_jobs,
 )
+from pgbatch.batch.writers import WriteMethod
 from tests.batch_helpers import assert_invariants, execution, steps
 from tests.conftest import TestDatabase
 from tests.helpers import scalar
 from tests.worker_harness import LoopThread, app_on, wait_until
 
 Conn = psycopg.Connection[Any]
-METHODS = ["copy", "insert"]
+METHODS = ["copy", "insert", "unnest"]
 
 
 @pytest.fixture
@@ -131,10 +135,13 @@ def transform(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["id"], row["name"].upper())
 
 
-def test_a_worker_copies_a_table_with_the_reader_and_the_writer(db: TestDatabase,
-                                                                 conn: Conn) -> None:
-    """Today's executor takes ``Reader = Callable[[int], Iterable]``: the reader's
-    ``from_count`` adapter. A failed first run is restarted and reads on."""
+@pytest.mark.parametrize("method", ["copy", "unnest"])
+def test_a_worker_copies_a_table_with_the_reader_and_the_writer(db: TestDatabase, conn: Conn,
+                                                                 method: WriteMethod) -> None:
+    """The step gets the reader and writer objects: the reader's keyset cursor
+    commits with each chunk (with ``unnest``, in the one statement that also
+    commits the chunk). A failed first run is restarted and reads on after the
+    last committed key."""
     conn.execute("create table public.src (id int primary key, name text not null)")
     conn.execute("insert into public.src select i, 'n' || i from generate_series(1, 95) i")
     conn.execute("create table public.dst (id int primary key, name text not null)")
@@ -142,16 +149,9 @@ def test_a_worker_copies_a_table_with_the_reader_and_the_writer(db: TestDatabase
     conn.execute("update public.src set name = 'bad' where id = 45")
     conn.execute("alter table public.dst add constraint no_bad check (name <> 'BAD')")
     reader = SqlReader(db.dsn, "select id, name from public.src", "id", page_size=7)
-    writer = TableWriter("public.dst", ["id", "name"])
-    read_from = reader.from_count()
-
-    def read(start: int) -> Any:
-        return (transform(r) for r in read_from(start))
-
-    def write(c: Conn, items: Any) -> None:
-        writer.write(c, items)
-
-    job = Job("copy-src", [ChunkStep("copy", read, write, chunk_size=10)])
+    writer = TableWriter("public.dst", ["id", "name"], method=method)
+    job = Job("copy-src", [ChunkStep("copy", reader, writer, chunk_size=10,
+                                     processor=transform)])
     register_jobs(conn, [job])
     first = int(scalar(conn, "select pgbatch.launch_job('copy-src', '{}')"))
     with app_on(db.dsn) as app, LoopThread() as lt:
@@ -167,3 +167,31 @@ def test_a_worker_copies_a_table_with_the_reader_and_the_writer(db: TestDatabase
     assert scalar(conn, "select count(*) from public.src s join public.dst d"
                         " on d.id = s.id and d.name = upper(s.name)") == 95
     assert_invariants(conn)
+
+
+def test_unnest_writes_every_plain_value_type_as_given(conn: Conn) -> None:
+    """``method="unnest"`` sends a column of one plain type as an array literal:
+    quotes, backslashes, commas, braces and spaces in strings, negative and
+    exact numbers, bools, NULLs and other types (through psycopg) arrive unchanged."""
+    conn.execute("create table public.t (i bigint, s text, n numeric, f float8, b bool,"
+                 " d date)")
+    rows: list[tuple[Any, ...]] = [
+        (1, 'a "quoted", {braced} \\ back\\slash', Decimal("-1.50"), 1.25, True,
+         date(2026, 12, 1)),
+        (-2, "NULL", Decimal("1E+3"), -0.5, False, date(2026, 1, 2)),
+        (3, "  spaced  ", Decimal("0"), 1e300, True, None),
+    ]
+    writer = TableWriter("public.t", ["i", "s", "n", "f", "b", "d"], method="unnest")
+    with conn.transaction():
+        writer.write(conn, rows)
+    got = conn.execute("select i, s, n, f, b, d from public.t order by i").fetchall()
+    assert sorted(got, key=lambda r: r[0]) == sorted(rows, key=lambda r: r[0])
+    assert conn.execute("select s from public.t where i = -2").fetchone() == ("NULL",)
+
+
+def test_unnest_refuses_array_columns(conn: Conn) -> None:
+    conn.execute("create table public.arr (id int, tags text[])")
+    writer = TableWriter("public.arr", ["id", "tags"], method="unnest")
+    with pytest.raises(InvalidWriterTarget, match="array column"), conn.transaction():
+        writer.write(conn, [(1, ["a"])])
+    assert scalar(conn, "select count(*) from public.arr") == 0

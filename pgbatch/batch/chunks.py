@@ -3,7 +3,13 @@
 Per chunk: read up to ``chunk_size`` items (fewer when the step's logic asks
 to stop), process them (``None`` filters an item out), then one fenced
 transaction: the writer's writes, ``update(context)`` of reader and writer
-and ``commit_chunk`` (checkpoint, counters, lease, stop read-back). After the
+and ``commit_chunk`` (checkpoint, counters, lease, stop read-back). The
+transaction is fenced by ``commit_chunk`` itself (it calls ``fence_claim``
+in it: the claim's row stays locked until COMMIT), so it costs BEGIN, the
+writer's statements, ``commit_chunk`` and COMMIT; a writer that offers its
+chunk as one statement (``chunk_statement``, e.g. ``TableWriter(method=
+"unnest")``) has it run as a data-modifying ``WITH`` of the ``commit_chunk``
+call: the chunk is then one autocommit statement, one round trip. After the
 commit: an operator's stop or ``request_stop()`` ends the step STOPPED, the
 worker's shutdown hands it off (or stops it, per ``on_shutdown``), the end of
 the input completes it.
@@ -20,17 +26,20 @@ seconds have passed; then the attempt fails (and the execution is recovered).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pgbatch._errors import ClaimLost
+from pgbatch._errors import ClaimLost, JobNotFound
+from pgbatch.batch import faults
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.context import StepContext
 from pgbatch.batch.definition import ChunkStep
@@ -46,6 +55,7 @@ ChunkOutcome = Literal["COMPLETED", "STOPPED", "HANDOFF", "SHUTDOWN_STOP"]
 
 _COMMIT = ("select * from pgbatch.commit_chunk(%s, %s, %s, %s, %s, read_count => %s,"
            " write_count => %s, filter_count => %s, lease => %s)")
+_WITH_WRITE = sql.SQL("with _pgbatch_write as ({}) " + _COMMIT)
 
 
 class _Rollback(Exception):
@@ -85,6 +95,7 @@ class ChunkRun:
         self.reader: Any = None
         self.writer: Any = None
         self.read_in_run = 0
+        self._folded: tuple[sql.Composable, str] | None = None  # a writer's statement, as SQL
 
     # -- streams ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -128,22 +139,28 @@ class ChunkRun:
         read = filtered = 0
         end = False
         x = self.sctx
-        while read < self.step.chunk_size:
-            item = self.reader.read()
+        size = self.step.chunk_size
+        read_item = self.reader.read
+        process = self.step.processor
+        append = items.append
+        hooked = faults.installed()
+        while read < size:
+            item = read_item()
             if item is None:
                 end = True
                 break
             read += 1
-            self.read_in_run += 1
-            fault_point("after_read", execution_id=x.execution_id, step=x.step_name,
-                        k=self.read_in_run, item=item)
-            out = self.step.processor(item) if self.step.processor is not None else item
+            if hooked:
+                fault_point("after_read", execution_id=x.execution_id, step=x.step_name,
+                            k=self.read_in_run + read, item=item)
+            out = process(item) if process is not None else item
             if out is None:
                 filtered += 1
             else:
-                items.append(out)
+                append(out)
             if x.stop_asked:
                 break
+        self.read_in_run += read
         return _Chunk(items, read, filtered, end)
 
     def _context_after(self) -> ExecutionContext:
@@ -201,14 +218,50 @@ class ChunkRun:
                     seq=self.seq)
         return bool(row["stop_requested"])
 
+    @contextlib.contextmanager
+    def _claim_connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the worker for one chunk; the claim is lost if its fence fails.
+
+        The block fences itself (``commit_chunk`` calls ``fence_claim``); a
+        clean exit extends the claim's lease keeper like ``fenced_sync``.
+        """
+        ctx = self.ctx
+        claim, services = ctx.claim, ctx.services
+        if claim is None or services is None:
+            raise RuntimeError("a chunk step runs in a job run by a worker")
+        if ctx.settled or ctx.claim_lost.is_set():
+            raise ClaimLost(f"claim of job {ctx.job.id} is lost or already settled")
+        with services.sync_client().pool.connection() as conn:
+            try:
+                yield conn
+            except JobNotFound as exc:
+                ctx.claim_lost.set()
+                raise ClaimLost(exc.args[0] if exc.args else "") from exc
+            except ClaimLost:
+                ctx.claim_lost.set()
+                raise
+        claim.extended()
+
     def _write_and_commit(self, chunk: _Chunk, context: ExecutionContext) -> dict[str, Any]:
         x = self.sctx
-        with self.ctx.fenced_sync() as conn:
-            if chunk.items:
-                self.writer.write(conn, chunk.items)
-            fault_point("after_write_before_commit", execution_id=x.execution_id,
-                        step=x.step_name, seq=self.seq)
-            return call_row(conn, _COMMIT, self._args(chunk, context))
+        statement = getattr(self.writer, "chunk_statement", None)
+        with self._claim_connection() as conn:
+            folded = statement(conn, chunk.items) if callable(statement) and chunk.items \
+                else None
+            if folded is not None:
+                # one autocommit statement: the write, the checkpoint and the fence
+                fault_point("after_write_before_commit", execution_id=x.execution_id,
+                            step=x.step_name, seq=self.seq)
+                query, params = folded
+                if self._folded is None or self._folded[0] is not query:
+                    self._folded = (query, _WITH_WRITE.format(query).as_string(conn))
+                return call_row(conn, self._folded[1], [*params, *self._args(chunk, context)])
+            with conn.transaction():
+                if chunk.items:
+                    self.writer.write(conn, chunk.items)
+                fault_point("after_write_before_commit", execution_id=x.execution_id,
+                            step=x.step_name, seq=self.seq)
+                return call_row(conn, _COMMIT, self._args(chunk, context))
 
     def _probe(self, chunk: _Chunk, context: ExecutionContext) -> dict[str, Any]:
         """Whether chunk ``seq`` committed: ``applied`` False means it did (the row

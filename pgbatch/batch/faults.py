@@ -11,7 +11,9 @@ fault point costs one attribute read. The points:
 - ``after_read`` (``execution_id``, ``step``, ``k``, ``item``): the ``k``-th
   item since the step was opened by this claim was read.
 - ``after_write_before_commit`` (``execution_id``, ``step``, ``seq``): the
-  writer wrote chunk ``seq`` (0-based), its transaction is not committed.
+  writer wrote chunk ``seq`` (0-based), its transaction is not committed
+  (for a writer whose chunk is folded into the commit statement, such as
+  ``TableWriter(method="unnest")``: right before that statement is sent).
 - ``after_commit_before_ack`` (``execution_id``, ``step``, ``seq``): chunk
   ``seq`` committed (``seq`` = the new chunk count); the work item is not
   acked yet.
@@ -32,6 +34,11 @@ def set_fault_hook(hook: FaultHook | None) -> None:
     """Install ``hook`` for every fault point of this process (None removes it)."""
     global _hook
     _hook = hook
+
+
+def installed() -> bool:
+    """Whether a fault hook is installed (hot loops skip their fault points if not)."""
+    return _hook is not None
 
 
 def fault_point(name: str, **info: Any) -> None:

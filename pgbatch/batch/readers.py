@@ -13,6 +13,13 @@ pagination makes the pages independent of each other: each page is
 inserted or deleted between pages never shift the reader (no OFFSET), and a
 restart reads on after the last key of the last committed chunk.
 
+Pages are read ahead: as soon as a page arrives, the query for the next one
+(its start key is the last key of the page just fetched) goes out on the
+reader's connection from a thread of the reader, so the next page is ready
+while the chunk's items are processed, written and committed (``prefetch``;
+the read-ahead only ever overlaps the step's own work on other connections,
+never another use of the reader's connection).
+
 The cursor is the key of the last item handed out (not the last one fetched:
 items of a page not yet read are read again after a restart). ``update``
 writes it into the context right before each chunk commit, so the checkpoint
@@ -25,9 +32,11 @@ values and compare in SQL as the same column values.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final, Literal
@@ -130,8 +139,9 @@ class SqlReader:
     ``%(name)s``). ``key``: the column (or columns) that order the rows
     uniquely and are never NULL, e.g. the primary key. ``rows``: items are
     dicts (``"dict"``, column -> value) or tuples in the query's column order
-    (``"tuple"``). ``name``: the key of the cursor in the step's
+    (``"tuple"``, the cheaper). ``name``: the key of the cursor in the step's
     ExecutionContext (give two readers of one step different names).
+    ``prefetch``: read the next page ahead (see the module's docstring).
 
     Implements :class:`~pgbatch.batch.items.ItemReader` and
     :class:`~pgbatch.batch.items.ItemStream`. Errors: ``InvalidReaderQuery``
@@ -142,8 +152,8 @@ class SqlReader:
     def __init__(self, conninfo: str, query: str | sql.Composable, key: str | Sequence[str], *,
                  params: Sequence[Any] | Mapping[str, Any] | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE, rows: RowShape = "dict",
-                 name: str = "sql_reader", connect_kwargs: Mapping[str, Any] | None = None
-                 ) -> None:
+                 name: str = "sql_reader", connect_kwargs: Mapping[str, Any] | None = None,
+                 prefetch: bool = True) -> None:
         keys = [key] if isinstance(key, str) else list(key)
         if not keys or any(not isinstance(k, str) or not k for k in keys) or \
                 len(set(keys)) != len(keys):
@@ -163,6 +173,10 @@ class SqlReader:
         self.rows: RowShape = rows
         self.name = name
         self.connect_kwargs = dict(connect_kwargs or {})
+        self.prefetch = bool(prefetch)
+        self._binary = False
+        self._ahead: ThreadPoolExecutor | None = None
+        self._pending: Future[list[tuple[Any, ...]]] | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._buffer: deque[tuple[Any, ...]] = deque()
         self._columns: list[str] = []
@@ -213,6 +227,14 @@ class SqlReader:
 
     def close(self) -> None:
         """Close the reader's connection; the reader can be opened again."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(Exception):  # a read-ahead nobody will use
+                pending.result()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            ahead.shutdown(wait=True)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -223,14 +245,17 @@ class SqlReader:
     # -- ItemReader -----------------------------------------------------------------
     def read(self) -> Any:
         """The next row, or ``None`` after the last one."""
-        if not self._buffer and not self._exhausted:
-            self._fetch_page()
-        if not self._buffer:
-            return None
-        row = self._buffer.popleft()
+        buffer = self._buffer
+        if not buffer:
+            if self._pending is None and self._exhausted:
+                return None
+            self._next_page()
+            if not buffer:
+                return None
+        row = buffer.popleft()
         self._last = row
         self._read += 1
-        return dict(zip(self._columns, row, strict=True)) if self.rows == "dict" else row
+        return row if self.rows == "tuple" else dict(zip(self._columns, row, strict=True))
 
     @property
     def cursor(self) -> list[Any] | None:
@@ -243,35 +268,6 @@ class SqlReader:
         if self._last is not None:
             self._after = [self._last[i] for i in self._key_index]
             self._last = None
-
-    # -- today's executor ---------------------------------------------------------------
-    def from_count(self) -> Callable[[int], Iterator[Any]]:
-        """This reader as a ``Reader`` of ``ChunkStep`` (``Callable[[int], Iterable]``).
-
-        The step executor of ``pgbatch.batch.executor`` checkpoints the number of
-        items committed, not the reader's cursor: the returned function skips that
-        many rows in key order (one ``OFFSET`` on the first page) and reads on by
-        keyset from there. Prefer the reader itself with an executor that calls
-        ``open``/``update``/``close``: a count is only right when the rows before
-        the checkpoint did not change.
-        """
-        def read_from(start: int) -> Iterator[Any]:
-            self.open({})
-            try:
-                offset = start
-                while not self._exhausted:
-                    self._fetch_page(offset=offset)
-                    offset = 0
-                    page, dicts = list(self._buffer), self.rows == "dict"
-                    self._buffer.clear()
-                    columns = self._columns
-                    for row in page:
-                        yield dict(zip(columns, row, strict=True)) if dicts else row
-            finally:
-                self.close()
-
-        read_from.__qualname__ = f"SqlReader.from_count[{self.name}]"
-        return read_from
 
     # -- internals --------------------------------------------------------------------
     def _cursor_of(self, context: ExecutionContext) -> list[Any] | None:
@@ -305,9 +301,27 @@ class SqlReader:
             primary = exc.diag.message_primary if exc.sqlstate else None
             raise InvalidReaderQuery(f"the reader's query cannot run: {primary or exc}",
                                      detail=exc.diag.message_detail) from exc
-        return [d.name for d in cur.description or ()]
+        description = cur.description or ()
+        adapters = self._conn_or_fail().adapters
+        # binary results when psycopg loads every column's type from binary (the same
+        # Python values, less work on both sides); else text, which loads any type
+        self._binary = bool(description) and all(
+            adapters.get_loader(d.type_code, psycopg.pq.Format.BINARY) is not None
+            for d in description)
+        return [d.name for d in description]
 
-    def _fetch_page(self, offset: int = 0) -> None:
+    def _next_page(self) -> None:
+        """Take the page read ahead (or read one), and send the query for the next one."""
+        pending, self._pending = self._pending, None
+        page = pending.result() if pending is not None else self._query_page()
+        self._buffer.extend(page)
+        if self.prefetch and not self._exhausted:
+            if self._ahead is None:
+                self._ahead = ThreadPoolExecutor(1, thread_name_prefix=f"reader-{self.name}")
+            self._pending = self._ahead.submit(self._query_page)
+
+    def _query_page(self) -> list[tuple[Any, ...]]:
+        """The page after the last key fetched (at most one runs at a time)."""
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.keys)
         named = isinstance(self.params, Mapping)
         extra: list[Any] = []
@@ -324,21 +338,20 @@ class SqlReader:
         if self._fetched is not None:
             after = sql.SQL(", ").join(placeholder(v, i) for i, v in enumerate(self._fetched))
             where = sql.SQL(" where ({}) > ({})").format(keys, after)
-        skip = placeholder(offset, len(self.keys))
-        limit = placeholder(self.page_size, len(self.keys) + 1)
-        query = sql.SQL("select * from ({}) as _pgbatch_q{} order by {} offset {} limit {}").format(
-            self.query, where, keys, skip, limit)
+        limit = placeholder(self.page_size, len(self.keys))
+        query = sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
+            self.query, where, keys, limit)
         params: Sequence[Any] | Mapping[str, Any]
         if named:
             assert isinstance(self.params, Mapping)
             params = {**self.params, **extra_named}
         else:
             params = [*(self.params or ()), *extra]
-        page = self._conn_or_fail().execute(query, params).fetchall()
+        page = self._conn_or_fail().execute(query, params, binary=self._binary).fetchall()
         if page:
             self._check_keys(page)
             last = page[-1]
             self._fetched = [last[i] for i in self._key_index]
-        self._buffer.extend(page)
         if len(page) < self.page_size:
             self._exhausted = True
+        return page

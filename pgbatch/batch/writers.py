@@ -4,14 +4,19 @@ table of the same database, in the chunk's own transaction.
 The writer is given the connection of the chunk's transaction: its rows
 commit together with the step's checkpoint (``commit_chunk``), or not at all,
 so every item is written exactly once however often the chunk is retried
-after a crash. Rows go in with ``COPY … FROM STDIN`` (the default, fastest)
-or one multi-row ``INSERT`` per chunk (``method="insert"``; use it for a
-table whose triggers or rules need INSERT, or to add ``on_conflict``).
+after a crash. Rows go in with ``COPY … FROM STDIN`` (the default), with one
+``INSERT … SELECT FROM unnest(<one array per column>)`` that the step
+executor folds into the chunk's commit statement (``method="unnest"``, the
+fastest: the whole chunk, its checkpoint and its fence are one statement and
+one round trip), or with one multi-row ``INSERT`` per chunk
+(``method="insert"``; use it for a table whose triggers or rules need INSERT,
+or to add ``on_conflict``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any, Final, Literal
 
 import psycopg
@@ -20,15 +25,36 @@ from psycopg import sql
 from pgbatch._errors import InvalidArgument, InvalidWriterItem, InvalidWriterTarget
 
 #: How a :class:`TableWriter` writes a chunk.
-WriteMethod = Literal["copy", "insert"]
+WriteMethod = Literal["copy", "insert", "unnest"]
 #: Bind parameters one INSERT statement may carry (PostgreSQL's protocol limit).
 MAX_INSERT_PARAMS: Final = 65535
 
 _TARGET_COLUMNS: Final = """
-select a.attname::text
-  from pg_catalog.pg_attribute a
- where a.attrelid = pg_catalog.to_regclass(%s) and a.attnum > 0 and not a.attisdropped
+select a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attndims > 0
+       or t.typcategory = 'A'
+  from pg_catalog.pg_type t, pg_catalog.pg_attribute a
+ where t.oid = a.atttypid
+   and a.attrelid = pg_catalog.to_regclass(%s) and a.attnum > 0 and not a.attisdropped
  order by a.attnum"""
+
+
+#: Value types whose ``str()`` is their PostgreSQL input form, unquoted in an array literal.
+_BARE: Final = frozenset({int, Decimal, float, bool})
+
+
+def _array_param(values: tuple[Any, ...]) -> Any:
+    """One column of a chunk as the parameter of ``unnest``: the array's text form
+    when every value is of one plain type (numbers, bools, strings; built in C
+    by ``str.join``), else the list (psycopg adapts it, value by value)."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1:
+        kind = next(iter(kinds))
+        if kind in _BARE:
+            return "{" + ",".join(map(str, values)) + "}"
+        if kind is str:
+            return '{"' + '","'.join([v.replace("\\", "\\\\").replace('"', '\\"')
+                                      for v in values]) + '"}'
+    return list(values)
 
 
 def _table_identifier(table: str) -> sql.Identifier:
@@ -44,8 +70,10 @@ class TableWriter:
 
     An item is a mapping (the value of each column by name; other keys are
     ignored) or a sequence of the values in ``columns`` order (a tuple, a list).
-    ``method``: ``"copy"`` (default) or ``"insert"``; ``on_conflict``: an
-    ``ON CONFLICT`` clause for ``"insert"``, e.g. ``"on conflict do nothing"``.
+    ``method``: ``"copy"`` (default), ``"unnest"`` (the fastest; not for array
+    columns, which unnest would flatten: ``InvalidWriterTarget``) or
+    ``"insert"``; ``on_conflict``: an ``ON CONFLICT`` clause for ``"insert"``
+    or ``"unnest"``, e.g. ``"on conflict do nothing"``.
 
     Implements :class:`~pgbatch.batch.items.ItemWriter`, and is also a
     ``Writer`` of today's ``ChunkStep`` (``writer(conn, items)``). The first
@@ -64,10 +92,12 @@ class TableWriter:
                 len(set(cols)) != len(cols):
             raise InvalidArgument(
                 f"columns must name one or more distinct columns, got {columns!r}")
-        if method not in ("copy", "insert"):
-            raise InvalidArgument(f"method must be 'copy' or 'insert', got {method!r}")
-        if on_conflict is not None and method != "insert":
-            raise InvalidArgument("on_conflict needs method='insert' (COPY has no ON CONFLICT)")
+        if method not in ("copy", "insert", "unnest"):
+            raise InvalidArgument(
+                f"method must be 'copy', 'insert' or 'unnest', got {method!r}")
+        if on_conflict is not None and method == "copy":
+            raise InvalidArgument("on_conflict needs method='insert' or 'unnest' "
+                                  "(COPY has no ON CONFLICT)")
         self.table = table
         self.columns = cols
         self.method: WriteMethod = method
@@ -75,6 +105,8 @@ class TableWriter:
         self._target = _table_identifier(table)
         self._column_list = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
         self._checked = False
+        self._types: list[str] = []
+        self._unnest: sql.Composed | None = None
 
     def __repr__(self) -> str:
         """What the writer writes, stably (a job definition's fingerprint may use it)."""
@@ -90,15 +122,46 @@ class TableWriter:
             return
         if self.method == "copy":
             self._copy(conn, rows)
+        elif self.method == "unnest":
+            query, params = self._unnest_statement(rows)
+            conn.execute(query, params)
         else:
             self._insert(conn, rows)
 
     __call__ = write
 
+    def chunk_statement(self, conn: psycopg.Connection[Any], items: Sequence[Any]
+                        ) -> tuple[sql.Composed, list[Any]] | None:
+        """The chunk's write as one statement to run with the chunk's commit, or None.
+
+        With ``method="unnest"``: ``(insert … select from unnest(…), params)``;
+        the step executor runs it as a data-modifying ``WITH`` of the
+        ``commit_chunk`` call, so the chunk is one statement. Other methods:
+        None (the executor calls :meth:`write` in the chunk's transaction).
+        """
+        if self.method != "unnest":
+            return None
+        rows = self._rows(items)
+        if not self._checked:
+            self.check(conn)
+        return self._unnest_statement(rows)
+
+    def _unnest_statement(self, rows: Sequence[Sequence[Any]]) -> tuple[sql.Composed, list[Any]]:
+        if self._unnest is None:
+            arrays = sql.SQL(", ").join(sql.SQL("{}::{}[]").format(sql.Placeholder(),
+                                                                   sql.SQL(t))
+                                        for t in self._types)
+            tail = sql.SQL(" " + self.on_conflict) if self.on_conflict else sql.SQL("")
+            self._unnest = sql.SQL("insert into {} ({}) select * from unnest({}){}").format(
+                self._target, self._column_list, arrays, tail)
+        columns = [_array_param(c) for c in zip(*rows, strict=True)] if rows else \
+            [[] for _ in self.columns]
+        return self._unnest, columns
     def check(self, conn: psycopg.Connection[Any]) -> None:
         """Check that the table and every column exist; InvalidWriterTarget if not."""
         name = self._target.as_string(conn)
-        found = [r[0] for r in conn.execute(_TARGET_COLUMNS, [name]).fetchall()]
+        described = conn.execute(_TARGET_COLUMNS, [name]).fetchall()
+        found = [r[0] for r in described]
         if not found:
             exists = conn.execute("select pg_catalog.to_regclass(%s) is not null",
                                   [name]).fetchone()
@@ -110,6 +173,13 @@ class TableWriter:
             raise InvalidWriterTarget(
                 f"table {self.table!r} has no column(s) {', '.join(map(repr, unknown))} "
                 f"(its columns: {', '.join(found) or 'none'})")
+        types = {r[0]: (str(r[1]), bool(r[2])) for r in described}
+        arrays = [c for c in self.columns if types[c][1]]
+        if self.method == "unnest" and arrays:
+            raise InvalidWriterTarget(
+                f"table {self.table!r}: method='unnest' cannot write array column(s) "
+                f"{', '.join(map(repr, arrays))} (unnest flattens arrays): use 'copy'")
+        self._types = [types[c][0] for c in self.columns]
         self._checked = True
 
     def _rows(self, items: Sequence[Any]) -> list[Sequence[Any]]:

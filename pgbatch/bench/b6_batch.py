@@ -6,16 +6,22 @@
 - plain: ``insert into dst_plain select * from src`` (one statement, one commit):
   the ceiling of moving those rows inside the database.
 - batch: a job with one chunk step (chunk size 1,000) whose reader is the SQL
-  reader (``SqlReader``: keyset pages of 1,000 on its own connection) and whose
-  writer is the table writer (``TableWriter``: COPY into ``dst_batch`` in each
-  chunk's transaction, with the checkpoint). A worker of this process
-  (concurrency 1) runs it; the time runs from the launch until the execution is
-  COMPLETED (polled every 10 ms), so it includes the claim, the step start, N /
-  1,000 fenced chunk commits (each durable: synchronous_commit on) and the end.
+  reader (``SqlReader``: tuples in keyset pages of 1,000 on its own connection,
+  read ahead) and whose writer is the table writer (``TableWriter``,
+  ``method="unnest"``: each chunk's rows, checkpoint and fence are one statement
+  into ``dst_batch``). A worker of this process (concurrency 1) runs it; the time
+  runs from the launch until the execution is COMPLETED (polled every 10 ms), so
+  it includes the claim, the step start, N / 1,000 fenced chunk commits (each
+  durable: synchronous_commit on) and the end.
 
-The step runs on today's step executor (``pgbatch.batch.executor``), whose
-reader is a function of the committed count: the reader's ``from_count``
-adapter. Figures: items/s of each, and the ratio; bar: batch ≥ 50% of plain.
+The step gets the reader and writer objects themselves: the step executor
+(``pgbatch.batch.executor``) opens the reader with the step's
+ExecutionContext, whose keyset cursor it commits with every chunk. Figures:
+items/s of each, and the ratio; bar: batch ≥ 50% of plain. Details: the CPU
+seconds of the server (``*_server_cpu_s``, all its processes, sampled every
+0.1 s) during each, and of this process (``batch_worker_cpu_s``: the worker
+runs in it) during the chunk step, and ``cpu_ratio`` (plain's server CPU over
+the step's server + worker CPU), so a busy machine shows in where the time went.
 """
 
 from __future__ import annotations
@@ -36,13 +42,18 @@ from pgbatch.batch import (
     TableWriter,
     register_jobs,
 )
+from pgbatch.batch.writers import WriteMethod
+from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import Context
 from pgbatch.bench._model import Bar, Figure, ScenarioResult
 
 CHUNK = 1_000
 POLL = 0.01
+#: Seconds between samples of the server's CPU (each scans /proc in this process).
+SAMPLE_EVERY = 0.1
 TIMEOUT = 3600.0
 COLUMNS = ("id", "name", "amount")
+METHOD: WriteMethod = "unnest"
 
 
 def _load(dsn: str, rows: int) -> None:
@@ -67,13 +78,18 @@ def plain_seconds(dsn: str) -> float:
         return time.perf_counter() - t0
 
 
+def _cpu_window(postmaster: int | None) -> tuple[ServerCpuSampler, float]:
+    sampler = ServerCpuSampler(postmaster, interval=SAMPLE_EVERY)
+    sampler.start()
+    return sampler, time.process_time()
+
+
 def copy_job(dsn: str) -> Job:
     """The B6 job: one chunk step, SQL reader -> table writer, chunks of 1,000."""
     reader = SqlReader(dsn, "select id, name, amount from src", "id", page_size=CHUNK,
                        rows="tuple", name="src")
-    writer = TableWriter("dst_batch", list(COLUMNS))
-    return Job("bench-b6-copy", [ChunkStep("copy", reader.from_count(), writer,
-                                           chunk_size=CHUNK)])
+    writer = TableWriter("dst_batch", list(COLUMNS), method=METHOD)
+    return Job("bench-b6-copy", [ChunkStep("copy", reader, writer, chunk_size=CHUNK)])
 
 
 async def _batch_seconds(dsn: str, job: Job) -> float:
@@ -109,21 +125,30 @@ async def _batch_seconds(dsn: str, job: Job) -> float:
         app.close()
 
 
-def measure(dsn: str, rows: int) -> dict[str, Any]:
-    """One run in a fresh database: plain INSERT … SELECT, then the chunk step."""
+def measure(dsn: str, rows: int, postmaster: int | None = None) -> dict[str, Any]:
+    """One run in a fresh database: plain INSERT … SELECT, then the chunk step.
+
+    Also the CPU seconds each used: the server's (every PostgreSQL process,
+    sampled) and this process's (the worker runs in it; None for plain).
+    """
     _load(dsn, rows)
+    sampler, _ = _cpu_window(postmaster)
     plain = plain_seconds(dsn)
+    plain_server = sampler.stop()
     job = copy_job(dsn)
     with psycopg.connect(dsn, autocommit=True) as conn:
         register_jobs(conn, [job])
+    sampler, own0 = _cpu_window(postmaster)
     batch = asyncio.run(_batch_seconds(dsn, job))
+    batch_server, batch_worker = sampler.stop(), time.process_time() - own0
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("select count(*), count(*) filter (where s.name = d.name)"
                            " from src s left join dst_batch d using (id)").fetchone()
     assert row is not None
     if row[0] != rows or row[1] != rows:
         raise RuntimeError(f"B6 copied {row[1]} of {rows} rows")
-    return {"plain_s": plain, "batch_s": batch}
+    return {"plain_s": plain, "batch_s": batch, "plain_server_cpu_s": plain_server,
+            "batch_server_cpu_s": batch_server, "batch_worker_cpu_s": batch_worker}
 
 
 def run(ctx: Context, res: ScenarioResult) -> None:
@@ -141,10 +166,17 @@ def run(ctx: Context, res: ScenarioResult) -> None:
     for r in range(ctx.sizes.runs):
         ctx.log(f"B6 {what} run {r + 1}")
         with ctx.server.fresh_db() as dsn:
-            m = measure(dsn, rows)
+            m = measure(dsn, rows, ctx.server.postmaster_pid())
         batch.runs.append(rows / m["batch_s"])
         plain.runs.append(rows / m["plain_s"])
         ratio.runs.append(m["plain_s"] / m["batch_s"])
         batch.details.setdefault("seconds", []).append(round(m["batch_s"], 3))
         plain.details.setdefault("seconds", []).append(round(m["plain_s"], 3))
-    batch.details["executor"] = "pgbatch.batch.executor.BatchExecutor (SqlReader.from_count)"
+        for key, figure in (("plain_server_cpu_s", plain), ("batch_server_cpu_s", batch),
+                            ("batch_worker_cpu_s", batch)):
+            if m[key] is not None:
+                figure.details.setdefault(key, []).append(round(m[key], 3))
+        if m["plain_server_cpu_s"] and m["batch_server_cpu_s"] is not None:
+            ratio.details.setdefault("cpu_ratio", []).append(round(
+                m["plain_server_cpu_s"] / (m["batch_server_cpu_s"] + m["batch_worker_cpu_s"]), 3))
+    batch.details["executor"] = "pgbatch.batch.executor.BatchExecutor (SqlReader, TableWriter)"
