@@ -16,9 +16,18 @@ import pytest
 
 from pgbatch import cli
 from pgbatch.cli.runs import EXIT_NOT_APPLIED
-from tests.batch_helpers import claim_item, register, run_to_end, start
+from tests.batch_helpers import (
+    claim_item,
+    invariants_checked,  # noqa: F401 - the fixture of pytestmark
+    register,
+    run_to_end,
+    start,
+)
 from tests.conftest import TestDatabase
 from tests.helpers import scalar
+
+#: I1-I7 hold after every test (tests/batch_helpers.py).
+pytestmark = pytest.mark.usefixtures("invariants_checked")
 
 Conn = psycopg.Connection[Any]
 Run = Callable[..., tuple[int, str, str]]

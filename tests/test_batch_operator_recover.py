@@ -15,9 +15,19 @@ import pytest
 
 from pgbatch import JobExecutionNotFound
 from pgbatch.batch import JobOperator
-from tests.batch_helpers import claim_item, events, register, run_to_end, start
+from tests.batch_helpers import (
+    claim_item,
+    events,
+    invariants_checked,  # noqa: F401 - the fixture of pytestmark
+    register,
+    run_to_end,
+    start,
+)
 from tests.conftest import TestDatabase
 from tests.helpers import expire_lease
+
+#: I1-I7 hold after every test (tests/batch_helpers.py).
+pytestmark = pytest.mark.usefixtures("invariants_checked")
 
 Conn = psycopg.Connection[Any]
 
