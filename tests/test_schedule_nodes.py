@@ -30,11 +30,14 @@ from tests.schedule_helpers import (
     create,
     fired_at,
     fires,
+    i8_checked,  # noqa: F401 - the fixture of pytestmark
     jobs_of,
     schedule,
     tick,
 )
 from tests.worker_harness import DONE_TABLE_DDL, ProcGroup, wait_until
+
+pytestmark = pytest.mark.usefixtures("i8_checked")
 
 Conn = psycopg.Connection[Any]
 
