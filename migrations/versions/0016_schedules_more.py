@@ -22,7 +22,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0016_schedules_more.sql: released SQL never changes.
-SQL_SHA256 = "edff3d7ddd376a8b493b5671001b50188e96343deedca67ab556f2d5630fb138"
+SQL_SHA256 = "01c6f23ce5ef3455596747f63247102d7cfe9249e5ea4a01ab18c761b6af0522"
 
 
 def upgrade() -> None:

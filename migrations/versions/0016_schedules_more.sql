@@ -121,16 +121,16 @@ as $$
          end)) p(problem)
      where p.problem is not null
     union all
-    select 'I8.run', format('fire %s/%s/%s has %s queue jobs', r.sid, r.src, r.at, count(*))
-      from (select j.payload -> 'schedule' ->> 'id' sid, j.payload -> 'schedule' ->> 'source' src,
-                   j.payload -> 'schedule' ->> 'fire_at' at
+    select 'I8.run', format('fire %s/%s/%s has %s queue jobs', r.sid, r.src, r.fat, count(*))
+      from (select j.payload -> 'schedule' ->> 'id' as sid, j.payload -> 'schedule' ->> 'source' as src,
+                   j.payload -> 'schedule' ->> 'fire_at' as fat
               from pgbatch.job j where j.payload ? 'schedule' and jsonb_typeof(j.payload -> 'schedule') = 'object'
             union all
             select a.payload -> 'schedule' ->> 'id', a.payload -> 'schedule' ->> 'source',
                    a.payload -> 'schedule' ->> 'fire_at'
               from pgbatch.job_archive a where a.payload ? 'schedule' and jsonb_typeof(a.payload -> 'schedule') = 'object') r
-     where r.sid is not null and r.src is not null and r.at is not null
-     group by r.sid, r.src, r.at having count(*) > 1
+     where r.sid is not null and r.src is not null and r.fat is not null
+     group by r.sid, r.src, r.fat having count(*) > 1
     union all
     select 'I8.watermark', format('schedule %s: fire %s lies after its watermark %s', s.id, f.fire_at, s.last_fire_at)
       from pgbatch.schedule s join pgbatch.schedule_fire f on f.schedule_id = s.id
