@@ -6,6 +6,7 @@ checked after each test."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,8 +16,10 @@ import psycopg
 import pytest
 
 import pgbatch
-from pgbatch import App
+from pgbatch import App, AsyncClient
+from pgbatch.batch import Job, TaskletStep, use_batch
 from pgbatch.schedule import Schedules
+from pgbatch.schedule.in_code import register_schedules
 from tests.conftest import TestDatabase
 from tests.helpers import scalar
 from tests.schedule_helpers import (
@@ -155,3 +158,32 @@ def test_ensure_is_a_no_op_when_unchanged_and_keeps_a_pause(db: TestDatabase, co
         assert s.get("sync").payload == {"a": 2}
     finally:
         app.close()
+
+
+def test_a_job_target_registers_its_job_first(db: TestDatabase, conn: Conn) -> None:
+    """A schedule in code that launches a batch job of the App (given by name, or
+    as the ``Job``) is registered on a database that has never seen the job: the
+    worker start registers the job definition before the schedule."""
+    app = App(db.dsn)
+    nightly = Job("nightly-etl", [TaskletStep("t", lambda: None)])
+    weekly = Job("weekly-etl", [TaskletStep("t", lambda: None)])
+    use_batch(app, [nightly])
+    app.schedule("etl-by-name", cron="0 1 * * *", job="nightly-etl", params={"full": True})
+    app.schedule("etl-by-job", cron="0 2 * * 0", job=weekly)
+
+    async def start() -> list[str]:
+        client = await AsyncClient.connect(db.dsn, min_size=1, max_size=2)
+        try:
+            done = await register_schedules(client, app.schedules, app.executors.values())
+        finally:
+            await client.close()
+        return [s.name for s in done]
+
+    try:
+        assert asyncio.run(start()) == ["etl-by-name", "etl-by-job"]
+    finally:
+        app.close()
+    assert schedule(conn, "etl-by-name")["params"] == {"full": True}
+    assert schedule(conn, "etl-by-job")["job_name"] == "weekly-etl"
+    assert scalar(conn, "select count(*) from pgbatch.job_definition"
+                  " where job_name in ('nightly-etl', 'weekly-etl')") == 2

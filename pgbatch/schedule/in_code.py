@@ -7,7 +7,7 @@ create or bring up to date; docs/schedules.md "Schedules in code").
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -79,22 +79,38 @@ def code_schedule(
     return CodeSchedule(definition, job_obj)
 
 
-async def register_schedules(client: AsyncClient, schedules: Mapping[str, CodeSchedule]
-                             ) -> list[Schedule]:
+def _known_jobs(executors: Iterable[object]) -> dict[str, Job]:
+    """The batch jobs the App's executors run (a ``BatchExecutor``'s ``jobs``), by name."""
+    found: dict[str, Job] = {}
+    from pgbatch.batch.executor import BatchExecutor  # noqa: PLC0415 - the batch side is optional
+
+    for executor in executors:
+        if isinstance(executor, BatchExecutor):
+            for job in executor.jobs:
+                found.setdefault(job.name, job)
+    return found
+
+
+async def register_schedules(client: AsyncClient, schedules: Mapping[str, CodeSchedule],
+                             executors: Iterable[object] = ()) -> list[Schedule]:
     """Create the schedules defined in code, or bring them up to date (one
-    ``ensure_schedule`` call each); the batch jobs given as ``Job`` objects are
-    registered first. A database without ``ensure_schedule`` (an older schema)
+    ``ensure_schedule`` call each). The batch job a schedule launches is
+    registered first when it is known here: given as a ``Job``, or a job of one
+    of ``executors`` (the App's) by name. A database without ``ensure_schedule`` (an older schema)
     or a role that may not call it is logged, not raised; a definition the
     database refuses (``InvalidCron``, ``InvalidSchedule``, ...) is raised."""
     done: list[Schedule] = []
     if not schedules:
         return done
+    known = _known_jobs(executors)
     try:
         for entry in schedules.values():
-            if entry.job is not None:
+            name = entry.definition.job_name
+            job = entry.job if entry.job is not None else known.get(name or "")
+            if job is not None:
                 async with client.pool.connection() as conn:
                     await conn.execute("select pgbatch.register_job(%s, %s)",
-                                       [entry.job.name, Jsonb(entry.job.definition())])
+                                       [job.name, Jsonb(job.definition())])
             done.append(await client.run(ops.ensure(entry.definition)))
     except (psycopg.errors.UndefinedFunction, psycopg.errors.InsufficientPrivilege) as exc:
         log.warning("could not register the schedules defined in code (%s); create them with "

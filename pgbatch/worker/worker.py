@@ -328,7 +328,7 @@ class Worker:
         if released:
             log.info("released %d claims of this node's previous incarnation", released)
         await self._register_tasks(client)
-        await register_schedules(client, self.app.schedules)
+        await register_schedules(client, self.app.schedules, self.app.executors.values())
         threads = self._threads = DaemonThreadRunner(self.concurrency)
         settler = self.settler = Settler(client, linger=self.ack_linger,
                                          sync_client=connections.sync_client)
