@@ -91,53 +91,6 @@ def i8_violations(conn: Conn) -> list[str]:
         "select invariant, detail from pgbatch._schedule_invariant_violations()").fetchall()]
 
 
-def i8_violations_by_queries(conn: Conn) -> list[str]:
-    """BATCH.md I8 as queries: one ledger row per (schedule, source, fire_at) (the key);
-    every fired row has exactly one queue job or batch execution, which names it; no
-    'schedule' fire lies after the watermark, and the latest one is the watermark."""
-    problems: list[str] = []
-    for (msg,) in conn.execute("""
-        select format('fire %s/%s/%s: %s', f.schedule_id, f.source, f.fire_at, problem)
-          from pgbatch.schedule_fire f
-          cross join lateral (values (
-              case
-                when f.outcome = 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 1
-                  then 'fired without exactly one run'
-                when f.outcome <> 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 0
-                  then 'not fired but has a run'
-                when f.job_id is not null
-                     and (select count(*)
-                            from (select id, payload from pgbatch.job where id = f.job_id
-                                  union all
-                                  select id, payload from pgbatch.job_archive
-                                   where id = f.job_id) j
-                           where j.payload -> 'schedule' ->> 'id' = f.schedule_id) <> 1
-                  then 'queue job missing or not naming the schedule'
-                when f.job_execution_id is not null
-                     and not exists (select 1 from pgbatch.job_execution x
-                                      where x.id = f.job_execution_id
-                                        and x.schedule_id = f.schedule_id
-                                        and x.fire_at = f.fire_at)
-                  then 'execution missing or not naming the fire'
-              end)) p(problem)
-         where problem is not null
-        union all
-        select format('schedule %s: fire %s after its watermark %s',
-                      s.id, f.fire_at, s.last_fire_at)
-          from pgbatch.schedule s join pgbatch.schedule_fire f on f.schedule_id = s.id
-         where f.source = 'schedule' and (s.last_fire_at is null or f.fire_at > s.last_fire_at)
-        union all
-        select format('schedule %s: watermark %s is not its latest fire %s',
-                      s.id, s.last_fire_at, m)
-          from pgbatch.schedule s
-          cross join lateral (select max(f.fire_at) m from pgbatch.schedule_fire f
-                               where f.schedule_id = s.id and f.source = 'schedule') l
-         where l.m is not null and l.m is distinct from s.last_fire_at
-    """).fetchall():
-        problems.append(str(msg))
-    return problems
-
-
 def assert_i8(conn: Conn) -> None:
     """Fail with the I8 violations, if any."""
     assert i8_violations(conn) == []
