@@ -31,7 +31,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -47,7 +47,11 @@ from pgbatch._task import Handler, Task, TaskOptions, _handler_entry
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from pgbatch._types import JobInfo
+    from pgbatch._types import JobInfo, Json
+    from pgbatch.batch.definition import Job
+    from pgbatch.schedule.definition import ScheduleDefinition
+    from pgbatch.schedule.in_code import CodeSchedule
+    from pgbatch.schedule.types import OverlapPolicy
     from pgbatch.worker.executor import Executor
 
 if TYPE_CHECKING:
@@ -94,6 +98,8 @@ class App:
         #: Maintenance services every worker of this App runs besides the built-in ones.
         self.maintenance_services: list[MaintenanceService] = []
         self.executors: dict[str, Executor] = {}
+        #: Schedules defined in code (``schedule``), registered by every worker at start.
+        self.schedules: dict[str, CodeSchedule] = {}
         self._client: Client | None = None
         self._aclient: AsyncClient | None = None
         self._lock = threading.Lock()
@@ -220,6 +226,43 @@ class App:
         if any(s.name == service.name for s in self.maintenance_services):
             raise ValueError(f"a maintenance service named {service.name!r} is already registered")
         self.maintenance_services.append(service)
+
+    def schedule(
+        self, name: str, *, cron: str | None = None, every: float | timedelta | None = None,
+        anchor: datetime | None = None, once_at: datetime | None = None, manual: bool = False,
+        tz: str = "UTC", task: Task[Any, Any] | str | None = None,
+        kwargs: dict[str, Json] | None = None, queue: str | None = None,
+        payload: dict[str, Json] | None = None, job: Job | str | None = None,
+        params: dict[str, Json] | None = None, misfire_threshold: float | timedelta = 60,
+        catch_up_missed_within: float | timedelta | None = None,
+        overlap_policy: OverlapPolicy = "allow", enabled: bool = True,
+    ) -> ScheduleDefinition:
+        """Define a schedule in code; every worker of this App creates it at start, or
+        brings it up to date when the definition changed (``Schedules.ensure``: a
+        changed timing never fires retroactively; a pause by an operator is kept).
+
+            app.schedule("nightly-report", cron="0 2 * * *", tz="Europe/Berlin",
+                         task=nightly_report, catch_up_missed_within=timedelta(hours=2))
+
+        When: exactly one of ``cron`` (+ ``tz``), ``every`` (seconds or a timedelta,
+        from ``anchor``), ``once_at``, ``manual=True``. What: a ``task`` (a ``Task`` of
+        this App, whose queue is the default, or a task name) with ``kwargs``; or
+        ``queue`` + ``payload``; or a batch ``job`` (a ``Job``, registered by the
+        workers before the schedule, or a job name) with ``params``. Durations are
+        seconds or timedeltas. Returns the ``ScheduleDefinition``; a name is defined
+        once (``ValueError``). See docs/schedules.md.
+        """
+        from pgbatch.schedule.in_code import code_schedule  # noqa: PLC0415 - no cycle
+
+        if name in self.schedules:
+            raise ValueError(f"a schedule named {name!r} is already defined")
+        entry = code_schedule(
+            name, cron=cron, every=every, anchor=anchor, once_at=once_at, manual=manual, tz=tz,
+            task=task, kwargs=kwargs, queue=queue, payload=payload, job=job, params=params,
+            misfire_threshold=misfire_threshold, catch_up_missed_within=catch_up_missed_within,
+            overlap_policy=overlap_policy, enabled=enabled)
+        self.schedules[name] = entry
+        return entry.definition
 
     def register_executor(self, kind: str, executor: Executor) -> None:
         """Run jobs whose payload has ``"kind": kind`` with ``executor``.

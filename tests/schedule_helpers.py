@@ -4,14 +4,23 @@ a digest of the scheduler's state (bad input must leave it unchanged)."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tests.conftest import TestDatabase
 from tests.helpers import set_clock
+from tests.worker_harness import ROOT, ProcGroup, WorkerProcess
 
 Conn = psycopg.Connection[Any]
 Row = dict[str, Any]
@@ -77,55 +86,69 @@ def jobs_of(conn: Conn, name: str) -> int:
 
 
 def i8_violations(conn: Conn) -> list[str]:
-    """BATCH.md I8 as queries: one ledger row per (schedule, source, fire_at) (the key);
-    every fired row has exactly one queue job or batch execution, which names it; no
-    'schedule' fire lies after the watermark, and the latest one is the watermark."""
-    problems: list[str] = []
-    for (msg,) in conn.execute("""
-        select format('fire %s/%s/%s: %s', f.schedule_id, f.source, f.fire_at, problem)
-          from pgbatch.schedule_fire f
-          cross join lateral (values (
-              case
-                when f.outcome = 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 1
-                  then 'fired without exactly one run'
-                when f.outcome <> 'fired' and num_nonnulls(f.job_id, f.job_execution_id) <> 0
-                  then 'not fired but has a run'
-                when f.job_id is not null
-                     and (select count(*)
-                            from (select id, payload from pgbatch.job where id = f.job_id
-                                  union all
-                                  select id, payload from pgbatch.job_archive
-                                   where id = f.job_id) j
-                           where j.payload -> 'schedule' ->> 'id' = f.schedule_id) <> 1
-                  then 'queue job missing or not naming the schedule'
-                when f.job_execution_id is not null
-                     and not exists (select 1 from pgbatch.job_execution x
-                                      where x.id = f.job_execution_id
-                                        and x.schedule_id = f.schedule_id
-                                        and x.fire_at = f.fire_at)
-                  then 'execution missing or not naming the fire'
-              end)) p(problem)
-         where problem is not null
-        union all
-        select format('schedule %s: fire %s after its watermark %s',
-                      s.id, f.fire_at, s.last_fire_at)
-          from pgbatch.schedule s join pgbatch.schedule_fire f on f.schedule_id = s.id
-         where f.source = 'schedule' and (s.last_fire_at is null or f.fire_at > s.last_fire_at)
-        union all
-        select format('schedule %s: watermark %s is not its latest fire %s',
-                      s.id, s.last_fire_at, m)
-          from pgbatch.schedule s
-          cross join lateral (select max(f.fire_at) m from pgbatch.schedule_fire f
-                               where f.schedule_id = s.id and f.source = 'schedule') l
-         where l.m is not null and l.m is distinct from s.last_fire_at
-    """).fetchall():
-        problems.append(str(msg))
-    return problems
+    """The rows of pgbatch._schedule_invariant_violations() (BATCH.md I8), as text."""
+    return [f"{inv}: {detail}" for inv, detail in conn.execute(
+        "select invariant, detail from pgbatch._schedule_invariant_violations()").fetchall()]
 
 
 def assert_i8(conn: Conn) -> None:
     """Fail with the I8 violations, if any."""
     assert i8_violations(conn) == []
+
+
+@pytest.fixture
+def i8_checked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After the test, I8 holds on its database: on ``tx`` inside the test's
+    transaction for ``in_tx`` tests, else on a new connection to ``db`` (when the
+    test uses it). Every
+    tests/test_schedule_*.py uses it through
+    ``pytestmark = pytest.mark.usefixtures("i8_checked")``."""
+    if request.node.get_closest_marker("in_tx") is not None:
+        tx: Conn = request.getfixturevalue("tx")
+        yield
+        if not tx.closed and tx.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            assert_i8(tx)
+        return
+    if "db" not in request.fixturenames:  # a test of pure functions or of a module's database
+        yield
+        return
+    database: TestDatabase = request.getfixturevalue("db")
+    yield
+    with database.connect() as c:
+        assert_i8(c)
+
+
+class ScheduleWorkerProcess(WorkerProcess):
+    """``tests/schedule_worker_proc.py`` in a subprocess: a worker whose App defines
+    the schedules given as ``schedules`` (a list of ``App.schedule`` keyword
+    arguments, durations in seconds)."""
+
+    def start(self) -> ScheduleWorkerProcess:
+        """Start the process (returns at once; see ``wait_event``)."""
+        args = [sys.executable, "-m", "tests.schedule_worker_proc", "--dsn", self.dsn]
+        for key, value in self.options.items():
+            text = json.dumps(value, default=str) if key == "schedules" else str(value)
+            if value is not None and value is not False:
+                args += ["--" + key.replace("_", "-"), text]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.events = []
+        with self.stderr_path.open("a") as err:
+            self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                         stderr=err, text=True, bufsize=1)
+        self._reader = threading.Thread(target=self._read, args=(self.proc,),
+                                        name=f"pgb-test-{self.name}", daemon=True)
+        self._reader.start()
+        return self
+
+
+class ScheduleProcs(ProcGroup):
+    """Schedule worker subprocesses of one test; every one still running is killed on exit."""
+
+    def spawn(self, name: str, **options: Any) -> WorkerProcess:
+        """Start a schedule_worker_proc with ``options`` (flag names with underscores)."""
+        wp = ScheduleWorkerProcess(self.dsn, self.log_dir, name, **options).start()
+        self.procs.append(wp)
+        return wp
 
 
 def digest(conn: Conn) -> str:

@@ -21,7 +21,19 @@ from pgbatch.worker.maintenance import Maintenance
 from tests.batch_helpers import register
 from tests.conftest import TestDatabase
 from tests.helpers import open_client, set_clock
-from tests.schedule_helpers import MIN, T0, assert_i8, create, digest, fires, schedule, tick
+from tests.schedule_helpers import (
+    MIN,
+    T0,
+    assert_i8,
+    create,
+    digest,
+    fires,
+    i8_checked,  # noqa: F401 - the fixture of pytestmark
+    schedule,
+    tick,
+)
+
+pytestmark = pytest.mark.usefixtures("i8_checked")
 
 Conn = psycopg.Connection[Any]
 

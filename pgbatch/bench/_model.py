@@ -33,10 +33,7 @@ ANCHOR_NOTE = (
 )
 
 #: Scenarios of PERFORMANCE.md that need features pgbatch does not have yet.
-NOT_IMPLEMENTED: Mapping[str, tuple[str, str]] = {
-    "B7": ("scheduler: 10,000 cron schedules due at once, 4 processes",
-           "fires = schedules"),
-}
+NOT_IMPLEMENTED: Mapping[str, tuple[str, str]] = {}
 
 
 @dataclass(frozen=True)

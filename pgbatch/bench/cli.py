@@ -35,6 +35,7 @@ from pgbatch.bench import (
     b4_growth,
     b5_soak,
     b6_batch,
+    b7_schedules,
     b8_fanout,
 )
 from pgbatch.bench._harness import BenchServer, Context, Sizes, loadavg, machine_info
@@ -51,6 +52,7 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
     "B4": ("claim cost as the store grows", b4_growth.run),
     "B5": ("soak with continuous enqueue", b5_soak.run),
     "B6": ("batch engine: chunk step, SQL reader -> table writer", b6_batch.run),
+    "B7": ("scheduler: cron schedules due at once, 4 processes booting", b7_schedules.run),
     "B8": ("wakeup fan-out", b8_fanout.run),
 }
 
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pgbatch bench",
         description="Run pgbatch's benchmark (PERFORMANCE.md): B0 ceilings, B1 enqueue, "
                     "B2 throughput, B3 wake-up latency, B4 store growth, B5 soak, "
-                    "B6 batch chunk step, B8 wakeup fan-out.")
+                    "B6 batch chunk step, B7 scheduler, B8 wakeup fan-out.")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, 1 run per figure, 15 s soak: under a minute")
     p.add_argument("--runs", type=int, default=None,

@@ -17,7 +17,6 @@ import psycopg
 
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import Client
-from pgbatch._errors import ScheduleAlreadyExists
 from pgbatch.schedule import ops
 from pgbatch.schedule.definition import ScheduleDefinition
 from pgbatch.schedule.types import Schedule, ScheduleFire
@@ -41,21 +40,17 @@ class Schedules:
         return self.client.run(ops.create(definition), conn)
 
     def ensure(self, definition: ScheduleDefinition, *, conn: Conn | None = None) -> Schedule:
-        """Create the schedule, or bring an existing one of that name to ``definition``.
+        """Create the schedule, or bring an existing one of that name to ``definition``
+        (``pgbatch.ensure_schedule``, one call; workers may make it).
 
-        What workers do for schedules defined in code: an unchanged definition
-        changes nothing; a changed timing moves ``effective_from`` to now (no
-        retroactive fire). Pausing is the operator's: ``enabled`` of an
-        existing schedule is left alone.
+        What workers do at start for the schedules defined in code
+        (``App.schedule``): an unchanged definition changes nothing (the
+        version stays); a changed timing moves ``effective_from`` to now and
+        keeps the watermark, so nothing fires retroactively; other changes
+        apply from the next decision. Pausing is the operator's: ``enabled``
+        of an existing schedule is left alone.
         """
-        try:
-            return self.create(definition, conn=conn)
-        except ScheduleAlreadyExists:
-            current = self.get(definition.name, conn=conn)
-            changes = ops.changes_of(definition, current)
-            if not changes:
-                return current
-            return self.update(definition.name, conn=conn, **changes)
+        return self.client.run(ops.ensure(definition), conn)
 
     def update(self, name: str, *, conn: Conn | None = None, **changes: Any) -> Schedule:
         """Change the given fields (``update_schedule``'s argument names: ``cron_expr``,
@@ -121,14 +116,7 @@ class AsyncSchedules:
                      conn: AsyncConn | None = None) -> Schedule:
         """Create the schedule, or bring an existing one to ``definition`` (see
         ``Schedules.ensure``)."""
-        try:
-            return await self.create(definition, conn=conn)
-        except ScheduleAlreadyExists:
-            current = await self.get(definition.name, conn=conn)
-            changes = ops.changes_of(definition, current)
-            if not changes:
-                return current
-            return await self.update(definition.name, conn=conn, **changes)
+        return await self.client.run(ops.ensure(definition), conn)
 
     async def update(self, name: str, *, conn: AsyncConn | None = None,
                      **changes: Any) -> Schedule:

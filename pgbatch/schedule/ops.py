@@ -4,7 +4,7 @@ clients (``client.py``) run the same ones."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -57,6 +57,12 @@ def _with_json(args: Mapping[str, Any]) -> dict[str, Any]:
 def create(definition: ScheduleDefinition) -> Op[Schedule]:
     """``create_schedule`` of ``definition``."""
     query, params = _named_call("create_schedule", _with_json(definition.sql_args()))
+    return Op(query, params, _schedule, dict_row)
+
+
+def ensure(definition: ScheduleDefinition) -> Op[Schedule]:
+    """``ensure_schedule`` of ``definition``: create it, or bring it up to date."""
+    query, params = _named_call("ensure_schedule", _with_json(definition.sql_args()))
     return Op(query, params, _schedule, dict_row)
 
 
@@ -127,28 +133,3 @@ def tick(node_id: str | None, max_schedules: int) -> Op[list[ScheduleFire]]:
     """``tick_schedules``."""
     return Op("select * from pgbatch.tick_schedules(node_id => %s, max_schedules => %s)",
               (node_id, max_schedules), _fires, dict_row)
-
-
-def changes_of(definition: ScheduleDefinition, current: Schedule) -> dict[str, Any]:
-    """The ``update_schedule`` arguments that bring ``current`` to ``definition``
-    (empty when it already matches)."""
-    args = definition.sql_args()
-    wanted: dict[str, Any] = {
-        "kind": args["kind"], "cron_expr": args["cron_expr"], "tz": args["tz"],
-        "every": args["every"], "once_at": args["once_at"], "queue": args["queue"],
-        "payload": args["payload"], "job_name": args["job_name"], "params": args["params"],
-        "misfire_threshold": args["misfire_threshold"],
-        "catchup_window": args["catchup_window"] or timedelta(0),
-        "overlap_policy": args["overlap_policy"],
-    }
-    if args["anchor"] is not None:
-        wanted["anchor"] = args["anchor"]
-    have: dict[str, Any] = {
-        "kind": current.kind, "cron_expr": current.cron, "tz": current.tz,
-        "every": current.every, "once_at": current.once_at, "queue": current.queue,
-        "payload": current.payload, "job_name": current.job_name, "params": current.params,
-        "misfire_threshold": current.misfire_threshold,
-        "catchup_window": current.catch_up_missed_within or timedelta(0),
-        "overlap_policy": current.overlap_policy, "anchor": current.anchor,
-    }
-    return {k: v for k, v in wanted.items() if v is not None and have.get(k) != v}

@@ -48,6 +48,7 @@ from pgbatch._aio_client import AsyncClient
 from pgbatch._app import App
 from pgbatch._install import SCHEMA_COMPAT
 from pgbatch._registry import task_entry
+from pgbatch.schedule.in_code import register_schedules
 from pgbatch.worker.claim import Claim
 from pgbatch.worker.claimer import Claimer
 from pgbatch.worker.connections import WorkerConnections
@@ -327,6 +328,7 @@ class Worker:
         if released:
             log.info("released %d claims of this node's previous incarnation", released)
         await self._register_tasks(client)
+        await register_schedules(client, self.app.schedules, self.app.executors.values())
         threads = self._threads = DaemonThreadRunner(self.concurrency)
         settler = self.settler = Settler(client, linger=self.ack_linger,
                                          sync_client=connections.sync_client)

@@ -26,3 +26,10 @@ insert into pgbatch.function_access (function_name, granted_to, security_definer
     ('schedule_fires',    'admin',  true)
 on conflict (function_name) do update
     set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
+
+-- Schedules defined in code: every worker creates them or brings them up to
+-- date at start (ensure_schedule); pausing, deleting, triggering stay the admins'.
+insert into pgbatch.function_access (function_name, granted_to, security_definer) values
+    ('ensure_schedule',   'worker', true)
+on conflict (function_name) do update
+    set granted_to = excluded.granted_to, security_definer = excluded.security_definer;
