@@ -173,7 +173,9 @@ class JobInfo:
 
     It never carries a claim token. ``finished_at`` and ``result`` are set for
     archived jobs (done, dead, cancelled); ``claimed_at`` and
-    ``lease_expires_at`` for live claims.
+    ``lease_expires_at`` for live claims. ``return_value`` is what a done job's
+    task returned (``result["return_value"]``); ``last_error["history"]`` holds
+    the earlier attempts' errors, newest first.
     """
 
     id: UUID
