@@ -308,7 +308,7 @@ class App:
 
     async def aget_job(self, job_id: UUID) -> JobInfo:
         """Async ``get_job``."""
-        return await (await self.aclient()).get_job(job_id)
+        return await self.async_client.get_job(job_id)
 
     # -- clients ---------------------------------------------------------------
     @property
@@ -323,15 +323,33 @@ class App:
                 self._client = Client(pool)
             return self._client
 
+    @property
+    def async_client(self) -> AsyncClient:
+        """The async client, the counterpart of ``client`` (a property too).
+
+        Its pool opens at its first use, on the event loop that uses it first
+        (use it from that loop only), so it can be got anywhere, even before a
+        loop runs: ``await app.async_client.get_job(job_id)``.
+        """
+        with self._lock:
+            if self._aclient is None:
+                pool = AsyncConnectionPoolGuard.new_pool(
+                    self.dsn, min_size=1, max_size=self.pool_size,
+                    kwargs=connection_kwargs(self.pooler), name="pgbatch-async",
+                    open_on_first_use=True)
+                self._aclient = AsyncClient(pool)
+            return self._aclient
+
     async def aclient(self) -> AsyncClient:
-        """The async client of the running loop (opens its pool on first use)."""
-        if self._aclient is None:
-            pool = AsyncConnectionPoolGuard.new_pool(
-                self.dsn, min_size=1, max_size=self.pool_size,
-                kwargs=connection_kwargs(self.pooler), name="pgbatch-async")
-            await pool.open(wait=True)
-            self._aclient = AsyncClient(pool)
-        return self._aclient
+        """Deprecated spelling of ``app.async_client``: the same client, its pool opened.
+
+        Kept working (with a ``DeprecationWarning``); use the property.
+        """
+        warnings.warn("await app.aclient() is deprecated: use the app.async_client property "
+                      "(like app.client)", DeprecationWarning, stacklevel=2)
+        client = self.async_client
+        await client.pool.open(wait=True)
+        return client
 
     def close(self) -> None:
         """Close the sync pool."""

@@ -42,6 +42,11 @@ MAX_KV_KEY_LENGTH: Final = 256
 MAX_KV_VALUE_BYTES: Final = 1_048_576
 #: Largest ``nack`` error (stored jsonb) and ``dead_letter`` reason (UTF-8).
 MAX_ERROR_BYTES: Final = 65_536
+#: Largest task return value (ack effects' ``return_value``), in bytes of stored jsonb:
+#: a larger one is refused (``ack``: ValueTooLarge; the worker: the job is dead at once).
+MAX_RESULT_BYTES: Final = 65_536
+#: How many earlier attempts' errors a job keeps in ``last_error["history"]`` (newest first).
+ERROR_HISTORY_LENGTH: Final = 10
 #: Longest node id (``register_node``) and ``claim`` worker_id, in characters.
 MAX_NODE_ID_LENGTH: Final = 200
 #: Largest ``register_node`` info, in bytes of stored jsonb.
@@ -67,6 +72,8 @@ def as_sql_json() -> dict[str, int]:
         "max_kv_key_length": MAX_KV_KEY_LENGTH,
         "max_kv_value_bytes": MAX_KV_VALUE_BYTES,
         "max_error_bytes": MAX_ERROR_BYTES,
+        "max_result_bytes": MAX_RESULT_BYTES,
+        "error_history_length": ERROR_HISTORY_LENGTH,
         "max_node_id_length": MAX_NODE_ID_LENGTH,
         "max_node_info_bytes": MAX_NODE_INFO_BYTES,
     }

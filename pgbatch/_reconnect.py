@@ -289,6 +289,13 @@ class _WatchedAsyncPool(AsyncConnectionPool[Any]):
     """An async pool that releases its guard when it closes (also when ``open`` times out)."""
 
     guard: AsyncConnectionPoolGuard
+    #: Open at the first ``getconn`` (``App.async_client``: made before any loop runs).
+    open_on_first_use: bool = False
+
+    async def getconn(self, timeout: float | None = None) -> Any:
+        if self.open_on_first_use and self.closed:
+            await self.open()  # a no-op once open; a pool closed after use stays closed
+        return await super().getconn(timeout)
 
     async def close(self, timeout: float = 5.0) -> None:
         self.guard.close()
@@ -312,12 +319,16 @@ class AsyncConnectionPoolGuard(_PoolGuardBase):
 
     @classmethod
     def new_pool(cls, conninfo: str, *, min_size: int, max_size: int, kwargs: dict[str, Any],
-                 name: str) -> AsyncConnectionPool[Any]:
-        """An unopened pool whose connections follow the watch of ``conninfo``."""
+                 name: str, open_on_first_use: bool = False) -> AsyncConnectionPool[Any]:
+        """An unopened pool whose connections follow the watch of ``conninfo``.
+
+        ``open_on_first_use``: the first ``getconn`` (or ``connection()``) opens it.
+        """
         guard = cls(conninfo)
         pool = _WatchedAsyncPool(
             conninfo, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False,
             name=name, connection_class=guard.connection_class(), check=guard.check)
+        pool.open_on_first_use = open_on_first_use
         pool.guard = guard
         guard.pool = pool
         _guards[pool] = guard

@@ -134,7 +134,7 @@ class Task(Generic[P, R]):
         """Async ``enqueue``."""
         r = self.request(kwargs, run_at=run_at, priority=priority, dedup_key=dedup_key,
                          max_attempts=max_attempts, id=id)
-        client = await self.app.aclient()
+        client = self.app.async_client
         return await client.enqueue(r.queue, r.payload, run_at=r.run_at, priority=r.priority,
                                     dedup_key=r.dedup_key, max_attempts=r.max_attempts,
                                     id=r.id, conn=conn)
@@ -160,7 +160,7 @@ class Task(Generic[P, R]):
                     for kw in kwargs_list]
         if not requests:
             return []
-        client = await self.app.aclient()
+        client = self.app.async_client
         return await client.enqueue_many(requests, conn=conn)
 
     def defer(self, **kwargs: Json) -> UUID:

@@ -56,16 +56,19 @@ class AckEffects:
     """What an ack applies in its own transaction: all of it, or none.
 
     ``enqueue``: follow-up jobs; ``kv_put``: keys to set in ``pgbatch.kv``;
-    ``kv_delete``: keys to remove.
+    ``kv_delete``: keys to remove; ``return_value``: the task's result, kept
+    with the done job (``JobInfo.return_value``; None keeps nothing; at most
+    ``limits()["max_result_bytes"]`` of stored jsonb).
     """
 
     enqueue: Sequence[EnqueueRequest] = ()
     kv_put: Mapping[str, Json] = field(default_factory=dict)
     kv_delete: Sequence[str] = ()
+    return_value: Json = None
 
     def is_empty(self) -> bool:
         """True when the effects change nothing."""
-        return not (self.enqueue or self.kv_put or self.kv_delete)
+        return not (self.enqueue or self.kv_put or self.kv_delete) and self.return_value is None
 
     def to_json(self) -> dict[str, Json]:
         """The effects as the JSON object ``ack`` takes."""
@@ -76,6 +79,8 @@ class AckEffects:
             out["kv_put"] = dict(self.kv_put)
         if self.kv_delete:
             out["kv_delete"] = list(self.kv_delete)
+        if self.return_value is not None:
+            out["return_value"] = self.return_value
         return out
 
 
@@ -168,7 +173,9 @@ class JobInfo:
 
     It never carries a claim token. ``finished_at`` and ``result`` are set for
     archived jobs (done, dead, cancelled); ``claimed_at`` and
-    ``lease_expires_at`` for live claims.
+    ``lease_expires_at`` for live claims. ``return_value`` is what a done job's
+    task returned (``result["return_value"]``); ``last_error["history"]`` holds
+    the earlier attempts' errors, newest first.
     """
 
     id: UUID
@@ -194,6 +201,13 @@ class JobInfo:
     def cursor(self) -> JobCursor:
         """The keyset cursor of this row: the next page starts after it."""
         return JobCursor(self.created_at, self.seq, self.id)
+
+    @property
+    def return_value(self) -> Json:
+        """What the task returned, kept with the done job (``result["return_value"]``) or None."""
+        if isinstance(self.result, dict):
+            return self.result.get("return_value")
+        return None
 
     @property
     def task(self) -> str | None:

@@ -50,7 +50,7 @@ async def arun_until_empty(app: App, queues: list[str] | None = None, *,
     worker = Worker(app, queues, concurrency=concurrency, install_signal_handlers=False,
                     poll_interval=options.pop("poll_interval", 0.05), **options)
     run = asyncio.create_task(worker.run())
-    client = await app.aclient()
+    client = app.async_client
     deadline = time.monotonic() + timeout
     try:
         ready = asyncio.create_task(worker.ready.wait())

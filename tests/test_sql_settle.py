@@ -492,7 +492,8 @@ def test_nack_at_the_last_attempt_dead_letters_and_attempts_are_exact(conn: Conn
     dead = archive_row(conn, job_id)
     assert dead is not None
     assert (dead["state"], dead["attempt"], dead["max_attempts"]) == ("dead", 3, 3)
-    assert dead["last_error"] == {"attempt": 3}
+    # the earlier attempts' errors are kept under "history", newest first
+    assert dead["last_error"] == {"attempt": 3, "history": [{"attempt": 2}, {"attempt": 1}]}
     assert counts(conn, "q") == {"pending": 0, "scheduled": 0, "claimed": 0, "done": 0,
                                  "dead": 1, "cancelled": 0}
 

@@ -1,4 +1,13 @@
-"""pgbatch's benchmark (``pgbatch bench``): the scenarios and bars of PERFORMANCE.md.
+"""pgbatch's benchmark (``pgbatch bench``): scenarios B0-B8, their figures and bars.
+
+Each scenario measures what a user of a job queue asks about first: the
+machine's own ceilings (B0), enqueue rates (B1), processing throughput (B2),
+wake-up latency (B3), claim cost as the store grows (B4), a soak under
+continuous load (B5), the batch engine's chunk step (B6) and wake-up fan-out
+(B8). Each figure is the median of several runs in fresh databases, with its
+bar (a target relative to peers' published figures or to this machine's B0
+ceilings) and a verdict; every scenario module says at its top what it
+measures and how.
 
 Modules: ``cli`` (arguments, orchestration), ``_harness`` (server, fresh databases,
 WAL/transaction counters, machine info), ``_cpu`` (CPU and memory of processes),

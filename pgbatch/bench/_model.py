@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The anchors of PERFORMANCE.md: peers measured with their own APIs on this kind of
+#: The anchors: peers' figures, measured with their own APIs on this kind of
 #: machine (2 cores, PostgreSQL 15, fsync on). The peers are not installed here, so
 #: they are quoted, not measured side by side.
 ANCHORS: Mapping[str, float] = {
@@ -26,13 +26,13 @@ ANCHORS: Mapping[str, float] = {
 }
 
 ANCHOR_NOTE = (
-    "Peer figures (Procrastinate 3.10, PGQueuer 1.6) are the anchors quoted in "
-    "PERFORMANCE.md (2 cores, PostgreSQL 15, fsync on); the peers are not installed, so "
+    "Peer figures (Procrastinate 3.10, PGQueuer 1.6) are anchors measured earlier on "
+    "the same kind of machine (2 cores, PostgreSQL 15, fsync on); the peers are not installed, so "
     "they were not measured side by side in this run. Bars that refer to B0 use this "
     "run's own B0 figures."
 )
 
-#: Scenarios of PERFORMANCE.md that need features pgbatch does not have yet.
+#: Scenarios of the benchmark that need features pgbatch does not have yet.
 NOT_IMPLEMENTED: Mapping[str, tuple[str, str]] = {}
 
 

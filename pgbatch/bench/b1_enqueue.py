@@ -3,13 +3,13 @@
 One call per job is ``Client.enqueue`` in a loop on one autocommit connection: one round
 trip and one durable commit per job. Batched is ``Client.enqueue_many`` with 1,000
 requests per call (``pgbatch.enqueue_arrays``). Single enqueue is measured twice, with
-the queue's NOTIFY on (the default) and switched off (``set_queue_notify(queue, false)``),
-as ARCHITECTURE.md asks (NOTIFY takes a database-wide lock at commit). Many producers
-is 8 processes, each with its own ``Client`` (one connection), enqueuing one by one the
-way web workers do, started together at a barrier; the rate is all their jobs over the
-time from the first start to the last finish; it too is measured with NOTIFY on and
-off. Each run uses a fresh database; the order of the single on/off measurements
-alternates between runs.
+the queue's NOTIFY on (the default) and switched off (``set_queue_notify(queue,
+false)``), because NOTIFY takes a database-wide lock at commit, which serialises
+notifying commits. Many producers is 8 processes, each with its own ``Client`` (one
+connection), enqueuing one by one the way web workers do, started together at a barrier;
+the rate is all their jobs over the time from the first start to the last finish; it too
+is measured with NOTIFY on and off. Each run uses a fresh database; the order of the
+single on/off measurements alternates between runs.
 
 CPU per job is reported next to every rate (the calling thread, or the producer
 processes, for the client side; every PostgreSQL process for the server side), because

@@ -12,7 +12,7 @@ measured.
 
 Figures: seconds from the processes' start until every schedule is decided (their
 boot included), seconds from the first decision to the last (database time:
-``decided_at`` of the ledger), and the fires. Bars (PERFORMANCE.md): decided in
+``decided_at`` of the ledger), and the fires. Bars: decided in
 under 10 s; fires = schedules (one ``fired`` ledger row and one queue job each).
 """
 

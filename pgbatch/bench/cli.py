@@ -1,4 +1,4 @@
-"""``pgbatch bench``: run the benchmark scenarios of PERFORMANCE.md and report.
+"""``pgbatch bench``: run the benchmark scenarios (B0-B8) and report their figures.
 
     pgbatch bench                 # full run: a few minutes + the 10-minute B5 soak
     pgbatch bench --soak-minutes 2
@@ -7,10 +7,13 @@
     pgbatch bench --dsn postgresql://user@host/postgres
 
 Prints a markdown table on stdout (progress goes to stderr) and writes the JSON and
-markdown reports: ``bench-results/latest.json`` / ``.md`` for a full run of every
-scenario, ``bench-results/quick.*`` for ``--quick`` and ``bench-results/partial.*`` for
-``--only`` (so a quick or partial run never replaces the full run kept in the
-repository), or ``--output PATH`` (``-`` writes no file).
+markdown reports to ``--output PATH`` (the markdown next to it; ``-`` writes no file).
+Without ``--output`` they go to the user's data directory, never to the current
+directory: ``<data dir>/pgbatch/bench-results/latest.json`` / ``.md`` for a full run of
+every scenario, ``quick.*`` for ``--quick`` and ``partial.*`` for ``--only`` (so a quick
+or partial run never replaces a full one), where ``<data dir>`` is
+``platformdirs.user_data_dir()`` (``$XDG_DATA_HOME``, by default ``~/.local/share``, on
+Linux). The path written is printed on stderr.
 
 Exit status: 0 when every selected scenario produced its figures, 1 when one failed to
 run, 2 on bad arguments, 3 with ``--strict`` when a bar was missed.
@@ -25,6 +28,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 import pgbatch
 from pgbatch.bench import (
@@ -61,9 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``pgbatch bench``."""
     p = argparse.ArgumentParser(
         prog="pgbatch bench",
-        description="Run pgbatch's benchmark (PERFORMANCE.md): B0 ceilings, B1 enqueue, "
+        description="Run pgbatch's benchmark: B0 ceilings, B1 enqueue, "
                     "B2 throughput, B3 wake-up latency, B4 store growth, B5 soak, "
-                    "B6 batch chunk step, B7 scheduler, B8 wakeup fan-out.")
+                    "B6 batch chunk step, B7 scheduler, B8 wakeup fan-out. Prints a markdown "
+                    "table and writes a JSON and a markdown report (see --output).")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, 1 run per figure, 15 s soak: under a minute")
     p.add_argument("--runs", type=int, default=None,
@@ -73,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dsn", default=None,
                    help="use this server instead of starting an embedded one (its role "
                         "creates and drops databases named pgbatch_bench_*)")
-    p.add_argument("--output", default=None,
-                   help="JSON report path (markdown next to it); '-' writes no file")
+    p.add_argument("--output", default=None, metavar="PATH",
+                   help="JSON report path (markdown next to it); '-' writes no file; default: "
+                        f"{default_output_dir()}/latest.json (quick.json with --quick, "
+                        "partial.json with --only), never the current directory")
     p.add_argument("--soak-minutes", type=float, default=None,
                    help="B5 duration (default 10; 0.25 with --quick)")
     p.add_argument("--soak-rate", type=float, default=None,
@@ -101,13 +109,19 @@ def _selected(only: str | None) -> tuple[list[str], list[str]]:
     return [s for s in SCENARIOS if s in wanted], [s for s in wanted if s in NOT_IMPLEMENTED]
 
 
-def _output_path(args: argparse.Namespace) -> Path | None:
+def default_output_dir() -> Path:
+    """Where reports go without ``--output``: ``<user data dir>/pgbatch/bench-results``."""
+    return Path(platformdirs.user_data_dir("pgbatch")) / "bench-results"
+
+
+def output_path(args: argparse.Namespace) -> Path | None:
+    """The JSON report's path for these arguments (None for ``--output -``)."""
     if args.output == "-":
         return None
     if args.output:
         return Path(args.output)
     name = "quick" if args.quick else ("partial" if args.only else "latest")
-    return Path("bench-results") / f"{name}.json"
+    return default_output_dir() / f"{name}.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown = to_markdown(doc)
     sys.stdout.write(markdown)
     sys.stdout.flush()
-    path = _output_path(args)
+    path = output_path(args)
     if path is not None:
         md = write(doc, markdown, path)
         print(f"[bench] wrote {path} and {md}", file=sys.stderr)

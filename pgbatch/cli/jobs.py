@@ -68,7 +68,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
     return 0
 
 
-_SHOW_LAST: Final = ("payload", "result", "last_error")
+_SHOW_LAST: Final = ("payload", "result", "return_value", "last_error")
 
 
 def _show_value(value: Any) -> str:
@@ -81,6 +81,17 @@ def _show_value(value: Any) -> str:
     return str(value)
 
 
+def _error_line(error: Any) -> str:
+    """One earlier attempt's error of ``last_error["history"]``: ``at  Type: message``."""
+    if not isinstance(error, dict):
+        return json.dumps(to_jsonable(error), ensure_ascii=False)
+    rest = {k: v for k, v in error.items() if k not in ("type", "message", "at")}
+    text = f"{error.get('type', 'error')}: {error.get('message', '')}"
+    if "at" in error:
+        text = f"{error['at']}  {text}"
+    return text + (f" {json.dumps(to_jsonable(rest), ensure_ascii=False)}" if rest else "")
+
+
 def format_job(row: dict[str, Any]) -> str:
     """``jobs show``: one ``field  value`` line per field, the JSON ones last."""
     keys = [k for k in row if k not in _SHOW_LAST] + [k for k in _SHOW_LAST if k in row]
@@ -88,7 +99,7 @@ def format_job(row: dict[str, Any]) -> str:
     lines: list[str] = []
     for key in keys:
         value = row[key]
-        if key == "payload" and value is not None:
+        if key in ("payload", "return_value") and value is not None:
             text = json.dumps(to_jsonable(value), ensure_ascii=False)
             if len(text) > 80:
                 text = json.dumps(to_jsonable(value), ensure_ascii=False, indent=2)
@@ -96,7 +107,8 @@ def format_job(row: dict[str, Any]) -> str:
             lines.append(f"{key:<{width}}  {text}")
         elif key == "last_error" and isinstance(value, dict):
             tb = value.get("traceback")
-            brief = {k: v for k, v in value.items() if k != "traceback"}
+            history = value.get("history")
+            brief = {k: v for k, v in value.items() if k not in ("traceback", "history")}
             head = (f"{brief.pop('type', 'error')}: {brief.pop('message', '')}"
                     if "type" in brief or "message" in brief else "")
             rest = f" {json.dumps(brief, ensure_ascii=False)}" if brief else ""
@@ -104,16 +116,20 @@ def format_job(row: dict[str, Any]) -> str:
             if isinstance(tb, str) and tb:
                 lines.append("traceback:")
                 lines.extend("    " + ln for ln in tb.rstrip().splitlines())
+            if isinstance(history, list) and history:
+                lines.append(f"earlier errors ({len(history)}, newest first):")
+                lines.extend("    " + _error_line(e) for e in history)
         else:
             lines.append(f"{key:<{width}}  {_show_value(value)}")
     return "\n".join(lines)
 
 
 def cmd_jobs_show(args: argparse.Namespace) -> int:
-    """Show every field of one job."""
+    """Show every field of one job: its return value, last error and earlier errors last."""
     with session(dsn_of(args), pooler_of(args)) as (client, conn):
         job = client.get_job(args.id, conn=conn)
     row = asdict(job)
+    row["return_value"] = job.return_value
     print(dumps(row) if args.json else format_job(row))
     return 0
 
@@ -168,8 +184,10 @@ def register(commands: Commands) -> None:
 
     p = add_command(
         jsub, "show", "every field of one job",
-        "Show every field of one job, live or archived (get_job()), including last_error\n"
-        "with its traceback.", "example:\n  pgbatch jobs show 0197a1b2-... --json",
+        "Show every field of one job, live or archived (get_job()): the task's return\n"
+        "value (return_value, kept for a done job whose task returned one), last_error\n"
+        "with its traceback, and the earlier attempts' errors (last_error history).",
+        "example:\n  pgbatch jobs show 0197a1b2-... --json",
         handler=cmd_jobs_show)
     p.add_argument("id", type=job_id, metavar="ID", help="the job's id")
     p.add_argument("--json", action="store_true", help="JSON instead of text")

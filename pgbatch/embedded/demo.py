@@ -171,7 +171,7 @@ async def run_demo(dsn: str, *, jobs: int = 200, concurrency: int = 10, out: Tex
     progress = _Progress(out, expected)
     worker_task: asyncio.Task[None] | None = None
     try:
-        client = await app.aclient()
+        client = app.async_client
         before = _counts(await client.queue_stats())
         base = {q: (s.done, s.dead) for q, s in before.items()}
         out.write(

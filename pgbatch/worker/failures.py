@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pgbatch import _limits
+from pgbatch._types import AckEffects
 from pgbatch.worker.executor import UnknownHandler
 
 
@@ -140,3 +143,33 @@ def final_failure(exc: BaseException, retry_on: ExceptionTypes | None,
         return DeadOn(f"{type(exc).__qualname__}: {message}" if message
                       else type(exc).__qualname__)
     return None
+
+
+class ResultRefused(Abort):
+    """A task's return value cannot be kept: not JSON, or over ``max_result_bytes``.
+
+    The job is dead at once (a retry would run the work again and return the
+    same): return less, and keep large results elsewhere (``kv_put``, a table).
+    """
+
+
+def returned_effects(value: Any) -> AckEffects | None:
+    """The ack effects of what a task returned: its own ``AckEffects``, a kept value, or None.
+
+    Raises ``ResultRefused`` for a value that is not JSON or whose JSON text
+    is over ``limits()["max_result_bytes"]`` (SQL checks the stored jsonb size
+    again at the ack).
+    """
+    if value is None or isinstance(value, AckEffects):
+        return value
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ResultRefused(f"the task returned a {type(value).__qualname__}, which is not "
+                            f"JSON ({exc}); return a JSON value (or None)") from None
+    size = len(text.encode())
+    if size > _limits.MAX_RESULT_BYTES:
+        raise ResultRefused(f"the task's return value is {size} bytes of JSON, at most "
+                            f"{_limits.MAX_RESULT_BYTES} are kept (max_result_bytes); keep large "
+                            "results elsewhere and return a reference")
+    return AckEffects(return_value=value)

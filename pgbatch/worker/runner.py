@@ -7,7 +7,10 @@ outcome is classified and handed to the settler:
 
 - returned ``Ack`` (or ``AckEffects``, or anything else, ``None`` included)
   → a batched ack (the effects applied with it); nothing when the handler
-  already acked in its own transaction;
+  already acked in its own transaction. A task's other return value is kept
+  with the job (``returned_effects``: ``AckEffects(return_value=...)``, sent
+  with ``ack_many``); ``None`` stays on the plain ``ack_ids`` path. A value
+  that is not JSON or is over ``max_result_bytes`` ends the job dead at once;
 - ``Release``/``Nack``/``DeadLetter`` → that settlement, at once;
 - an exception → a nack with ``{"type", "message", "traceback", "at"}``
   (retry with backoff, dead at the last attempt); ``ClaimLost`` → logged,
@@ -52,7 +55,7 @@ from pgbatch.worker.executor import (
     UnknownHandler,
     kind_of,
 )
-from pgbatch.worker.failures import Abort, Retry, TaskTimeout
+from pgbatch.worker.failures import Abort, ResultRefused, Retry, TaskTimeout, returned_effects
 from pgbatch.worker.lease_keeper import LeaseKeeper
 from pgbatch.worker.log_context import JobLogContext
 from pgbatch.worker.log_context import _current as _current_job
@@ -324,8 +327,15 @@ class Runner:
             self.stats.succeeded += 1  # acked in its own transaction
             return
         if not isinstance(outcome, Outcome) or isinstance(outcome, Ack):
-            self.stats.succeeded += 1
             effects = outcome.effects if isinstance(outcome, Ack) else outcome
+            if r.ctx.kind == DEFAULT_KIND and not isinstance(outcome, Ack):
+                try:  # a task's return value is kept with the job
+                    effects = returned_effects(effects)
+                except ResultRefused as exc:
+                    self.stats.failed += 1
+                    await self._abort_job(job, r.call.name, exc)
+                    return
+            self.stats.succeeded += 1
             self.settler.ack(job, effects if isinstance(effects, AckEffects) else None)
         elif isinstance(outcome, Release):
             await self.settler.release(job, outcome.reason)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from pgbatch._types import AckEffects, ClaimedJob
 from pgbatch.worker.context import JobContext
 from pgbatch.worker.executor import Call
-from pgbatch.worker.failures import check_arguments, final_failure, unknown_task
+from pgbatch.worker.failures import check_arguments, final_failure, returned_effects, unknown_task
 
 if TYPE_CHECKING:
     from pgbatch._app import App
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _effects(result: Any) -> AckEffects | None:
-    return result if isinstance(result, AckEffects) else None
+    return returned_effects(result)
 
 
 def _kwargs(ctx: JobContext) -> dict[str, Any]:

@@ -17,6 +17,10 @@
 --   max_kv_key_length            kv keys (well under the btree entry limit)
 --   max_kv_value_bytes           one kv value
 --   max_error_bytes              nack's error, dead_letter's reason
+--   max_result_bytes             a task's return value (ack effects'
+--                                "return_value"), refused above it
+--   error_history_length         how many earlier attempts' errors a job keeps
+--                                (last_error "history", newest first)
 --   max_node_id_length           node ids and claim's worker_id
 --   max_node_info_bytes          register_node's info
 create or replace function pgbatch.limits()
@@ -38,6 +42,8 @@ as $$
         "max_kv_key_length": 256,
         "max_kv_value_bytes": 1048576,
         "max_error_bytes": 65536,
+        "max_result_bytes": 65536,
+        "error_history_length": 10,
         "max_node_id_length": 200,
         "max_node_info_bytes": 65536
     }'::jsonb

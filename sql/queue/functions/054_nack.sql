@@ -1,7 +1,9 @@
 -- nack: the attempt failed. Returns the job to pending at `retry_at`
 -- (default: now + backoff(attempt, backoff_base, backoff_cap), exponential
 -- with jitter) and stores `error` (any JSON, e.g. {"type", "message",
--- "traceback"}) as last_error. When the attempt was the last allowed one
+-- "traceback"}) as last_error, with the earlier attempts' errors under
+-- "history" (newest first, at most limits() error_history_length, without
+-- tracebacks; see _with_error_history). When the attempt was the last allowed one
 -- (attempt >= max_attempts) the job is dead-lettered instead; a job whose
 -- cancellation was requested while it ran ends cancelled. Returns the state
 -- the job is left in: 'pending', 'dead' or 'cancelled'. ClaimLost (PB001)
@@ -44,13 +46,15 @@ begin
         v_state := case when r.cancel_requested then 'cancelled' else 'dead' end;
         delete from pgbatch.job j where j.id = r.id;
         perform pgbatch._archive(r, v_state, claim_token,
-                                 jsonb_build_object('op', 'nack', 'state', v_state), error);
+                                 jsonb_build_object('op', 'nack', 'state', v_state),
+                                 pgbatch._with_error_history(error, r.last_error));
         return v_state;
     end if;
     v_at := coalesce(retry_at, v_now + pgbatch.backoff(r.attempt, backoff_base, backoff_cap));
     update pgbatch.job j
        set state = 'pending', claim_token = null, claimed_by = null, claimed_at = null,
-           lease_expires_at = null, run_at = v_at, last_error = error,
+           lease_expires_at = null, run_at = v_at,
+           last_error = pgbatch._with_error_history(error, r.last_error),
            settled_token = nack.claim_token,
            settled_result = '{"op": "nack", "state": "pending"}'
      where j.id = r.id;

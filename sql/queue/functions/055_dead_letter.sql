@@ -1,5 +1,6 @@
 -- dead_letter: moves a claimed job to dead (no further attempts), storing
--- `reason` as last_error {"type": "DeadLettered", "message": reason}.
+-- `reason` as last_error {"type": "DeadLettered", "message": reason}, with
+-- the earlier attempts' errors under "history" (as nack).
 -- ClaimLost (PB001) when the claim is gone; idempotent for the same token.
 -- A reason over limits() max_error_bytes (in UTF-8) is refused (ValueTooLarge,
 -- PB012).
@@ -23,6 +24,8 @@ begin
     end if;
     perform pgbatch._durable_commit();
     perform pgbatch._archive(r, 'dead', claim_token, '{"op": "dead_letter"}',
-                             jsonb_build_object('type', 'DeadLettered', 'message', reason));
+                             pgbatch._with_error_history(
+                                 jsonb_build_object('type', 'DeadLettered', 'message', reason),
+                                 r.last_error));
 end
 $$;
