@@ -60,12 +60,14 @@ def hook() -> Iterator[Callable[[Callable[[str, dict[str, Any]], None] | None], 
     set_fault_hook(None)
 
 
-def copy_job(reader_dsn: str, *, same_database: bool, processor: Any = None) -> Job:
+def copy_job(reader_dsn: str, *, same_database: bool, processor: Any = None,
+             query: str = "select a, b, note from public.src where a >= %s",
+             table: str = "public.dst", on_conflict: str | None = None) -> Job:
     """Job ``copy``: src -> dst, keyset on (a, b), chunks of CHUNK."""
-    reader = SqlReader(reader_dsn, "select a, b, note from public.src where a >= %s",
-                       ["a", "b"], params=[0], rows="dict", name="src",
+    reader = SqlReader(reader_dsn, query, ["a", "b"], params=[0], rows="dict", name="src",
                        same_database=same_database)
-    writer = TableWriter("public.dst", ["a", "b", "note"])
+    writer = TableWriter(table, ["a", "b", "note"], method="insert" if on_conflict else "copy",
+                         on_conflict=on_conflict)
     return Job("copy", [ChunkStep("copy", reader=reader, writer=writer, processor=processor,
                                   chunk_size=CHUNK)])
 
@@ -115,6 +117,38 @@ def test_a_same_database_copy_runs_in_the_server(db: TestDatabase, conn: Conn,
     last = conn.execute("select a, b from public.src order by a desc, b desc limit 1").fetchone()
     assert last is not None
     assert step["context"] == cursor(last[0], last[1], ROWS)
+
+
+def test_with_a_conflict_clause_the_rows_are_counted_before_the_insert(
+        db: TestDatabase, conn: Conn, tables: None) -> None:
+    conn.execute("insert into public.dst select * from public.src where a < 50")
+    already = int(scalar(conn, "select count(*) from public.dst"))
+    job = copy_job(NOWHERE, same_database=True, on_conflict="on conflict (a, b) do nothing")
+    register_jobs(conn, [job])
+    exec_id = launch(conn, "copy")
+    run_until(db, conn, job, exec_id, "COMPLETED")
+    dst_equals_src(conn)
+    step = steps(conn, exec_id)[0]
+    assert already > 0
+    assert (step["read_count"], step["write_count"]) == (ROWS, ROWS)
+    assert step["context"]["src"]["read"] == ROWS
+
+
+@pytest.mark.parametrize("target", ["public.dst_heap", "public.dst_conflict"])
+def test_a_null_key_fails_the_chunk_and_writes_nothing(db: TestDatabase, conn: Conn,
+                                                       tables: None, target: str) -> None:
+    conn.execute("create table public.dst_heap (a int, b text, note text)")
+    conn.execute("create table public.dst_conflict (a int, b text, note text, unique (a, b))")
+    job = copy_job(NOWHERE, same_database=True, table=target,
+                   query="select a, nullif(b, 'k1') as b, note from public.src where a >= %s",
+                   on_conflict="on conflict do nothing" if target.endswith("conflict") else None)
+    register_jobs(conn, [job])
+    exec_id = launch(conn, "copy")
+    run_until(db, conn, job, exec_id, "FAILED")
+    step = steps(conn, exec_id)[0]
+    assert "is NULL in a row" in step["exit_message"]
+    assert (step["commit_count"], step["read_count"]) == (0, 0)
+    assert scalar(conn, f"select count(*) from {target}") == 0
 
 
 def test_a_step_with_a_processor_reads_in_python(db: TestDatabase, conn: Conn,

@@ -38,7 +38,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pgbatch._errors import ClaimLost, InvalidCursor, JobNotFound
+from pgbatch._errors import ClaimLost, InvalidArgument, InvalidCursor, JobNotFound
 from pgbatch.batch import faults
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.context import StepContext
@@ -316,12 +316,14 @@ class ChunkRun:
                     query, params = server.statement(
                         self.committed,
                         [self.step_execution_id, item.id, item.claim_token, self.seq, self.lease])
-                    done = ServerChunk.result(call_row(conn, query.as_string(conn), params))
+                    try:
+                        done = ServerChunk.result(call_row(conn, query.as_string(conn), params))
+                    except InvalidArgument as exc:  # a NULL key (see ServerChunk), or not
+                        if server.returned_keys is None or "counters" not in str(exc):
+                            raise
+                        raise self._null_key(server) from exc
                 if done.null_keys:
-                    raise InvalidCursor(
-                        f"a key column ({', '.join(server.reader.keys)}) of reader "
-                        f"{server.reader.name!r} is NULL in a row: keyset pagination needs keys "
-                        "that are never NULL (filter them out in the query, or use another key)")
+                    raise self._null_key(server)
                 if done.read == 0:
                     return None
                 assert done.commit is not None
@@ -345,6 +347,13 @@ class ChunkRun:
         fault_point("after_commit_before_ack", execution_id=x.execution_id, step=x.step_name,
                     seq=self.seq)
         return bool(row["stop_requested"])
+
+    @staticmethod
+    def _null_key(server: ServerChunk) -> InvalidCursor:
+        return InvalidCursor(
+            f"a key column ({', '.join(server.reader.keys)}) of reader {server.reader.name!r} "
+            "is NULL in a row: keyset pagination needs keys that are never NULL (filter them "
+            "out in the query, or use another key)")
 
     def _probe_until(self, deadline: float) -> tuple[dict[str, Any], ExecutionContext | None]:
         """Whether chunk ``seq`` committed, asked until ``deadline`` while the database is away.

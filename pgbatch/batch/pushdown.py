@@ -82,12 +82,16 @@ class ServerChunk:
     """The statement of one chunk of a SqlReader -> TableWriter step, run in the server."""
 
     def __init__(self, reader: SqlReader, writer: TableWriter, chunk_size: int,
-                 tags: list[str], select_list: sql.Composable) -> None:
+                 tags: list[str], select_list: sql.Composable,
+                 returned_keys: list[str] | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.chunk_size = chunk_size
         self.tags = tags
         self.select_list = select_list
+        #: the target's columns that hold the key columns, of the same types, when the
+        #: new cursor can be taken from the inserted rows (``RETURNING``, the cheaper form)
+        self.returned_keys = returned_keys
 
     @classmethod
     def plan(cls, conn: psycopg.Connection[Any], reader: SqlReader, writer: TableWriter,
@@ -115,12 +119,24 @@ class ServerChunk:
             if len(columns) != len(writer.columns):
                 return None
             select_list: sql.Composable = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            targets = [writer.columns[columns.index(k)] for k in reader.keys]
         else:
             if any(c not in columns for c in writer.columns):
                 return None
             select_list = sql.SQL(", ").join(sql.Identifier(c) for c in writer.columns)
+            targets = [k for k in reader.keys if k in writer.columns]
         writer.check(conn)
-        return cls(reader, writer, chunk_size, tags, select_list)
+        returned: list[str] | None = None
+        if writer.on_conflict is None and len(targets) == len(reader.keys):
+            found = dict(conn.execute(
+                "select a.attname::text, a.atttypid::int from pg_catalog.pg_attribute a"
+                " where a.attrelid = pg_catalog.to_regclass(%s) and a.attnum > 0"
+                " and not a.attisdropped", [writer._target.as_string(conn)]).fetchall())
+            # varchar(n) drops trailing blanks that do not fit: the value stored could differ
+            if all(found.get(t) == types[k] != 1043
+                   for t, k in zip(targets, reader.keys, strict=True)):
+                returned = targets
+        return cls(reader, writer, chunk_size, tags, select_list, returned)
 
     def statement(self, committed: ExecutionContext, commit_args: list[Any]
                   ) -> tuple[sql.Composed, Any]:
@@ -150,6 +166,8 @@ class ServerChunk:
             sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
                 sql.Literal(tag), sql.Identifier(k))
             for tag, k in zip(self.tags, reader.keys, strict=True))
+        if self.returned_keys is not None:
+            return self._returning_statement(p, page, tail, committed, read_before, commit_args)
         base = p.add(Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
@@ -173,6 +191,54 @@ class ServerChunk:
             " left join _pgbatch_commit k on true").format(
             page=page, nulls=nulls, keys=keys, desc=desc, target=w._target,
             columns=w._column_list, select_list=self.select_list, tail=tail, base=base,
+            name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
+            lease=lease)
+        return query, p.values
+
+    def _returning_statement(self, p: _Params, page: sql.Composable, tail: sql.Composable,
+                             committed: ExecutionContext, read_before: int,
+                             commit_args: list[Any]) -> tuple[sql.Composed, Any]:
+        """The cheaper form: the rows go straight from the page into the table, and the
+        counts and the last key come from its ``RETURNING`` (no conflict clause skips a
+        row; the key columns land in columns of the same types). A NULL key makes
+        ``commit_chunk``'s read count negative: the statement fails whole (PB007)."""
+        reader, w = self.reader, self.writer
+        assert self.returned_keys is not None
+        names = [f"_pgbatch_k{i}" for i in range(len(reader.keys))]
+        returning = sql.SQL(", ").join(sql.SQL("{} as {}").format(sql.Identifier(t),
+                                                                   sql.Identifier(n))
+                                       for t, n in zip(self.returned_keys, names, strict=True))
+        nulls = sql.SQL(" or ").join(sql.SQL("{} is null").format(sql.Identifier(n))
+                                     for n in names)
+        desc = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(n)) for n in names)
+        keys = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        typed = sql.SQL(", ").join(
+            sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
+                sql.Literal(tag), sql.Identifier(n))
+            for tag, n in zip(self.tags, names, strict=True))
+        base = p.add(Jsonb(committed))
+        name = p.add(reader.name)
+        read0 = p.add(read_before)
+        se, job, token, seq, lease = (p.add(v) for v in commit_args)
+        query = sql.SQL(
+            "with _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
+            " from ({page}) as _pgbatch_page{tail} returning {returning}),"
+            " _pgbatch_count as materialized (select count(*) as n,"
+            " count(*) filter (where {nulls}) as nulls from _pgbatch_write),"
+            " _pgbatch_last as (select {keys} from _pgbatch_write order by {desc} limit 1),"
+            " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
+            " || jsonb_build_object({name}::text, jsonb_build_object('after',"
+            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n)) as context"
+            " from _pgbatch_count c left join _pgbatch_last l on true),"
+            " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
+            " where n > 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token}, {seq},"
+            " g.context, read_count => case when g.nulls = 0 then g.n else -1 end,"
+            " write_count => g.n, lease => {lease}) r)"
+            " select x.n as pushdown_read, x.nulls as pushdown_nulls,"
+            " x.context as pushdown_context, k.* from _pgbatch_context x"
+            " left join _pgbatch_commit k on true").format(
+            target=w._target, columns=w._column_list, select_list=self.select_list, page=page,
+            tail=tail, returning=returning, nulls=nulls, keys=keys, desc=desc, base=base,
             name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
             lease=lease)
         return query, p.values
