@@ -62,10 +62,11 @@ def hook() -> Iterator[Callable[[Callable[[str, dict[str, Any]], None] | None], 
 
 def copy_job(reader_dsn: str, *, same_database: bool, processor: Any = None,
              query: str = "select a, b, note from public.src where a >= %s",
-             table: str = "public.dst", on_conflict: str | None = None) -> Job:
+             table: str = "public.dst", on_conflict: str | None = None,
+             params: list[Any] | dict[str, Any] | None = None) -> Job:
     """Job ``copy``: src -> dst, keyset on (a, b), chunks of CHUNK."""
-    reader = SqlReader(reader_dsn, query, ["a", "b"], params=[0], rows="dict", name="src",
-                       same_database=same_database)
+    reader = SqlReader(reader_dsn, query, ["a", "b"], params=[0] if params is None else params,
+                       rows="dict", name="src", same_database=same_database)
     writer = TableWriter(table, ["a", "b", "note"], method="insert" if on_conflict else "copy",
                          on_conflict=on_conflict)
     return Job("copy", [ChunkStep("copy", reader=reader, writer=writer, processor=processor,
@@ -123,7 +124,9 @@ def test_with_a_conflict_clause_the_rows_are_counted_before_the_insert(
         db: TestDatabase, conn: Conn, tables: None) -> None:
     conn.execute("insert into public.dst select * from public.src where a < 50")
     already = int(scalar(conn, "select count(*) from public.dst"))
-    job = copy_job(NOWHERE, same_database=True, on_conflict="on conflict (a, b) do nothing")
+    job = copy_job(NOWHERE, same_database=True, on_conflict="on conflict (a, b) do nothing",
+                   query="select a, b, note from public.src where a >= %(low)s",
+                   params={"low": 0})
     register_jobs(conn, [job])
     exec_id = launch(conn, "copy")
     run_until(db, conn, job, exec_id, "COMPLETED")

@@ -314,10 +314,10 @@ class ChunkRun:
                     fault_point("after_write_before_commit", execution_id=x.execution_id,
                                 step=x.step_name, seq=self.seq)
                     query, params = server.statement(
-                        self.committed,
+                        conn, self.committed,
                         [self.step_execution_id, item.id, item.claim_token, self.seq, self.lease])
                     try:
-                        done = ServerChunk.result(call_row(conn, query.as_string(conn), params))
+                        done = ServerChunk.result(call_row(conn, query, params))
                     except InvalidArgument as exc:  # a NULL key (see ServerChunk), or not
                         if server.returned_keys is None or "counters" not in str(exc):
                             raise

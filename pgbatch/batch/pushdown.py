@@ -92,6 +92,7 @@ class ServerChunk:
         #: the target's columns that hold the key columns, of the same types, when the
         #: new cursor can be taken from the inserted rows (``RETURNING``, the cheaper form)
         self.returned_keys = returned_keys
+        self._texts: dict[bool, str] = {}  # the statement's text: first chunk (True), others
 
     @classmethod
     def plan(cls, conn: psycopg.Connection[Any], reader: SqlReader, writer: TableWriter,
@@ -138,17 +139,34 @@ class ServerChunk:
                 returned = targets
         return cls(reader, writer, chunk_size, tags, select_list, returned)
 
-    def statement(self, committed: ExecutionContext, commit_args: list[Any]
-                  ) -> tuple[sql.Composed, Any]:
-        """The chunk's statement and its parameters.
+    def statement(self, conn: psycopg.Connection[Any], committed: ExecutionContext,
+                  commit_args: list[Any]) -> tuple[str, Any]:
+        """The chunk's statement (as text) and its parameters.
 
         ``commit_args``: ``commit_chunk``'s step_execution_id, job_id,
-        claim_token, expected_seq and lease.
+        claim_token, expected_seq and lease. The text is built once for the
+        first chunk and once for the others (the same text each time, so
+        psycopg prepares it); only the parameters change.
         """
-        reader, w = self.reader, self.writer
+        reader = self.reader
         after = reader._cursor_of(committed)
         entry = committed.get(reader.name)
         read_before = int(entry.get("read", 0)) if isinstance(entry, dict) else 0
+        text = self._texts.get(after is None)
+        if text is not None:
+            # the placeholders' values in the order _compose writes them
+            p = _Params(reader.params)
+            for value in (*(after or ()), self.chunk_size, Jsonb(committed), reader.name,
+                          read_before, *commit_args):
+                p.add(value)
+            return text, p.values
+        query, values = self._compose(after, read_before, committed, commit_args)
+        text = self._texts[after is None] = query.as_string(conn)
+        return text, values
+
+    def _compose(self, after: list[Any] | None, read_before: int, committed: ExecutionContext,
+                 commit_args: list[Any]) -> tuple[sql.Composed, Any]:
+        reader, w = self.reader, self.writer
         p = _Params(reader.params)
         keys = sql.SQL(", ").join(sql.Identifier(k) for k in reader.keys)
         where: sql.Composable = sql.SQL("")
