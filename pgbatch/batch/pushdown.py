@@ -19,6 +19,14 @@ exactly as the reader does (``smallint``, ``integer``, ``bigint``, ``text``,
 ``varchar``, ``boolean``, ``date``, ``uuid``) and the writer's columns fit
 the query's result (by name for ``rows="dict"``, by position, the same count,
 for ``rows="tuple"``); otherwise the step runs in Python as before.
+
+Two forms of the statement: when the writer has no ``on_conflict`` and the
+key columns land in columns of the same types (not ``varchar``), the rows go
+straight from the page into the table and the counts and the last key come
+from the insert's ``RETURNING`` (a NULL key makes ``commit_chunk``'s read
+count negative, so the statement fails whole); otherwise the page is
+materialized once, counted, checked for NULL keys (the insert then writes
+nothing) and inserted.
 """
 
 from __future__ import annotations
