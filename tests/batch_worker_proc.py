@@ -18,7 +18,9 @@ ids with ``id % parts = part``; ``--item-delay`` seconds the processor sleeps pe
 ``--fault POINT[:K]`` SIGKILLs the process at fault point POINT (for
 ``after_read``, when the K-th item since the step opened was read; for the
 commit points, at chunk sequence K); ``--kill-on-item V`` SIGKILLs it when the
-processor sees item V (a crash loop); ``--lease``, ``--node-id``.
+processor sees item V (a crash loop); ``--lease``, ``--node-id``; ``--pushdown 1``
+makes each step a ``SqlReader`` -> ``TableWriter`` copy of ``src`` into ``out``
+(no processor, no ``ext``), which runs in the server.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from pgbatch.batch import (
     RestartAll,
     RestartFrom,
     ResumeForward,
+    SqlReader,
+    TableWriter,
     set_fault_hook,
     step_context,
     use_batch,
@@ -205,6 +209,17 @@ def build_job(args: argparse.Namespace) -> Job:
         return item
 
     def step(name: str) -> ChunkStep:
+        if getattr(args, "pushdown", 0):
+            # SqlReader -> TableWriter, no processor, same database: run in the server
+            # (the reader's DSN reaches no server: the step cannot read in Python)
+            return ChunkStep(name, reader=SqlReader(
+                "host=/nonexistent/pgbatch dbname=nowhere",
+                "select %s::text as step, id as item_id from public.src", "item_id",
+                params=[name], page_size=args.chunk_size, name="src", same_database=True),
+                writer=TableWriter("public.out", ["step", "item_id"], method="insert",
+                                   on_conflict="on conflict (step, item_id)"
+                                               " do update set writes = out.writes + 1"),
+                chunk_size=args.chunk_size)
         return ChunkStep(name, reader=lambda: SourceReader(dsn, args.chunk_size),
                          writer=lambda: SinkWriter(dsn, name, bool(args.fold)),
                          processor=process,
@@ -276,6 +291,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lease", type=float, default=30.0)
     p.add_argument("--fold", type=int, default=0,
                    help="1: the sink's same-database rows go in the chunk's commit statement")
+    p.add_argument("--pushdown", type=int, default=0,
+                   help="1: each step is a SqlReader -> TableWriter copy of src into out,"
+                        " run in the server")
     p.add_argument("--node-id", default=None)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--shutdown-grace", type=float, default=30.0)

@@ -38,13 +38,14 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pgbatch._errors import ClaimLost, JobNotFound
+from pgbatch._errors import ClaimLost, InvalidArgument, InvalidCursor, JobNotFound
 from pgbatch.batch import faults
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.context import StepContext
 from pgbatch.batch.definition import ChunkStep
 from pgbatch.batch.faults import fault_point
 from pgbatch.batch.items import ExecutionContext
+from pgbatch.batch.pushdown import ServerChunk, is_candidate
 from pgbatch.batch.streams import make_reader, make_writer
 from pgbatch.worker.context import JobContext
 
@@ -96,11 +97,15 @@ class ChunkRun:
         self.writer: Any = None
         self.read_in_run = 0
         self._folded: tuple[sql.Composable, str] | None = None  # a writer's statement, as SQL
+        self.server: ServerChunk | None = None  # the step runs in the server (pushdown.py)
 
     # -- streams ----------------------------------------------------------------------
     def _open(self) -> None:
         self.reader = make_reader(self.step.reader)
         self.writer = make_writer(self.step.writer)
+        self.server = self._server_plan()
+        if self.server is not None:
+            return  # nothing to open: no row passes through this process
         _call(self.reader, "open", dict(self.committed))
         _call(self.writer, "open", dict(self.committed))
 
@@ -118,12 +123,17 @@ class ChunkRun:
         self._open()
         try:
             while True:
-                chunk = self._read_chunk()
-                if chunk.read == 0 and chunk.end:
-                    return "COMPLETED"
-                stop_read_back = self._commit(chunk)
-                if chunk.end:
-                    return "COMPLETED"
+                if self.server is not None:
+                    stop_read_back: bool | None = self._commit_in_server(self.server)
+                    if stop_read_back is None:
+                        return "COMPLETED"
+                else:
+                    chunk = self._read_chunk()
+                    if chunk.read == 0 and chunk.end:
+                        return "COMPLETED"
+                    stop_read_back = self._commit(chunk)
+                    if chunk.end:
+                        return "COMPLETED"
                 if stop_read_back:
                     self.sctx.operator_stop_seen()
                     return "STOPPED"
@@ -277,3 +287,115 @@ class ChunkRun:
             except _Rollback:
                 pass
         return found
+
+    # -- the step in the server (pushdown.py) ----------------------------------------------
+    def _server_plan(self) -> ServerChunk | None:
+        """The plan of the chunk statement when the step may run in the server, else None."""
+        services = self.ctx.services
+        if services is None:
+            return None
+        pool = services.sync_client().pool
+        if not is_candidate(self.reader, self.writer, self.step.processor,
+                            getattr(pool, "conninfo", None)):
+            return None
+        self.reader._cursor_of(self.committed)  # InvalidCursor for a checkpoint that does not fit
+        with pool.connection() as conn:
+            return ServerChunk.plan(conn, self.reader, self.writer, self.step.chunk_size)
+
+    def _commit_in_server(self, server: ServerChunk) -> bool | None:
+        """Run one chunk as one statement; the stop read-back, or None at the end of input."""
+        x = self.sctx
+        item = self.ctx.job
+        deadline = time.monotonic() + self.outage
+        delay = 0.1
+        while True:
+            try:
+                with self._claim_connection() as conn:
+                    fault_point("after_write_before_commit", execution_id=x.execution_id,
+                                step=x.step_name, seq=self.seq)
+                    query, params = server.statement(
+                        conn, self.committed,
+                        [self.step_execution_id, item.id, item.claim_token, self.seq, self.lease])
+                    try:
+                        done = ServerChunk.result(call_row(conn, query, params))
+                    except InvalidArgument as exc:  # a NULL key (see ServerChunk), or not
+                        if server.returned_keys is None or "counters" not in str(exc):
+                            raise
+                        raise self._null_key(server) from exc
+                if done.null_keys:
+                    raise self._null_key(server)
+                if done.read == 0:
+                    return None
+                assert done.commit is not None
+                row, context = done.commit, done.context
+                break
+            except ClaimLost:
+                raise
+            except psycopg.OperationalError as exc:
+                log.warning("chunk %d of step %s (execution %s), run in the server: connection "
+                            "lost (%s); checking whether it committed", self.seq, x.step_name,
+                            x.execution_id, exc)
+                found, committed = self._probe_until(deadline)
+                if committed is not None:  # it committed: take its checkpoint from the database
+                    row, context = found, committed
+                    break
+                if time.monotonic() > deadline:
+                    raise
+                self.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        self.seq, self.committed = int(row["chunk_seq"]), context
+        fault_point("after_commit_before_ack", execution_id=x.execution_id, step=x.step_name,
+                    seq=self.seq)
+        return bool(row["stop_requested"])
+
+    @staticmethod
+    def _null_key(server: ServerChunk) -> InvalidCursor:
+        return InvalidCursor(
+            f"a key column ({', '.join(server.reader.keys)}) of reader {server.reader.name!r} "
+            "is NULL in a row: keyset pagination needs keys that are never NULL (filter them "
+            "out in the query, or use another key)")
+
+    def _probe_until(self, deadline: float) -> tuple[dict[str, Any], ExecutionContext | None]:
+        """Whether chunk ``seq`` committed, asked until ``deadline`` while the database is away.
+
+        One transaction, rolled back: ``commit_chunk`` for the same sequence
+        number (``applied = false``: the chunk committed), then, if it did,
+        ``start_step`` (it resumes this STARTED step and returns its committed
+        checkpoint). Returns commit_chunk's row and that checkpoint, or None
+        when the chunk did not commit.
+        """
+        services = self.ctx.services
+        assert services is not None
+        x = self.sctx
+        delay = 0.1
+        while True:
+            found: dict[str, Any] = {}
+            context: ExecutionContext | None = None
+            try:
+                with services.sync_client().pool.connection() as conn:
+                    try:
+                        with conn.transaction():
+                            found.update(call_row(conn, _COMMIT, self._args(
+                                _Chunk([], 0, 0, False), self.committed)))
+                            if not found["applied"]:
+                                started = call_row(
+                                    conn, "select * from pgbatch.start_step(%s, %s, %s, %s)",
+                                    [x.execution_id, x.step_name, self.ctx.job.id,
+                                     self.ctx.job.claim_token])
+                                if started["step_execution_id"] != self.step_execution_id or \
+                                        int(started["chunk_seq"]) != int(found["chunk_seq"]):
+                                    raise RuntimeError(
+                                        f"step {x.step_name!r} of execution {x.execution_id}: the"
+                                        f" committed checkpoint cannot be read ({started!r})")
+                                context = dict(started["context"] or {})
+                            raise _Rollback
+                    except _Rollback:
+                        pass
+                return found, context
+            except ClaimLost:
+                raise
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                self.sleep(delay)
+                delay = min(delay * 2, 2.0)

@@ -142,6 +142,11 @@ class SqlReader:
     (``"tuple"``, the cheaper). ``name``: the key of the cursor in the step's
     ExecutionContext (give two readers of one step different names).
     ``prefetch``: read the next page ahead (see the module's docstring).
+    ``same_database``: ``conninfo`` is the worker's own database; with a
+    :class:`~pgbatch.batch.writers.TableWriter` and no processor the step
+    then runs in the server, one statement per chunk (see
+    :mod:`pgbatch.batch.pushdown`; a DSN equal to the worker pool's says the
+    same).
 
     Implements :class:`~pgbatch.batch.items.ItemReader` and
     :class:`~pgbatch.batch.items.ItemStream`. Errors: ``InvalidReaderQuery``
@@ -153,7 +158,7 @@ class SqlReader:
                  params: Sequence[Any] | Mapping[str, Any] | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE, rows: RowShape = "dict",
                  name: str = "sql_reader", connect_kwargs: Mapping[str, Any] | None = None,
-                 prefetch: bool = True) -> None:
+                 prefetch: bool = True, same_database: bool = False) -> None:
         keys = [key] if isinstance(key, str) else list(key)
         if not keys or any(not isinstance(k, str) or not k for k in keys) or \
                 len(set(keys)) != len(keys):
@@ -174,6 +179,7 @@ class SqlReader:
         self.name = name
         self.connect_kwargs = dict(connect_kwargs or {})
         self.prefetch = bool(prefetch)
+        self.same_database = bool(same_database)
         self._binary = False
         self._ahead: ThreadPoolExecutor | None = None
         self._pending: Future[list[tuple[Any, ...]]] | None = None

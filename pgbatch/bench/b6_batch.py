@@ -5,19 +5,25 @@
 
 - plain: ``insert into dst_plain select * from src`` (one statement, one commit):
   the ceiling of moving those rows inside the database.
-- batch: a job with one chunk step (chunk size 1,000) whose reader is the SQL
-  reader (``SqlReader``: tuples in keyset pages of 1,000 on its own connection,
-  read ahead) and whose writer is the table writer (``TableWriter``,
-  ``method="unnest"``: each chunk's rows, checkpoint and fence are one statement
-  into ``dst_batch``). A worker of this process (concurrency 1) runs it; the time
-  runs from the launch until the execution is COMPLETED (polled every 10 ms), so
-  it includes the claim, the step start, N / 1,000 fenced chunk commits (each
-  durable: synchronous_commit on) and the end.
+- batch (run in the server): a job with one chunk step (chunk size 1,000) whose
+  reader is the SQL reader (``SqlReader(..., same_database=True)``, keyset on
+  ``id``) and whose writer is the table writer (``TableWriter`` into
+  ``dst_batch``), with no processor: the step runs in the server
+  (``pgbatch.batch.pushdown``), each chunk ONE statement that selects the next
+  1,000 rows after the cursor, inserts them, and commits the new cursor, the
+  counters and the fence (``commit_chunk``). A worker of this process
+  (concurrency 1) runs it; the time runs from the launch until the execution
+  is COMPLETED (polled every 10 ms), so it includes the claim, the step start,
+  N / 1,000 fenced chunk commits (each durable: synchronous_commit on), the
+  empty chunk that ends the input, and the end.
+- python: the same step with a processor (the identity), so every row goes
+  through Python: the reader reads tuples in keyset pages of 1,000 on its own
+  connection, read ahead, and the writer (``method="unnest"``) folds each
+  chunk's rows into the chunk's commit statement, into ``dst_python``. No bar:
+  it shows what a step that touches each item costs.
 
-The step gets the reader and writer objects themselves: the step executor
-(``pgbatch.batch.executor``) opens the reader with the step's
-ExecutionContext, whose keyset cursor it commits with every chunk. Figures:
-items/s of each, and the ratio; bar: batch ≥ 50% of plain. Details: the CPU
+Figures: items/s of each, and the ratios; bar: batch (in the server) ≥ 50% of
+plain. Details: the CPU
 seconds of the server (``*_server_cpu_s``, all its processes, sampled every
 0.1 s) during each, and of this process (``batch_worker_cpu_s``: the worker
 runs in it) during the chunk step, and ``cpu_ratio`` (plain's server CPU over
@@ -62,7 +68,7 @@ def _load(dsn: str, rows: int) -> None:
                      " amount numeric not null)")
         conn.execute("insert into src select i, 'item ' || i, i / 100.0"
                      " from generate_series(1, %s) i", [rows])
-        for table in ("dst_plain", "dst_batch"):
+        for table in ("dst_plain", "dst_batch", "dst_python"):
             conn.execute(f"create table {table} (id bigint primary key, name text not null,"
                          " amount numeric not null)")
         conn.execute("vacuum analyze src")
@@ -84,12 +90,27 @@ def _cpu_window(postmaster: int | None) -> tuple[ServerCpuSampler, float]:
     return sampler, time.process_time()
 
 
+def _identity(item: Any) -> Any:
+    """The processor of the Python-path job: every item passes through Python."""
+    return item
+
+
 def copy_job(dsn: str) -> Job:
-    """The B6 job: one chunk step, SQL reader -> table writer, chunks of 1,000."""
+    """The B6 job: one chunk step, SQL reader -> table writer, chunks of 1,000, no
+    processor, the same database: it runs in the server."""
+    reader = SqlReader(dsn, "select id, name, amount from src", "id", page_size=CHUNK,
+                       rows="tuple", name="src", same_database=True)
+    writer = TableWriter("dst_batch", list(COLUMNS))
+    return Job("bench-b6-copy", [ChunkStep("copy", reader, writer, chunk_size=CHUNK)])
+
+
+def python_job(dsn: str) -> Job:
+    """The same copy with a processor (the identity) into ``dst_python``: the Python path."""
     reader = SqlReader(dsn, "select id, name, amount from src", "id", page_size=CHUNK,
                        rows="tuple", name="src")
-    writer = TableWriter("dst_batch", list(COLUMNS), method=METHOD)
-    return Job("bench-b6-copy", [ChunkStep("copy", reader, writer, chunk_size=CHUNK)])
+    writer = TableWriter("dst_python", list(COLUMNS), method=METHOD)
+    return Job("bench-b6-python", [ChunkStep("copy", reader, writer, processor=_identity,
+                                             chunk_size=CHUNK)])
 
 
 async def _batch_seconds(dsn: str, job: Job) -> float:
@@ -126,7 +147,8 @@ async def _batch_seconds(dsn: str, job: Job) -> float:
 
 
 def measure(dsn: str, rows: int, postmaster: int | None = None) -> dict[str, Any]:
-    """One run in a fresh database: plain INSERT … SELECT, then the chunk step.
+    """One run in a fresh database: plain INSERT … SELECT, the chunk step run in
+    the server, then the chunk step with a processor (the Python path).
 
     Also the CPU seconds each used: the server's (every PostgreSQL process,
     sampled) and this process's (the worker runs in it; None for plain).
@@ -135,20 +157,22 @@ def measure(dsn: str, rows: int, postmaster: int | None = None) -> dict[str, Any
     sampler, _ = _cpu_window(postmaster)
     plain = plain_seconds(dsn)
     plain_server = sampler.stop()
-    job = copy_job(dsn)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        register_jobs(conn, [job])
-    sampler, own0 = _cpu_window(postmaster)
-    batch = asyncio.run(_batch_seconds(dsn, job))
-    batch_server, batch_worker = sampler.stop(), time.process_time() - own0
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("select count(*), count(*) filter (where s.name = d.name)"
-                           " from src s left join dst_batch d using (id)").fetchone()
-    assert row is not None
-    if row[0] != rows or row[1] != rows:
-        raise RuntimeError(f"B6 copied {row[1]} of {rows} rows")
-    return {"plain_s": plain, "batch_s": batch, "plain_server_cpu_s": plain_server,
-            "batch_server_cpu_s": batch_server, "batch_worker_cpu_s": batch_worker}
+    out: dict[str, Any] = {"plain_s": plain, "plain_server_cpu_s": plain_server}
+    for key, job, table in (("batch", copy_job(dsn), "dst_batch"),
+                            ("python", python_job(dsn), "dst_python")):
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            register_jobs(conn, [job])
+        sampler, own0 = _cpu_window(postmaster)
+        out[f"{key}_s"] = asyncio.run(_batch_seconds(dsn, job))
+        out[f"{key}_server_cpu_s"] = sampler.stop()
+        out[f"{key}_worker_cpu_s"] = time.process_time() - own0
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            row = conn.execute(f"select count(*), count(*) filter (where s.name = d.name)"
+                               f" from src s left join {table} d using (id)").fetchone()
+        assert row is not None
+        if row[0] != rows or row[1] != rows:
+            raise RuntimeError(f"B6 ({key}) copied {row[1]} of {rows} rows")
+    return out
 
 
 def run(ctx: Context, res: ScenarioResult) -> None:
@@ -156,13 +180,19 @@ def run(ctx: Context, res: ScenarioResult) -> None:
     rows = ctx.sizes.batch_rows
     what = f"{rows:,} rows, chunk {CHUNK:,}"
     batch = res.add(Figure("B6.batch.items_per_s", "B6",
-                           f"chunk step, SQL reader -> table writer, {what}", "items/s",
+                           f"chunk step run in the server (SQL reader -> table writer, no"
+                           f" processor, same database), {what}", "items/s",
                            bars=[Bar(">=", "≥ 50% of plain INSERT … SELECT",
                                      ref="B6.plain.items_per_s", factor=0.5)]))
     plain = res.add(Figure("B6.plain.items_per_s", "B6",
                            f"plain INSERT … SELECT, {rows:,} rows", "items/s"))
-    ratio = res.add(Figure("B6.ratio", "B6", "chunk step / plain INSERT … SELECT", "ratio",
-                           bars=[Bar(">=", "≥ 0.5", value=0.5)]))
+    ratio = res.add(Figure("B6.ratio", "B6", "chunk step run in the server / plain"
+                           " INSERT … SELECT", "ratio", bars=[Bar(">=", "≥ 0.5", value=0.5)]))
+    python = res.add(Figure("B6.python.items_per_s", "B6",
+                            f"chunk step in Python (SQL reader -> processor -> table writer"
+                            f" unnest), {what}", "items/s"))
+    python_ratio = res.add(Figure("B6.python.ratio", "B6", "chunk step in Python / plain"
+                                  " INSERT … SELECT", "ratio"))
     for r in range(ctx.sizes.runs):
         ctx.log(f"B6 {what} run {r + 1}")
         with ctx.server.fresh_db() as dsn:
@@ -170,13 +200,21 @@ def run(ctx: Context, res: ScenarioResult) -> None:
         batch.runs.append(rows / m["batch_s"])
         plain.runs.append(rows / m["plain_s"])
         ratio.runs.append(m["plain_s"] / m["batch_s"])
+        python.runs.append(rows / m["python_s"])
+        python_ratio.runs.append(m["plain_s"] / m["python_s"])
         batch.details.setdefault("seconds", []).append(round(m["batch_s"], 3))
         plain.details.setdefault("seconds", []).append(round(m["plain_s"], 3))
+        python.details.setdefault("seconds", []).append(round(m["python_s"], 3))
         for key, figure in (("plain_server_cpu_s", plain), ("batch_server_cpu_s", batch),
-                            ("batch_worker_cpu_s", batch)):
+                            ("batch_worker_cpu_s", batch), ("python_server_cpu_s", python),
+                            ("python_worker_cpu_s", python)):
             if m[key] is not None:
                 figure.details.setdefault(key, []).append(round(m[key], 3))
         if m["plain_server_cpu_s"] and m["batch_server_cpu_s"] is not None:
             ratio.details.setdefault("cpu_ratio", []).append(round(
                 m["plain_server_cpu_s"] / (m["batch_server_cpu_s"] + m["batch_worker_cpu_s"]), 3))
-    batch.details["executor"] = "pgbatch.batch.executor.BatchExecutor (SqlReader, TableWriter)"
+    batch.details["executor"] = ("pgbatch.batch.executor.BatchExecutor (SqlReader"
+                                 " same_database=True, TableWriter, no processor: run in the"
+                                 " server, pgbatch.batch.pushdown)")
+    python.details["executor"] = ("pgbatch.batch.executor.BatchExecutor (SqlReader, identity"
+                                  " processor, TableWriter method='unnest': the Python path)")

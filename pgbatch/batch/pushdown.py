@@ -1,0 +1,279 @@
+"""A chunk step run in the server: a :class:`~pgbatch.batch.readers.SqlReader`
+into a :class:`~pgbatch.batch.writers.TableWriter`, no processor, both on the
+worker's own database.
+
+Such a step moves no row through Python: each chunk is ONE statement (one
+round trip, its own autocommit transaction) whose data-modifying ``WITH``
+selects the next ``chunk_size`` rows of the reader's query after the keyset
+cursor (its params, key columns and order), inserts them into the writer's
+table (its columns, its ``on_conflict``), computes the new cursor (the last
+key, typed exactly as the reader stores it in the step's ExecutionContext, so
+a restart may take either path) and the counts, and calls ``commit_chunk``
+(checkpoint, counters, fence, lease, stop read-back). The end of the input is
+a chunk of 0 rows (it commits nothing).
+
+The reader is on the worker's database when it is built with
+``same_database=True`` or its DSN is exactly the worker pool's. The path is
+taken only when every key column is of a type whose JSON form SQL writes
+exactly as the reader does (``smallint``, ``integer``, ``bigint``, ``text``,
+``varchar``, ``boolean``, ``date``, ``uuid``) and the writer's columns fit
+the query's result (by name for ``rows="dict"``, by position, the same count,
+for ``rows="tuple"``); otherwise the step runs in Python as before.
+
+Two forms of the statement: when the writer has no ``on_conflict`` and the
+key columns land in columns of the same types (not ``varchar``), the rows go
+straight from the page into the table and the counts and the last key come
+from the insert's ``RETURNING`` (a NULL key makes ``commit_chunk``'s read
+count negative, so the statement fails whole); otherwise the page is
+materialized once, counted, checked for NULL keys (the insert then writes
+nothing) and inserted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from pgbatch._errors import InvalidReaderQuery
+from pgbatch.batch.items import ExecutionContext
+from pgbatch.batch.readers import SqlReader
+from pgbatch.batch.writers import TableWriter
+
+#: Key column types (by OID) the statement encodes exactly as ``encode_key_value``.
+KEY_TAGS: Final[dict[int, str]] = {
+    20: "int", 21: "int", 23: "int",   # bigint, smallint, integer
+    25: "str", 1043: "str",            # text, varchar
+    16: "bool", 1082: "date", 2950: "uuid",
+}
+
+
+def is_candidate(reader: Any, writer: Any, processor: Any, pool_conninfo: str | None) -> bool:
+    """Whether a step of ``reader``, ``writer`` and ``processor`` may run in the server."""
+    if processor is not None or type(reader) is not SqlReader or type(writer) is not TableWriter:
+        return False
+    return reader.same_database or (pool_conninfo is not None
+                                    and reader.conninfo == pool_conninfo)
+
+
+class _Params:
+    """Parameters in the order their placeholders are written (positional or named)."""
+
+    def __init__(self, base: Any) -> None:
+        self.named = isinstance(base, Mapping)
+        self.values: Any = dict(base) if self.named else list(base or ())
+
+    def add(self, value: Any) -> sql.Composable:
+        if self.named:
+            name = f"_pgbatch_p{len(self.values)}"
+            self.values[name] = value
+            return sql.Placeholder(name)
+        self.values.append(value)
+        return sql.Placeholder()
+
+
+@dataclass
+class ServerChunkResult:
+    """What one chunk statement did: rows moved, the new context, commit_chunk's row."""
+
+    read: int
+    null_keys: int
+    context: ExecutionContext
+    commit: dict[str, Any] | None
+
+
+class ServerChunk:
+    """The statement of one chunk of a SqlReader -> TableWriter step, run in the server."""
+
+    def __init__(self, reader: SqlReader, writer: TableWriter, chunk_size: int,
+                 tags: list[str], select_list: sql.Composable,
+                 returned_keys: list[str] | None = None) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.chunk_size = chunk_size
+        self.tags = tags
+        self.select_list = select_list
+        #: the target's columns that hold the key columns, of the same types, when the
+        #: new cursor can be taken from the inserted rows (``RETURNING``, the cheaper form)
+        self.returned_keys = returned_keys
+        self._texts: dict[bool, str] = {}  # the statement's text: first chunk (True), others
+
+    @classmethod
+    def plan(cls, conn: psycopg.Connection[Any], reader: SqlReader, writer: TableWriter,
+             chunk_size: int) -> ServerChunk | None:
+        """The statement's plan, or None when the step must run in Python (see the module)."""
+        probe = sql.SQL("select * from ({}) as _pgbatch_q limit 0").format(reader.query)
+        try:
+            with conn.transaction():
+                description = conn.execute(probe, reader.params).description or ()
+        except psycopg.Error as exc:
+            primary = exc.diag.message_primary if exc.sqlstate else None
+            raise InvalidReaderQuery(f"the reader's query cannot run: {primary or exc}",
+                                     detail=exc.diag.message_detail) from exc
+        columns = [d.name for d in description]
+        missing = [k for k in reader.keys if k not in columns]
+        if missing:
+            raise InvalidReaderQuery(
+                f"key column(s) {', '.join(map(repr, missing))} not in the result of the "
+                f"reader's query (its columns: {', '.join(columns) or 'none'})")
+        types = {d.name: d.type_code for d in description}
+        tags = [KEY_TAGS.get(types[k], "") for k in reader.keys]
+        if not all(tags) or len(set(columns)) != len(columns):
+            return None
+        if reader.rows == "tuple":
+            if len(columns) != len(writer.columns):
+                return None
+            select_list: sql.Composable = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+            targets = [writer.columns[columns.index(k)] for k in reader.keys]
+        else:
+            if any(c not in columns for c in writer.columns):
+                return None
+            select_list = sql.SQL(", ").join(sql.Identifier(c) for c in writer.columns)
+            targets = [k for k in reader.keys if k in writer.columns]
+        writer.check(conn)
+        returned: list[str] | None = None
+        if writer.on_conflict is None and len(targets) == len(reader.keys):
+            found = dict(conn.execute(
+                "select a.attname::text, a.atttypid::int from pg_catalog.pg_attribute a"
+                " where a.attrelid = pg_catalog.to_regclass(%s) and a.attnum > 0"
+                " and not a.attisdropped", [writer._target.as_string(conn)]).fetchall())
+            # varchar(n) drops trailing blanks that do not fit: the value stored could differ
+            if all(found.get(t) == types[k] != 1043
+                   for t, k in zip(targets, reader.keys, strict=True)):
+                returned = targets
+        return cls(reader, writer, chunk_size, tags, select_list, returned)
+
+    def statement(self, conn: psycopg.Connection[Any], committed: ExecutionContext,
+                  commit_args: list[Any]) -> tuple[str, Any]:
+        """The chunk's statement (as text) and its parameters.
+
+        ``commit_args``: ``commit_chunk``'s step_execution_id, job_id,
+        claim_token, expected_seq and lease. The text is built once for the
+        first chunk and once for the others (the same text each time, so
+        psycopg prepares it); only the parameters change.
+        """
+        reader = self.reader
+        after = reader._cursor_of(committed)
+        entry = committed.get(reader.name)
+        read_before = int(entry.get("read", 0)) if isinstance(entry, dict) else 0
+        text = self._texts.get(after is None)
+        if text is not None:
+            # the placeholders' values in the order _compose writes them
+            p = _Params(reader.params)
+            for value in (*(after or ()), self.chunk_size, Jsonb(committed), reader.name,
+                          read_before, *commit_args):
+                p.add(value)
+            return text, p.values
+        query, values = self._compose(after, read_before, committed, commit_args)
+        text = self._texts[after is None] = query.as_string(conn)
+        return text, values
+
+    def _compose(self, after: list[Any] | None, read_before: int, committed: ExecutionContext,
+                 commit_args: list[Any]) -> tuple[sql.Composed, Any]:
+        reader, w = self.reader, self.writer
+        p = _Params(reader.params)
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in reader.keys)
+        where: sql.Composable = sql.SQL("")
+        if after is not None:
+            where = sql.SQL(" where ({}) > ({})").format(
+                keys, sql.SQL(", ").join(p.add(v) for v in after))
+        page = sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
+            reader.query, where, keys, p.add(self.chunk_size))
+        nulls = sql.SQL(" or ").join(sql.SQL("{} is null").format(sql.Identifier(k))
+                                     for k in reader.keys)
+        desc = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(k))
+                                  for k in reader.keys)
+        tail = sql.SQL(" " + w.on_conflict) if w.on_conflict else sql.SQL("")
+        typed = sql.SQL(", ").join(
+            sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
+                sql.Literal(tag), sql.Identifier(k))
+            for tag, k in zip(self.tags, reader.keys, strict=True))
+        if self.returned_keys is not None:
+            return self._returning_statement(p, page, tail, committed, read_before, commit_args)
+        base = p.add(Jsonb(committed))
+        name = p.add(reader.name)
+        read0 = p.add(read_before)
+        se, job, token, seq, lease = (p.add(v) for v in commit_args)
+        query = sql.SQL(
+            "with _pgbatch_page as materialized ({page}),"
+            " _pgbatch_count as materialized (select count(*) as n,"
+            " count(*) filter (where {nulls}) as nulls from _pgbatch_page),"
+            " _pgbatch_last as (select {keys} from _pgbatch_page order by {desc} limit 1),"
+            " _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
+            " from _pgbatch_page where (select c.nulls = 0 from _pgbatch_count c){tail}),"
+            " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
+            " || jsonb_build_object({name}::text, jsonb_build_object('after',"
+            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n)) as context"
+            " from _pgbatch_count c left join _pgbatch_last l on true),"
+            " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
+            " where n > 0 and nulls = 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token},"
+            " {seq}, g.context, read_count => g.n, write_count => g.n, lease => {lease}) r)"
+            " select x.n as pushdown_read, x.nulls as pushdown_nulls,"
+            " x.context as pushdown_context, k.* from _pgbatch_context x"
+            " left join _pgbatch_commit k on true").format(
+            page=page, nulls=nulls, keys=keys, desc=desc, target=w._target,
+            columns=w._column_list, select_list=self.select_list, tail=tail, base=base,
+            name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
+            lease=lease)
+        return query, p.values
+
+    def _returning_statement(self, p: _Params, page: sql.Composable, tail: sql.Composable,
+                             committed: ExecutionContext, read_before: int,
+                             commit_args: list[Any]) -> tuple[sql.Composed, Any]:
+        """The cheaper form: the rows go straight from the page into the table, and the
+        counts and the last key come from its ``RETURNING`` (no conflict clause skips a
+        row; the key columns land in columns of the same types). A NULL key makes
+        ``commit_chunk``'s read count negative: the statement fails whole (PB007)."""
+        reader, w = self.reader, self.writer
+        assert self.returned_keys is not None
+        names = [f"_pgbatch_k{i}" for i in range(len(reader.keys))]
+        returning = sql.SQL(", ").join(sql.SQL("{} as {}").format(sql.Identifier(t),
+                                                                   sql.Identifier(n))
+                                       for t, n in zip(self.returned_keys, names, strict=True))
+        nulls = sql.SQL(" or ").join(sql.SQL("{} is null").format(sql.Identifier(n))
+                                     for n in names)
+        desc = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(n)) for n in names)
+        keys = sql.SQL(", ").join(sql.Identifier(n) for n in names)
+        typed = sql.SQL(", ").join(
+            sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
+                sql.Literal(tag), sql.Identifier(n))
+            for tag, n in zip(self.tags, names, strict=True))
+        base = p.add(Jsonb(committed))
+        name = p.add(reader.name)
+        read0 = p.add(read_before)
+        se, job, token, seq, lease = (p.add(v) for v in commit_args)
+        query = sql.SQL(
+            "with _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
+            " from ({page}) as _pgbatch_page{tail} returning {returning}),"
+            " _pgbatch_count as materialized (select count(*) as n,"
+            " count(*) filter (where {nulls}) as nulls from _pgbatch_write),"
+            " _pgbatch_last as (select {keys} from _pgbatch_write order by {desc} limit 1),"
+            " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
+            " || jsonb_build_object({name}::text, jsonb_build_object('after',"
+            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n)) as context"
+            " from _pgbatch_count c left join _pgbatch_last l on true),"
+            " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
+            " where n > 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token}, {seq},"
+            " g.context, read_count => case when g.nulls = 0 then g.n else -1 end,"
+            " write_count => g.n, lease => {lease}) r)"
+            " select x.n as pushdown_read, x.nulls as pushdown_nulls,"
+            " x.context as pushdown_context, k.* from _pgbatch_context x"
+            " left join _pgbatch_commit k on true").format(
+            target=w._target, columns=w._column_list, select_list=self.select_list, page=page,
+            tail=tail, returning=returning, nulls=nulls, keys=keys, desc=desc, base=base,
+            name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
+            lease=lease)
+        return query, p.values
+
+    @staticmethod
+    def result(row: dict[str, Any]) -> ServerChunkResult:
+        """The statement's row as a :class:`ServerChunkResult`."""
+        commit = None if row["chunk_seq"] is None else {
+            k: row[k] for k in ("chunk_seq", "applied", "status", "stop_requested",
+                                "pause_requested")}
+        return ServerChunkResult(int(row["pushdown_read"]), int(row["pushdown_nulls"]),
+                                 dict(row["pushdown_context"]), commit)
