@@ -18,233 +18,44 @@ the call does not apply to) is ``applied=False`` with that status, not an
 exception.
 
 The sync and async classes run the same ``Op`` objects (the SQL and the
-decoding live once, in the functions below).
+decoding live once, in :mod:`pgbatch.batch.operations`); the records they
+return are in :mod:`pgbatch.batch.records`.
 """
-
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
-from typing import Any, Final, TypeVar
-from uuid import uuid4
+from collections.abc import Mapping
+from typing import Any
 
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
-
-from pgbatch import _ops
 from pgbatch._aio_client import AnyConn as AsyncConn
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import AnyConn as SyncConn
 from pgbatch._client import Client
+from pgbatch.batch.operations import (
+    events_op,
+    execution_op,
+    executions_op,
+    launch_op,
+    next_instance_op,
+    request_id_or_new,
+    restart_op,
+    steps_op,
+    transition_op,
+)
+from pgbatch.batch.records import (
+    ACTIVE_STATUSES,
+    EXECUTION_STATUSES,
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    ExecutionEvent,
+    JobExecutionDetail,
+    JobExecutionInfo,
+    StepExecutionInfo,
+    TransitionResult,
+)
 
-R = TypeVar("R")
-
-#: Statuses of a job execution that end it (it has an end_time).
-TERMINAL_STATUSES: Final = ("COMPLETED", "FAILED", "STOPPED", "ABANDONED")
-#: Statuses of a job execution that block a new execution of its instance.
-ACTIVE_STATUSES: Final = ("STARTING", "STARTED", "STOPPING", "PAUSING", "PAUSED",
-                          "AWAITING_APPROVAL", "UNKNOWN")
-#: Every job execution status.
-EXECUTION_STATUSES: Final = (*ACTIVE_STATUSES, *TERMINAL_STATUSES)
-#: The operator transitions: the action name and its SQL function.
-TRANSITIONS: Final = {"stop": "stop_execution", "abandon": "abandon_execution",
-                      "recover": "recover_execution", "cancel": "cancel_execution"}
-
-
-@dataclass(frozen=True)
-class TransitionResult:
-    """What an operator transition did.
-
-    ``applied``: the call changed the execution (or an earlier call with the
-    same ``request_id`` did); False when the execution's status does not
-    allow it (a lost race), and nothing changed. ``status``: the execution's
-    status after the call (e.g. ``STOPPING`` after a stop of a running
-    execution, ``COMPLETED`` when it finished first). ``request_id``: pass it
-    again to retry the same call idempotently.
-    """
-
-    action: str
-    execution_id: int
-    applied: bool
-    status: str
-    request_id: str
-
-
-@dataclass(frozen=True)
-class JobExecutionInfo:
-    """One row of ``pgbatch.job_executions()``."""
-
-    execution_id: int
-    instance_id: int
-    job: str
-    job_key: str
-    execution_status: str
-    exit_code: str
-    exit_message: str | None
-    current_step: str | None
-    params: dict[str, Any]
-    create_time: datetime
-    start_time: datetime | None
-    end_time: datetime | None
-    resume_count: int
-    recovery_count: int
-    handoff_count: int
-
-    @property
-    def status(self) -> str:
-        """The execution's status (``execution_status``)."""
-        return self.execution_status
-
-    def duration(self, now: datetime | None = None) -> timedelta | None:
-        """From the start to the end (to ``now`` while it runs); None before it started."""
-        if self.start_time is None:
-            return None
-        end = self.end_time or now
-        return None if end is None else end - self.start_time
-
-
-@dataclass(frozen=True)
-class JobExecutionDetail(JobExecutionInfo):
-    """One execution as ``pgbatch.get_execution()`` returns it: the columns of
-    :class:`JobExecutionInfo`, what an operator decides by, and the step
-    counters summed over its step executions."""
-
-    recovery_policy: str
-    definition_fp: str
-    lease_owner: str | None
-    lease_epoch: int
-    lease_expires_at: datetime | None
-    stop_requested_at: datetime | None
-    last_updated: datetime
-    read_count: int
-    write_count: int
-    filter_count: int
-    commit_count: int
-    skip_count: int
-    rollback_count: int
-
-
-@dataclass(frozen=True)
-class StepExecutionInfo:
-    """One row of ``pgbatch.step_executions()``: a step execution, its counters and checkpoint."""
-
-    step_execution_id: int
-    step_name: str
-    step_index: int
-    status: str
-    exit_code: str
-    exit_message: str | None
-    read_count: int
-    write_count: int
-    filter_count: int
-    commit_count: int
-    rollback_count: int
-    read_skip_count: int
-    process_skip_count: int
-    write_skip_count: int
-    chunk_seq: int
-    context: dict[str, Any]
-    start_time: datetime | None
-    end_time: datetime | None
-
-
-@dataclass(frozen=True)
-class ExecutionEvent:
-    """One row of ``pgbatch.execution_events()``: a state change of an execution."""
-
-    event_id: int
-    step_execution_id: int | None
-    at: datetime
-    kind: str
-    from_status: str | None
-    to_status: str | None
-    actor: str | None
-    request_id: str | None
-    detail: Any
-
-
-def _rows_as(cls: type[R]) -> Callable[[list[Any]], list[R]]:
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-
-    def decode(rows: list[Any]) -> list[R]:
-        return [cls(**{n: row[n] for n in names}) for row in rows]
-
-    return decode
-
-
-def _scalar_int(rows: list[Any]) -> int:
-    return int(rows[0][0])
-
-
-def _params(params: Mapping[str, Any] | None) -> Jsonb:
-    return Jsonb(dict(params or {}))
-
-
-def request_id_or_new(request_id: str | None) -> str:
-    """``request_id``, or a fresh random one (a UUID as text)."""
-    return request_id if request_id is not None else str(uuid4())
-
-
-# -- the calls, as data (shared by the sync and async operators) -------------------------
-
-def launch_op(job_name: str, params: Mapping[str, Any] | None, request_id: str) -> _ops.Op[int]:
-    """``launch_job(job_name, params, request_id)`` → the new execution's id."""
-    return _ops.Op("select pgbatch.launch_job(%s, %s, %s)",
-                   (job_name, _params(params), request_id), _scalar_int)
-
-
-def restart_op(execution_id: int, request_id: str) -> _ops.Op[int]:
-    """``restart_execution(execution_id, request_id)`` → the new execution's id."""
-    return _ops.Op("select pgbatch.restart_execution(%s, %s)", (execution_id, request_id),
-                   _scalar_int)
-
-
-def next_instance_op(job_name: str, params: Mapping[str, Any] | None) -> _ops.Op[dict[str, Any]]:
-    """``next_instance(job_name, params)`` → ``params`` with the next ``run_id``."""
-    def decode(rows: list[Any]) -> dict[str, Any]:
-        value: dict[str, Any] = rows[0][0]
-        return value
-
-    return _ops.Op("select pgbatch.next_instance(%s, %s)", (job_name, _params(params)), decode)
-
-
-def transition_op(action: str, execution_id: int, request_id: str) -> _ops.Op[TransitionResult]:
-    """One of the operator transitions of :data:`TRANSITIONS` → its result."""
-    function = TRANSITIONS[action]
-
-    def decode(rows: list[Any]) -> TransitionResult:
-        applied, status = rows[0]
-        return TransitionResult(action, execution_id, bool(applied), str(status), request_id)
-
-    return _ops.Op(f"select * from pgbatch.{function}(%s, %s)", (execution_id, request_id),
-                   decode)
-
-
-def executions_op(job_name: str | None, status: str | None,
-                  limit: int) -> _ops.Op[list[JobExecutionInfo]]:
-    """``job_executions(job_name, status, limit)``, newest first."""
-    return _ops.Op("select * from pgbatch.job_executions(%s, %s, %s)", (job_name, status, limit),
-                   _rows_as(JobExecutionInfo), dict_row)
-
-
-def execution_op(execution_id: int) -> _ops.Op[JobExecutionDetail]:
-    """``get_execution(execution_id)``."""
-    decode = _rows_as(JobExecutionDetail)
-    return _ops.Op("select * from pgbatch.get_execution(%s)", (execution_id,),
-                   lambda rows: decode(rows)[0], dict_row)
-
-
-def steps_op(execution_id: int) -> _ops.Op[list[StepExecutionInfo]]:
-    """``step_executions(execution_id)``, in step order."""
-    return _ops.Op("select * from pgbatch.step_executions(%s)", (execution_id,),
-                   _rows_as(StepExecutionInfo), dict_row)
-
-
-def events_op(execution_id: int) -> _ops.Op[list[ExecutionEvent]]:
-    """``execution_events(execution_id)``, oldest first."""
-    return _ops.Op("select * from pgbatch.execution_events(%s)", (execution_id,),
-                   _rows_as(ExecutionEvent), dict_row)
+__all__ = ["ACTIVE_STATUSES", "EXECUTION_STATUSES", "TERMINAL_STATUSES", "TRANSITIONS",
+           "AsyncJobOperator", "ExecutionEvent", "JobExecutionDetail", "JobExecutionInfo",
+           "JobOperator", "StepExecutionInfo", "TransitionResult"]
 
 
 class JobOperator:
