@@ -133,8 +133,13 @@ def test_K5_sixteen_worker_processes_boot_at_once(
         for p in procs:
             p.stop(timeout=60)
     for name in names:
+        # the catch-up fire; on a slow machine the run may outlast the next */5
+        # occurrence, whose fire is on time: each occurrence at most once
         rows = fires(conn, name)
-        assert [(r["source"], r["outcome"]) for r in rows] == [("schedule", "fired")], name
+        assert rows, name
+        assert {(r["source"], r["outcome"]) for r in rows} == {("schedule", "fired")}, name
+        assert len({r["fire_at"] for r in rows}) == len(rows), name
+        assert all(r["coalesced_count"] == 0 for r in rows[1:]), name
         latest = scalar(conn, "select pgbatch.cron_prev('*/5 * * * *', 'UTC', %s)",
                         [rows[0]["decided_at"]])
         assert rows[0]["fire_at"] == latest
@@ -142,7 +147,7 @@ def test_K5_sixteen_worker_processes_boot_at_once(
             conn, "select count(*) - 1 from pgbatch.cron_occurrences('*/5 * * * *', 'UTC', %s, %s)",
             [down_since, latest])
         assert rows[0]["node_id"] in {f"w{i}" for i in range(K5_PROCESSES)}
-        assert jobs_of(conn, name) == 1
+        assert jobs_of(conn, name) == len(rows)
     assert scalar(conn, "select count(*) from pgbatch.schedule where id = 'heartbeat'") == 1
     assert schedule(conn, "heartbeat")["updated_at"] == schedule(conn, "heartbeat")["created_at"]
 
@@ -446,7 +451,8 @@ def test_H8_real_workers_booting_together_fire_each_due_schedule_once(
                    60, "every due schedule to be decided")
         wait_until(lambda: scalar(conn, "select count(*) from worker_test_done") == 5,
                    60, "the five scheduled task jobs to run")
-        for p in procs:
+        for p in procs:  # a slow starter may not have its signal handlers yet
+            p.wait_event("idle", timeout=120)
             p.stop()
     rows = conn.execute("select schedule_id, source, fire_at, outcome, coalesced_count, node_id"
                         " from pgbatch.schedule_fire order by schedule_id").fetchall()

@@ -99,6 +99,9 @@ def test_transactional_tasks_do_not_defeat_the_prefetch_limit(db: TestDatabase) 
         average, limit = lt.call(lambda: (worker.prefetch.average, worker.prefetch.limit()))
         settler = worker.settler
         assert settler is not None
+        # each in-transaction ack is counted on the worker's loop after its commit
+        wait_until(lambda: lt.call(lambda: settler.stats.acked_in_transaction) == total, 10,
+                   "every in-transaction ack to be counted")
         acked = lt.call(lambda: settler.stats.acked_in_transaction)
 
     assert scalar(conn, "select count(*) from prefetch_done") == total

@@ -28,6 +28,11 @@ from tests.worker_harness import (
     wait_until,
 )
 
+#: How late a job due at ``run_at`` may start in the timer tests: far below the
+#: workers' poll intervals there (10 s, 30 s), so a start within it was woken by
+#: the listener's due-time timer, never by a poll; generous, because how soon is
+#: the benchmark's business (B3), not a test's, and a loaded machine is slow.
+TIMER_SLACK = 1.0
 
 def test_one_job_with_50_idle_waiters_in_one_process_costs_exactly_one_claim(
         db: TestDatabase) -> None:
@@ -128,7 +133,7 @@ def test_a_backlog_wakes_every_idle_slot_at_once_and_drains(db: TestDatabase) ->
                                        "done": 1000, "dead": 0, "cancelled": 0}
 
 
-def test_a_job_scheduled_300ms_ahead_starts_within_50ms_of_run_at(db: TestDatabase) -> None:
+def test_a_job_scheduled_300ms_ahead_starts_at_its_run_at_not_at_a_poll(db: TestDatabase) -> None:
     starts: list[tuple[float, float]] = []
     got = threading.Event()
     with app_on(db.dsn) as app, LoopThread() as lt:
@@ -146,10 +151,10 @@ def test_a_job_scheduled_300ms_ahead_starts_within_50ms_of_run_at(db: TestDataba
     started, claimed_run_at = starts[0]
     assert claimed_run_at == pytest.approx(run_at.timestamp(), abs=1e-5)
     lateness = started - run_at.timestamp()
-    assert -0.005 <= lateness < 0.05, f"started {lateness * 1000:.1f} ms after run_at"
+    assert -0.005 <= lateness < TIMER_SLACK, f"started {lateness * 1000:.1f} ms after run_at"
 
 
-def test_jobs_scheduled_at_different_times_each_start_within_50ms_of_their_run_at(
+def test_jobs_scheduled_at_different_times_each_start_at_their_run_at_not_at_a_poll(
         db: TestDatabase) -> None:
     starts: dict[int, tuple[float, float]] = {}
     lock = threading.Lock()
@@ -174,10 +179,10 @@ def test_jobs_scheduled_at_different_times_each_start_within_50ms_of_their_run_a
 
     for n, (started, run_at) in sorted(starts.items()):
         lateness = started - run_at
-        assert -0.005 <= lateness < 0.05, f"job {n} started {lateness * 1000:.1f} ms late"
+        assert -0.005 <= lateness < TIMER_SLACK, f"job {n} started {lateness * 1000:.1f} ms late"
 
 
-def test_a_retry_after_a_failure_starts_within_50ms_of_its_backoff_time(
+def test_a_retry_after_a_failure_starts_at_its_backoff_time_not_at_a_poll(
         db: TestDatabase) -> None:
     starts: list[tuple[int, float, float]] = []
     got = threading.Event()
@@ -199,7 +204,7 @@ def test_a_retry_after_a_failure_starts_within_50ms_of_its_backoff_time(
     # backoff(1, 0.3 s) is in [0.15 s, 0.3 s]: the retry was scheduled, not immediate
     assert retry_at - t1 >= 0.1
     lateness = t2 - retry_at
-    assert -0.005 <= lateness < 0.05, f"retry started {lateness * 1000:.1f} ms after run_at"
+    assert -0.005 <= lateness < TIMER_SLACK, f"retry started {lateness * 1000:.1f} ms after run_at"
 
 
 def _terminate_listener(conn: Any) -> int:
