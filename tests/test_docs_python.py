@@ -19,11 +19,14 @@ process, or until a row says the work is done) and read the database. A
 ``needs=worker`` block whose check runs no worker fails. Every App the
 blocks create is closed at the end, and log handlers they add are removed.
 Classification (a docs/ block with neither ``run`` nor ``fragment``) is
-checked in tests/test_docs_examples.py.
+checked in tests/test_docs_examples.py. The batch guide's worked example is
+an excerpt of examples/batch_etl.py: that file runs here as the guide says
+(``setup``, a worker of its App, a launch).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import runpy
@@ -400,3 +403,35 @@ def doc_run(db: TestDatabase, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 def test_the_python_blocks_run_as_written(doc_run: DocRun, request: pytest.FixtureRequest
                                           ) -> None:
     run_group(request.node.callspec.params["doc_run"], doc_run, SETUPS, CHECKS)
+
+
+def test_the_batch_guides_example_runs_to_completion(db: TestDatabase,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path) -> None:
+    """docs/batch-guide.md's worked example (its excerpt is checked against the file):
+    ``setup``, a worker of ``examples.batch_etl:app``, a launch: every order cleaned once."""
+    monkeypatch.setenv("PGBATCH_DSN", db.dsn)
+    monkeypatch.setenv("ETL_DELAY", "0")  # the example's stand-in for real work
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    monkeypatch.delitem(sys.modules, "examples.batch_etl", raising=False)
+    example = importlib.import_module("examples.batch_etl")
+    monkeypatch.setattr(example, "ORDERS", 2_000)
+    conn = psycopg.connect(db.dsn, autocommit=True)
+    try:
+        example.setup(db.dsn)
+        assert "shop.orders: 2000 rows" in capsys.readouterr().out
+        run = DocRun(module=example, dsn=db.dsn, conn=conn, tmp_path=tmp_path, capsys=capsys)
+        execution = _one(run, "select pgbatch.launch_job('etl-orders',"
+                              " '{\"batch\": \"2026-12-01\"}')")
+        run.worker_until(_execution_ended(run, execution), example.app)
+        assert _one(run, "select status from pgbatch.job_execution where id = %s",
+                    [execution]) == "COMPLETED"
+        assert _one(run, "select count(*) from shop.orders_clean") == 2000
+        assert _one(run, "select count(*) from shop.orders o join shop.orders_clean c using (id)"
+                    " where c.customer"
+                    " = initcap(regexp_replace(btrim(o.customer), '\\s+', ' ', 'g'))"
+                    " and c.amount = o.amount_cents / 100.0") == 2000
+    finally:
+        example.app.close()
+        conn.close()
