@@ -5,7 +5,7 @@ transaction; this package is a thin runtime over those functions.
 """
 
 from pgbatch._aio_client import AsyncClient
-from pgbatch._app import App, TaskNameWarning
+from pgbatch._app import App
 from pgbatch._client import Client
 from pgbatch._errors import (
     ClaimLost,
@@ -47,6 +47,7 @@ from pgbatch._errors import (
 )
 from pgbatch._registry import TaskInfo
 from pgbatch._task import Handler, Task, TaskOptions
+from pgbatch._task_names import TaskNameWarning
 from pgbatch._types import (
     JOB_STATES,
     AckEffects,

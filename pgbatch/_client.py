@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from pgbatch import _enqueue_ops, _limits, _ops, _registry, _retry
 from pgbatch._errors import DuplicateJobId, translate
+from pgbatch._node_calls import NodeCalls
 from pgbatch._pooler import connection_kwargs, resolve_pooler
 from pgbatch._reconnect import ConnectionPoolGuard
 from pgbatch._registry import TaskInfo
@@ -44,9 +45,7 @@ from pgbatch._types import (
     JobCursor,
     JobInfo,
     Json,
-    LeaderLease,
     QueueStats,
-    VacuumStat,
 )
 
 T = TypeVar("T")
@@ -74,7 +73,7 @@ def _fetch_binary(conn: AnyConn, op: _ops.Op[Any]) -> list[Any]:
     return cur.fetchall()
 
 
-class Client:
+class Client(NodeCalls):
     """The pgbatch SQL API over psycopg (sync)."""
 
     def __init__(self, pool: ConnectionPool[Any], *,
@@ -387,58 +386,6 @@ class Client:
     def kv_get(self, key: str, *, conn: AnyConn | None = None) -> Json:
         """The value ack effects stored under ``key``, or None."""
         return self.run(_ops.kv_get(key), conn)
-
-    def announce_due(self, *, conn: AnyConn | None = None) -> int:
-        """Announce jobs that became due since the last call; returns how many."""
-        return self.run(_ops.announce_due(), conn)
-
-    def compact_counters(self, *, conn: AnyConn | None = None) -> int:
-        """Fold archived-job counter deltas; returns how many rows were folded."""
-        return self.run(_ops.compact_counters(), conn)
-
-    def next_due(self, queues: Sequence[str], *,
-                       conn: AnyConn | None = None) -> datetime | None:
-        """The earliest run_at of a pending job in ``queues``."""
-        return self.run(_ops.next_due(queues), conn)
-
-    def register_node(self, node_id: str, boot_id: UUID, info: Json = None, *,
-                            conn: AnyConn | None = None) -> int:
-        """Register a worker node incarnation; returns claims released from its previous one."""
-        return self.run(_ops.register_node(node_id, boot_id, info), conn)
-
-    def heartbeat_node(self, node_id: str, boot_id: UUID, *,
-                             conn: AnyConn | None = None) -> bool:
-        """Record a node heartbeat; False when a newer incarnation replaced this one."""
-        return self.run(_ops.heartbeat_node(node_id, boot_id), conn)
-
-    def deregister_node(self, node_id: str, boot_id: UUID, *,
-                              conn: AnyConn | None = None) -> bool:
-        """Remove a node's registration at a clean shutdown."""
-        return self.run(_ops.deregister_node(node_id, boot_id), conn)
-
-    def try_lead(self, node_id: str, boot_id: UUID,
-                       lease: timedelta = timedelta(seconds=5), scope: str = "maintenance", *,
-                       conn: AnyConn | None = None) -> LeaderLease:
-        """Take or renew the leadership lease of ``scope``; says who leads and until when."""
-        return self.run(_ops.try_lead(node_id, boot_id, lease, scope), conn)
-
-    def resign_lead(self, node_id: str, boot_id: UUID, scope: str = "maintenance", *,
-                          conn: AnyConn | None = None) -> bool:
-        """End this node's leadership lease of ``scope`` now; False if it held none."""
-        return self.run(_ops.resign_lead(node_id, boot_id, scope), conn)
-
-    def holds_lead(self, node_id: str, boot_id: UUID, term: int,
-                         scope: str = "maintenance", *, conn: AnyConn | None = None) -> bool:
-        """Whether this node holds a valid lease of ``scope`` under ``term`` (database time)."""
-        return self.run(_ops.holds_lead(node_id, boot_id, term, scope), conn)
-
-    def vacuum_stats(self, *, conn: AnyConn | None = None) -> list[VacuumStat]:
-        """Dead row versions of the tables the leader vacuums, and whether this role may."""
-        return self.run(_ops.vacuum_stats(), conn)
-
-    def check_compat(self, supported: int, *, conn: AnyConn | None = None) -> int:
-        """Raise IncompatibleSchema if the database is newer than ``supported``."""
-        return self.run(_ops.check_compat(supported), conn)
 
     # -- the task registry and queue removal (pgbatch._registry) --------------------------
     def enqueue_task(self, task: str, kwargs: dict[str, Json] | None = None, *,

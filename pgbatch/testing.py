@@ -40,7 +40,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from pgbatch._app import App
-from pgbatch.worker.worker import Worker, WorkerStats
+from pgbatch.worker.stats import WorkerStats
+from pgbatch.worker.worker import Worker
 
 
 async def arun_until_empty(app: App, queues: list[str] | None = None, *,

@@ -30,14 +30,8 @@ from pgbatch.worker.failures import (
     TaskTimeout,
     UnknownTask,
 )
-from pgbatch.worker.worker import (
-    Worker,
-    WorkerError,
-    WorkerStats,
-    default_node_id,
-    run_worker,
-    run_worker_concurrent,
-)
+from pgbatch.worker.stats import WorkerError, WorkerStats, default_node_id
+from pgbatch.worker.worker import Worker, run_worker, run_worker_concurrent
 
 __all__ = [
     "Abort",

@@ -30,14 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
-import signal
-import socket
-import threading
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -61,48 +56,15 @@ from pgbatch.worker.maintenance import Maintenance, MaintenanceConfig
 from pgbatch.worker.prefetch import PrefetchPolicy
 from pgbatch.worker.runner import Runner
 from pgbatch.worker.settler import Settler
+from pgbatch.worker.signals import ShutdownSignals
+from pgbatch.worker.stats import WorkerError, WorkerStats, default_node_id
 from pgbatch.worker.tasks import TaskExecutor
 from pgbatch.worker.threads import DaemonThreadRunner
 
 log = logging.getLogger("pgbatch.worker")
 
-_default_ids = itertools.count(1)
-
 #: The lease of claims on a queue no executor has an opinion about.
 DEFAULT_CLAIM_LEASE = _limits.DEFAULT_LEASE
-
-
-def default_node_id() -> str:
-    """``hostname:pid`` (``hostname:pid:n`` for a process's n-th worker, n > 1).
-
-    Unique, but new at every start (no fast recovery). Give a stable
-    ``node_id`` (a pod or unit name) so that a restarted worker releases its
-    previous incarnation's claims at once. Two live workers must never share
-    one, in one process or in two: each start releases the other's claims.
-    """
-    n = next(_default_ids)
-    base = f"{socket.gethostname()}:{os.getpid()}"
-    return base if n == 1 else f"{base}:{n}"
-
-
-@dataclass
-class WorkerStats:
-    """A snapshot of a worker's counters (each part owns its own; tests and the bench read this)."""
-
-    claim_calls: int = 0
-    claimed: int = 0
-    empty_claims: int = 0
-    started: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    released: int = 0
-    renewals: int = 0
-    lost_renewals: int = 0
-    first_started_at: float | None = None
-
-
-class WorkerError(RuntimeError):
-    """The worker stopped because of an error on its claim path."""
 
 
 class Worker:
@@ -168,7 +130,6 @@ class Worker:
         self.listen = listen
         self.maintenance_enabled = maintenance
         self.maintenance_config = maintenance_config
-        self.install_signal_handlers = install_signal_handlers
         self.ack_linger = ack_linger
         self.prefetch = PrefetchPolicy(concurrency, prefetch)
         self.dispatcher: WakeupDispatcher[Claim] = WakeupDispatcher(self.queues, concurrency)
@@ -184,8 +145,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._abort = False
         self._fatal: BaseException | None = None
-        self._signals = 0
-        self._exit_signal: int | None = None
+        self.signals = ShutdownSignals(install_signal_handlers, self.stop, self.abort)
 
     def listen_conninfo(self) -> str | None:
         """Where the listener connects, or None when this worker polls only.
@@ -253,23 +213,6 @@ class Worker:
         if self.runner is not None:
             self.runner.abort()
 
-    def _on_signal(self, signum: int = signal.SIGTERM) -> None:
-        self._signals += 1
-        if self._signals == 1:
-            log.info("%s: stopping gracefully (a second signal exits at once)",
-                     signal.Signals(signum).name)
-            self.stop()
-        else:
-            log.warning("second signal (%s): exiting now; claims will expire and be reaped",
-                        signal.Signals(signum).name)
-            self._exit_signal = signum
-            self.abort()
-
-    def _signal_handlers_wanted(self) -> bool:
-        if self.install_signal_handlers is not None:
-            return self.install_signal_handlers
-        return threading.current_thread() is threading.main_thread()
-
     def _fail(self, exc: BaseException) -> None:
         self._fatal = exc
         self.stop()
@@ -286,15 +229,7 @@ class Worker:
         second signal raises ``SystemExit(143)`` (SIGTERM) or ``SystemExit(130)``
         (SIGINT) once the worker is down.
         """
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        if self._signal_handlers_wanted():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                try:
-                    loop.add_signal_handler(sig, self._on_signal, sig)
-                except (NotImplementedError, RuntimeError, ValueError):  # not supported here
-                    continue
-                handled.append(sig)
+        self.signals.install()
         background: list[asyncio.Task[Any]] = []
         slots: list[asyncio.Task[Any]] = []
         try:
@@ -309,12 +244,11 @@ class Worker:
             await self._drain(slots)
         finally:
             await self._shutdown(background, slots)
-            for sig in handled:
-                loop.remove_signal_handler(sig)
+            self.signals.remove()
         if self._fatal is not None:
             raise WorkerError(f"worker stopped: {self._fatal}") from self._fatal
-        if self._exit_signal is not None:  # the shell's convention: 128 + the signal's number
-            raise SystemExit(128 + self._exit_signal)
+        if self.signals.exit_signal is not None:  # the shell's convention: 128 + its number
+            raise SystemExit(128 + self.signals.exit_signal)
 
     async def _start(self, background: list[asyncio.Task[Any]]) -> None:
         """Connect, register, build the parts and start the background ones."""
