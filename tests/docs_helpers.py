@@ -55,7 +55,7 @@ import pytest
 from pgbatch import App, Worker
 from pgbatch.embedded import ServerError, embedded_bin_dir
 from pgbatch.testing import run_until_empty
-from pgbatch.worker.worker import WorkerStats
+from pgbatch.worker import WorkerStats
 
 ROOT = Path(__file__).resolve().parent.parent
 
