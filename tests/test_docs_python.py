@@ -117,7 +117,8 @@ SETUPS: dict[str, Step] = {
 
 
 def _quick_start(run: DocRun) -> None:
-    """Run as a script it enqueues one job; a worker of the module runs it once."""
+    """Imported, it enqueues nothing; run as a script, one job that a worker runs once."""
+    assert _one(run, "select count(*) from pgbatch.job") == 0
     script = run.tmp_path / f"{run.module.__name__}.py"
     assert run.block is not None
     script.write_text(run.block.code, encoding="utf-8")
