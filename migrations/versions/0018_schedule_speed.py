@@ -3,12 +3,13 @@
 Revision ID: 0018_schedule_speed
 Revises: 0017_job_results
 
-The tick (tick_schedules) decides a fire for about a third of the server time:
+The tick (tick_schedules) decides a fire for about a quarter of the server time:
 _cron_missed counts the occurrences in (after, until] by calendar arithmetic
 where no DST transition is within two days of the range (_cron_count and
 _cron_count_day_until, new; the enumeration stays for the other ranges);
 _cron_next_after and _cron_prev_at take a short way in zones of one offset
-(_tz_fixed, new); the tick parses each cron expression once per call
+(_tz_fixed, new); _cron_next_local and _cron_prev_local find a field's next or
+previous value by a loop instead of a query; the tick parses each cron expression once per call
 (_schedule_missed_parsed and _schedule_next_after_parsed, new; _schedule_missed
 and _schedule_next_after parse and call them); a fired queue job's ledger row is
 written with its job id (_schedule_job_id, new) instead of being updated after
@@ -30,10 +31,11 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0018_schedule_speed.sql: released SQL never changes.
-SQL_SHA256 = "75dfa67f642231b44a79b2282b7d07bcd48035d89ae267190edeb31195db48ca"
+SQL_SHA256 = "9274bf6ae5ae2302c8207143cdf00876b2c87dc1be1de7aae41dffd9c4127b2e"
 
 #: Where the definitions this version replaces were last frozen.
-_PREVIOUS = (("0007_cron", "_cron_next_after"), ("0007_cron", "_cron_prev_at"),
+_PREVIOUS = (("0007_cron", "_cron_next_local"), ("0007_cron", "_cron_prev_local"),
+             ("0007_cron", "_cron_next_after"), ("0007_cron", "_cron_prev_at"),
              ("0007_cron", "_cron_missed"), ("0014_schedules", "_schedule_next_after"),
              ("0014_schedules", "_schedule_missed"), ("0014_schedules", "_schedule_launch"),
              ("0014_schedules", "_schedule_record_fire"), ("0014_schedules", "tick_schedules"))

@@ -1,8 +1,9 @@
 -- pgbatch migration 0018_schedule_speed: the scheduler's tick decides a
--- fire for a third of the server time it took. Missed occurrences are
+-- fire for about a quarter of the server time it took. Missed occurrences are
 -- counted by calendar arithmetic where no DST transition is near
 -- (_cron_count, _cron_count_day_until; the enumeration stays for the rest),
--- zones of one offset take a short way in next/prev (_tz_fixed), the tick
+-- zones of one offset take a short way in next/prev (_tz_fixed), the
+-- local-time steps loop over a field's values instead of querying them, the tick
 -- parses each cron expression once per call (_schedule_missed_parsed,
 -- _schedule_next_after_parsed), and a fired queue job's ledger row is
 -- written once (_schedule_job_id). Names, parameters and results of every
@@ -24,6 +25,158 @@ as $$
                   'Zulu', 'Etc/Zulu', 'Greenwich', 'Etc/Greenwich', 'GMT0', 'Etc/GMT0', 'GMT+0',
                   'Etc/GMT+0', 'GMT-0', 'Etc/GMT-0')
            or tz ~ '^Etc/GMT[+-][0-9]{1,2}$'
+$$;
+
+-- ==== schedule/functions/106_cron_next_local.sql ====
+-- The first local wall-clock time at or after `t` (rounded up to a whole
+-- second) that matches `spec`, or NULL if there is none before 2200-01-02.
+-- Plain calendar arithmetic, no time zone: a month, day, hour or minute that
+-- does not match is skipped whole. The next value of a field is found by a
+-- loop over its sorted values (no query: this runs for every occurrence).
+create or replace function pgbatch._cron_next_local(spec pgbatch.cron_spec, t timestamp)
+returns timestamp
+language plpgsql
+immutable
+parallel safe
+as $$
+declare
+    v_next int;
+    v_value int;
+begin
+    if t <> date_trunc('second', t) then
+        t := date_trunc('second', t) + interval '1 second';
+    end if;
+    loop
+        if t >= timestamp '2200-01-02' then
+            return null;
+        end if;
+        if not extract(month from t)::int = any(spec.months) then
+            v_next := null;
+            foreach v_value in array spec.months loop
+                if v_value > extract(month from t) then
+                    v_next := v_value;
+                    exit;
+                end if;
+            end loop;
+            if v_next is null then
+                t := make_timestamp(extract(year from t)::int + 1, spec.months[1], 1, 0, 0, 0);
+            else
+                t := make_timestamp(extract(year from t)::int, v_next, 1, 0, 0, 0);
+            end if;
+            continue;
+        end if;
+        if not pgbatch._cron_day_matches(spec, t) then
+            t := date_trunc('day', t) + interval '1 day';
+            continue;
+        end if;
+        if not extract(hour from t)::int = any(spec.hours) then
+            v_next := null;
+            foreach v_value in array spec.hours loop
+                if v_value > extract(hour from t) then
+                    v_next := v_value;
+                    exit;
+                end if;
+            end loop;
+            t := date_trunc('day', t) + coalesce(make_interval(hours => v_next), interval '1 day');
+            continue;
+        end if;
+        if not extract(minute from t)::int = any(spec.minutes) then
+            v_next := null;
+            foreach v_value in array spec.minutes loop
+                if v_value > extract(minute from t) then
+                    v_next := v_value;
+                    exit;
+                end if;
+            end loop;
+            t := date_trunc('hour', t) + coalesce(make_interval(mins => v_next), interval '1 hour');
+            continue;
+        end if;
+        if not extract(second from t)::int = any(spec.seconds) then
+            v_next := null;
+            foreach v_value in array spec.seconds loop
+                if v_value > extract(second from t)::int then
+                    v_next := v_value;
+                    exit;
+                end if;
+            end loop;
+            t := date_trunc('minute', t) + coalesce(make_interval(secs => v_next), interval '1 minute');
+            continue;
+        end if;
+        return t;
+    end loop;
+end
+$$;
+
+-- ==== schedule/functions/106_cron_prev_local.sql ====
+-- The last local wall-clock time at or before `t` (rounded down to a whole
+-- second) that matches `spec`, or NULL if there is none after 1899-12-31.
+-- The mirror image of _cron_next_local (a field's previous value, too, is found
+-- by a loop over its sorted values).
+create or replace function pgbatch._cron_prev_local(spec pgbatch.cron_spec, t timestamp)
+returns timestamp
+language plpgsql
+immutable
+parallel safe
+as $$
+declare
+    v_prev int;
+    v_value int;
+begin
+    t := date_trunc('second', t);
+    loop
+        if t < timestamp '1899-12-31' then
+            return null;
+        end if;
+        if not extract(month from t)::int = any(spec.months) then
+            v_prev := null;
+            foreach v_value in array spec.months loop
+                exit when v_value >= extract(month from t);
+                v_prev := v_value;
+            end loop;
+            if v_prev is null then
+                t := make_timestamp(extract(year from t)::int - 1, spec.months[cardinality(spec.months)], 1, 0, 0, 0);
+            else
+                t := make_timestamp(extract(year from t)::int, v_prev, 1, 0, 0, 0);
+            end if;
+            t := t + interval '1 month' - interval '1 second';
+            continue;
+        end if;
+        if not pgbatch._cron_day_matches(spec, t) then
+            t := date_trunc('day', t) - interval '1 second';
+            continue;
+        end if;
+        if not extract(hour from t)::int = any(spec.hours) then
+            v_prev := null;
+            foreach v_value in array spec.hours loop
+                exit when v_value >= extract(hour from t);
+                v_prev := v_value;
+            end loop;
+            t := date_trunc('day', t) + coalesce(make_interval(hours => v_prev) + interval '59 minutes 59 seconds',
+                                                 interval '-1 second');
+            continue;
+        end if;
+        if not extract(minute from t)::int = any(spec.minutes) then
+            v_prev := null;
+            foreach v_value in array spec.minutes loop
+                exit when v_value >= extract(minute from t);
+                v_prev := v_value;
+            end loop;
+            t := date_trunc('hour', t) + coalesce(make_interval(mins => v_prev) + interval '59 seconds',
+                                                  interval '-1 second');
+            continue;
+        end if;
+        if not extract(second from t)::int = any(spec.seconds) then
+            v_prev := null;
+            foreach v_value in array spec.seconds loop
+                exit when v_value >= extract(second from t)::int;
+                v_prev := v_value;
+            end loop;
+            t := date_trunc('minute', t) + coalesce(make_interval(secs => v_prev), interval '-1 second');
+            continue;
+        end if;
+        return t;
+    end loop;
+end
 $$;
 
 -- ==== schedule/functions/111_cron_count_day_until.sql ====
@@ -399,11 +552,11 @@ $$;
 -- The id of the queue job that the fire (schedule_id, source, fire_at) of a
 -- queue-target schedule enqueues: derived from the triple, so a retried
 -- launch can never enqueue a second job, and known before the launch (the
--- ledger row is written with it).
+-- ledger row is written with it). STABLE (to_char is): inlined into its callers.
 create or replace function pgbatch._schedule_job_id(schedule_id text, source text, fire_at timestamptz)
 returns uuid
 language sql
-immutable
+stable
 parallel safe
 as $$
     select md5('pgbatch.schedule|' || schedule_id || '|' || source || '|'
