@@ -118,10 +118,24 @@ def i8_checked(request: pytest.FixtureRequest) -> Iterator[None]:
         assert_i8(c)
 
 
+#: Where Debian's libfaketime (package ``faketime``) puts the preload library.
+FAKETIME_LIBRARIES = ("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+                      "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+                      "/usr/lib/faketime/libfaketime.so.1")
+
+
+def faketime_library() -> str | None:
+    """The path of libfaketime's preload library, or None when it is not installed."""
+    return next((path for path in FAKETIME_LIBRARIES if os.path.exists(path)), None)
+
+
 class ScheduleWorkerProcess(WorkerProcess):
     """``tests/schedule_worker_proc.py`` in a subprocess: a worker whose App defines
     the schedules given as ``schedules`` (a list of ``App.schedule`` keyword
-    arguments, durations in seconds)."""
+    arguments, durations in seconds). ``env`` is added to the process's environment
+    (``ScheduleProcs.spawn`` puts libfaketime there for a node with a skewed clock)."""
+
+    env: dict[str, str] | None = None
 
     def start(self) -> ScheduleWorkerProcess:
         """Start the process (returns at once; see ``wait_event``)."""
@@ -130,7 +144,7 @@ class ScheduleWorkerProcess(WorkerProcess):
             text = json.dumps(value, default=str) if key == "schedules" else str(value)
             if value is not None and value is not False:
                 args += ["--" + key.replace("_", "-"), text]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), **(self.env or {})}
         self.events = []
         with self.stderr_path.open("a") as err:
             self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -144,9 +158,24 @@ class ScheduleWorkerProcess(WorkerProcess):
 class ScheduleProcs(ProcGroup):
     """Schedule worker subprocesses of one test; every one still running is killed on exit."""
 
-    def spawn(self, name: str, **options: Any) -> WorkerProcess:
-        """Start a schedule_worker_proc with ``options`` (flag names with underscores)."""
-        wp = ScheduleWorkerProcess(self.dsn, self.log_dir, name, **options).start()
+    def spawn(self, name: str, *, clock_offset: str | None = None, superuser: bool = False,
+              **options: Any) -> WorkerProcess:
+        """Start a schedule_worker_proc with ``options`` (flag names with underscores).
+
+        ``clock_offset`` (libfaketime's relative FAKETIME, e.g. ``"-5m"``) runs the process
+        with its system clock moved by that much (the monotonic clock is left alone);
+        ``superuser`` connects it as the session's superuser instead of the worker
+        member role (so that a database-wide ``pgbatch.fake_now`` applies to it)."""
+        wp = ScheduleWorkerProcess(self.dsn, self.log_dir, name, **options)
+        if superuser:
+            wp.dsn = self.dsn
+        if clock_offset is not None:
+            library = faketime_library()
+            if library is None:
+                raise RuntimeError("libfaketime is not installed (apt-get install faketime)")
+            wp.env = {"LD_PRELOAD": library, "FAKETIME": clock_offset,
+                      "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+        wp.start()
         self.procs.append(wp)
         return wp
 

@@ -10,7 +10,8 @@ the App, whose ``Task`` is passed). With ``--start-lock KEY`` the process
 waits on a shared advisory lock ``KEY`` (the test holds it exclusively and
 lets every process go at once) before the worker starts. Events on stdout,
 one JSON object per line: ``waiting`` (about to wait on the start lock),
-``up`` (the worker is ready: its schedules are registered), ``exit``.
+``up`` (the worker is ready: its schedules are registered; ``clock``: the process's
+system clock then, as ``time.time()``), ``exit``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -56,7 +58,7 @@ async def run(args: argparse.Namespace) -> int:
     ready = asyncio.create_task(worker.ready.wait())
     await asyncio.wait([task, ready], return_when=asyncio.FIRST_COMPLETED)
     if worker.ready.is_set():
-        emit("up", pid=os.getpid(), node=worker.node_id)
+        emit("up", pid=os.getpid(), node=worker.node_id, clock=time.time())
     ready.cancel()
     error: str | None = None
     try:

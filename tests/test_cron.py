@@ -626,3 +626,120 @@ def _calls(conn: Conn, function: str) -> int:
                          " from pg_proc p where p.pronamespace = 'pgbatch'::regnamespace"
                          " and p.proname = %s", [function])
     return int(value)
+
+
+# ------------------------------------------------------------------ counting, not enumerating
+
+#: How many occurrences the reference enumeration lists at most per example.
+ENUMERATION_CAP = 1500
+
+
+def fast_count(conn: Conn, expr: str, tz: str, after: datetime, until: datetime) -> int | None:
+    """pgbatch._cron_count: the arithmetic count, or None where it leaves the range to
+    enumeration."""
+    value: int | None = scalar(
+        conn, "select pgbatch._cron_count(pgbatch.cron_parse(%s), %s, %s, %s)",
+        [expr, tz, after, until])
+    return value
+
+
+def enumerated(conn: Conn, expr: str, tz: str, after: datetime, until: datetime,
+               max_count: int) -> list[datetime]:
+    """The occurrences in (after, until], one _cron_next_after at a time (at most max_count)."""
+    rows = conn.execute("select pgbatch._cron_between(pgbatch.cron_parse(%s), %s, %s, %s, %s)",
+                        [expr, tz, after, until, max_count]).fetchall()
+    return [r[0] for r in rows]
+
+
+ranges = st.one_of(st.integers(0, 3 * 3600), st.integers(0, 4 * 86400),
+                   st.integers(0, 120 * 86400)).map(lambda s: timedelta(seconds=s))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=not RANDOM,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(expr=cron_expressions(), zone_pick=st.one_of(st.sampled_from([*SPECIAL_ZONES, "UTC"]),
+                                                   st.integers(0, 10_000)),
+       t=instants, length=ranges, near_transition=st.integers(0, 2), year=st.integers(1901, 2150),
+       shift=st.integers(-4 * 86400, 2 * 86400), fraction=st.integers(0, 999_999),
+       data=st.data())
+def test_counting_equals_enumerating(cc: Conn, zones: list[str], expr: str,
+                                     zone_pick: str | int, t: datetime, length: timedelta,
+                                     near_transition: int, year: int, shift: int, fraction: int,
+                                     data: st.DataObject) -> None:
+    """The tick's count of missed occurrences (_cron_count, and cron_missed built on it)
+    equals one-at-a-time enumeration for random expressions, zones and ranges; two
+    examples in three start within days of a DST or offset change, on both sides of
+    the two-day margin inside which the count leaves the range to the enumeration."""
+    tz = zone_pick if isinstance(zone_pick, str) else zones[zone_pick % len(zones)]
+    if near_transition:
+        changes = transitions(tz, year) or transitions(tz, 2026) or [t]
+        t = data.draw(st.sampled_from(changes)) + timedelta(seconds=shift)
+    after = t.replace(microsecond=fraction)
+    until = min(after + length, datetime(2199, 12, 31, tzinfo=UTC))
+    listed = enumerated(cc, expr, tz, after, until, ENUMERATION_CAP + 1)
+    counted = fast_count(cc, expr, tz, after, until)
+    if counted is not None:
+        if len(listed) > ENUMERATION_CAP:
+            assert counted > ENUMERATION_CAP, (expr, tz, after, until)
+        else:
+            assert counted == len(listed), (expr, tz, after, until)
+    latest, count, capped = missed(cc, expr, tz, after, until, ENUMERATION_CAP)
+    if len(listed) > ENUMERATION_CAP:
+        assert (count, capped) == (ENUMERATION_CAP, True)
+        assert latest == prev(cc, expr, tz, until)
+    else:
+        assert (latest, count, capped) == (listed[-1] if listed else None, len(listed), False)
+
+
+@pytest.mark.parametrize(("expr", "tz", "after", "until", "expected"), [
+    ("*/5 * * * *", "UTC", "2026-01-01T00:00:00", "2026-01-01T01:00:00", 12),
+    ("*/5 * * * *", "UTC", "2026-01-01T00:00:00.5", "2026-01-03T01:00:00", 588),
+    ("0 9-17 * * 1-5", "Europe/Berlin", "2026-01-01T00:00:00", "2026-02-11T01:00:00", 261),
+    ("*/7 */3 1,15 * *", "Asia/Tokyo", "2026-03-01T00:00:00", "2026-08-11T01:00:00", 764),
+    ("30 2 * * *", "America/New_York", "2026-05-01T00:00:00", "2026-06-01T00:00:00", 31),
+    ("0 0 29 2 *", "Etc/GMT-14", "2027-01-01T00:00:00", "2028-01-01T00:00:00", 0),
+])
+def test_counting_applies_away_from_transitions(cc: Conn, expr: str, tz: str, after: str,
+                                                until: str, expected: int) -> None:
+    """Ranges with one UTC offset within two days are counted (not left to enumeration)."""
+    assert fast_count(cc, expr, tz, utc(after), utc(until)) == expected
+    assert len(enumerated(cc, expr, tz, utc(after), utc(until), 10_000)) == expected
+
+
+@pytest.mark.parametrize(("tz", "after", "until"), [
+    ("Europe/Berlin", "2026-03-27T12:00:00", "2026-03-28T12:00:00"),   # 29 March: +1 -> +2
+    ("America/New_York", "2026-11-01T00:00:00", "2026-11-02T00:00:00"),  # the fold itself
+    ("Australia/Lord_Howe", "2026-04-01T00:00:00", "2026-04-10T00:00:00"),
+    ("Europe/Berlin", "2026-01-01T00:00:00", "2027-03-01T00:00:00"),   # longer than 400 days
+])
+def test_counting_leaves_transitions_and_long_ranges_to_enumeration(
+        cc: Conn, tz: str, after: str, until: str) -> None:
+    assert fast_count(cc, "0 * * * *", tz, utc(after), utc(until)) is None
+    listed = enumerated(cc, "0 * * * *", tz, utc(after), utc(until), 1001)
+    assert missed(cc, "0 * * * *", tz, utc(after), utc(until)) == \
+        ((listed[-1], len(listed), False) if len(listed) <= 1000 else
+         (prev(cc, "0 * * * *", tz, utc(until)), 1000, True))
+
+
+def test_the_tick_parses_each_expression_once_per_call(cc: Conn) -> None:
+    """The decision work per schedule: one parse per distinct expression per tick, and in
+    UTC no enumeration of the eleven coalesced occurrences (function statistics of the
+    transaction, rolled back)."""
+    with cc.transaction(force_rollback=True):
+        cc.execute("set local track_functions = 'pl'")
+        cc.execute("select count(pgbatch.create_schedule('p' || i, 'cron', cron_expr => e,"
+                   " queue => 'q', catchup_window => '1 day'))"
+                   " from generate_series(1, 20) i,"
+                   " lateral (select case when i % 2 = 0 then '*/5 * * * *'"
+                   "                 else '0 * * * *' end e) x")
+        cc.execute("update pgbatch.schedule set effective_from = now() - interval '2 hours',"
+                   " next_due_at = now() - interval '2 hours'")
+        parses = _calls(cc, "cron_parse")
+        nexts = _calls(cc, "_cron_next_local")
+        decided = cc.execute("select outcome, coalesced_count from pgbatch.tick_schedules('n', 100)"
+                             " order by schedule_id").fetchall()
+        assert len(decided) == 20
+        assert {(o, c) for o, c in decided} == {("fired", 23), ("fired", 1)}
+        assert _calls(cc, "cron_parse") - parses == 2
+        # per schedule: one next_local for the next due time (the latest is a prev)
+        assert _calls(cc, "_cron_next_local") - nexts == 20

@@ -8,10 +8,13 @@ concurrent callers. I8 is checked after each test."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from tests.batch_helpers import register
 from tests.conftest import PgTestServer, TestDatabase
@@ -29,6 +33,7 @@ from tests.schedule_helpers import (
     ScheduleProcs,
     assert_i8,
     create,
+    faketime_library,
     fired_at,
     fires,
     i8_checked,  # noqa: F401 - the fixture of pytestmark
@@ -314,6 +319,97 @@ def test_K8_node_side_clock_and_session_settings_do_not_change_fires(
         synced = _k8_run(other, ["set timezone = 'UTC'"])
     assert skewed == synced
     assert all(skewed.values())
+
+
+#: The K8 node clocks: libfaketime offsets of the skewed nodes' system clocks.
+K8_SKEWS = ("-5m", "+5m")
+#: The database times at which the K8 process run decides: late within the windows,
+#: the Berlin 02:30 of 2 June 10 minutes late (fired), of 3 June 45 minutes late
+#: (skipped_late), dense seconds coalesced by the thousand (capped).
+K8_PHASES = (T0 + 20 * MIN + timedelta(seconds=5), T0 + 3 * 60 * MIN + 10 * MIN,
+             datetime(2026, 6, 2, 0, 40, tzinfo=T0.tzinfo),
+             datetime(2026, 6, 3, 1, 15, tzinfo=T0.tzinfo))
+
+
+def _k8_setup(conn: Conn) -> None:
+    """The K8 schedules, created at T0 (database time)."""
+    set_clock(conn, T0)
+    create(conn, "berlin", cron_expr="30 2 * * *", tz="Europe/Berlin",
+           catchup_window=timedelta(minutes=30))
+    create(conn, "seven", cron_expr="*/7 * * * *", catchup_window=timedelta(minutes=30))
+    create(conn, "tens", cron_expr="*/10 * * * * *", catchup_window=timedelta(days=1))
+    create(conn, "hourly", "interval", every=timedelta(hours=1, minutes=1), anchor=T0,
+           catchup_window=timedelta(minutes=30))
+
+
+def _k8_all_decided(conn: Conn, at: datetime) -> bool:
+    """No enabled schedule is due at ``at`` any more."""
+    return bool(scalar(conn, "select count(*) = 0 from pgbatch.schedule"
+                             " where enabled and next_due_at <= %s", [at]))
+
+
+def _k8_ledger(conn: Conn) -> list[tuple[Any, ...]]:
+    """The ledger without the deciding node."""
+    return [tuple(r) for r in conn.execute(
+        "select schedule_id, source, fire_at, outcome, coalesced_count, coalesced_capped,"
+        " decided_at, job_id is not null from pgbatch.schedule_fire"
+        " order by schedule_id, source, fire_at")]
+
+
+@pytest.mark.skipif(faketime_library() is None,
+                    reason="libfaketime is not installed (apt-get install faketime)")
+def test_K8_worker_processes_with_skewed_clocks_fire_what_synced_ones_fire(
+        db: TestDatabase, conn: Conn, pg_server: PgTestServer, template_db: str,
+        tmp_path: Path) -> None:
+    """Real worker processes whose system clocks run 5 minutes behind and 5 minutes
+    ahead (libfaketime, one offset per process) decide exactly the fires that processes
+    with the machine's clock decide in a copy of the same database: same occurrences,
+    outcomes, coalesced counts and decision times, because the tick reads only the
+    database's clock. The database clock is the test override set for the whole
+    database (the processes connect as the superuser, for whom it applies), moved
+    through K8_PHASES; in each phase the processes are started, decide every due
+    schedule, and are stopped."""
+    with cloned_database(pg_server, template_db, "k8sync") as synced_db:
+        synced = synced_db.connect()
+        groups = [(db, conn, K8_SKEWS, "skewed"), (synced_db, synced, (None, None), "synced")]
+        for _, c, _, _ in groups:
+            _k8_setup(c)
+        for phase, at in enumerate(K8_PHASES):
+            for database, c, _, _ in groups:
+                c.execute(sql.SQL("alter database {} set pgbatch.fake_now = {}").format(
+                    sql.Identifier(database.name), sql.Literal(at.isoformat())))
+            with contextlib.ExitStack() as stack:
+                started: list[tuple[Any, str | None]] = []
+                for database, _, skews, label in groups:
+                    procs = stack.enter_context(ScheduleProcs(database.dsn, tmp_path))
+                    for i, skew in enumerate(skews):
+                        started.append((procs.spawn(f"k8-{label}-{phase}-{i}",
+                                                    node_id=f"{label}-{i}", clock_offset=skew,
+                                                    superuser=True), skew))
+                for p, skew in started:
+                    offset = float(p.wait_event("up", timeout=120)["clock"]) - time.time()
+                    expected = {None: 0.0, "-5m": -300.0, "+5m": 300.0}[skew]
+                    assert abs(offset - expected) < 150, (p.name, skew, offset)
+                for _, c, _, _ in groups:
+                    wait_until(functools.partial(_k8_all_decided, c, at), 120,
+                               f"every schedule due at {at} to be decided")
+                for p, _ in started:
+                    p.stop(timeout=60)
+        for database, c, _, _ in groups:
+            c.execute(sql.SQL("alter database {} reset pgbatch.fake_now").format(
+                sql.Identifier(database.name)))
+        skewed_ledger, synced_ledger = _k8_ledger(conn), _k8_ledger(synced)
+        assert skewed_ledger == synced_ledger
+        outcomes = {(r[0], r[3]) for r in skewed_ledger}
+        assert {("berlin", "fired"), ("berlin", "skipped_late"), ("seven", "fired"),
+                ("tens", "fired"), ("hourly", "fired")} <= outcomes
+        assert any(r[0] == "tens" and r[5] for r in skewed_ledger)     # coalesced, capped
+        assert {r[6] for r in skewed_ledger} == set(K8_PHASES)       # decided at phase times
+        nodes = {r[0] for r in conn.execute("select distinct node_id from pgbatch.schedule_fire")}
+        assert nodes
+        assert nodes <= {"skewed-0", "skewed-1"}
+        assert_i8(synced)
+        synced.close()
 
 
 @pytest.mark.parametrize("crash", ["restart", "sigkill"])

@@ -1,6 +1,7 @@
 -- The last local wall-clock time at or before `t` (rounded down to a whole
 -- second) that matches `spec`, or NULL if there is none after 1899-12-31.
--- The mirror image of _cron_next_local.
+-- The mirror image of _cron_next_local (a field's previous value, too, is found
+-- by a loop over its sorted values).
 create or replace function pgbatch._cron_prev_local(spec pgbatch.cron_spec, t timestamp)
 returns timestamp
 language plpgsql
@@ -9,6 +10,7 @@ parallel safe
 as $$
 declare
     v_prev int;
+    v_value int;
 begin
     t := date_trunc('second', t);
     loop
@@ -16,7 +18,11 @@ begin
             return null;
         end if;
         if not extract(month from t)::int = any(spec.months) then
-            select max(m) into v_prev from unnest(spec.months) m where m < extract(month from t);
+            v_prev := null;
+            foreach v_value in array spec.months loop
+                exit when v_value >= extract(month from t);
+                v_prev := v_value;
+            end loop;
             if v_prev is null then
                 t := make_timestamp(extract(year from t)::int - 1, spec.months[cardinality(spec.months)], 1, 0, 0, 0);
             else
@@ -30,19 +36,31 @@ begin
             continue;
         end if;
         if not extract(hour from t)::int = any(spec.hours) then
-            select max(h) into v_prev from unnest(spec.hours) h where h < extract(hour from t);
+            v_prev := null;
+            foreach v_value in array spec.hours loop
+                exit when v_value >= extract(hour from t);
+                v_prev := v_value;
+            end loop;
             t := date_trunc('day', t) + coalesce(make_interval(hours => v_prev) + interval '59 minutes 59 seconds',
                                                  interval '-1 second');
             continue;
         end if;
         if not extract(minute from t)::int = any(spec.minutes) then
-            select max(m) into v_prev from unnest(spec.minutes) m where m < extract(minute from t);
+            v_prev := null;
+            foreach v_value in array spec.minutes loop
+                exit when v_value >= extract(minute from t);
+                v_prev := v_value;
+            end loop;
             t := date_trunc('hour', t) + coalesce(make_interval(mins => v_prev) + interval '59 seconds',
                                                   interval '-1 second');
             continue;
         end if;
         if not extract(second from t)::int = any(spec.seconds) then
-            select max(s) into v_prev from unnest(spec.seconds) s where s < extract(second from t)::int;
+            v_prev := null;
+            foreach v_value in array spec.seconds loop
+                exit when v_value >= extract(second from t)::int;
+                v_prev := v_value;
+            end loop;
             t := date_trunc('minute', t) + coalesce(make_interval(secs => v_prev), interval '-1 second');
             continue;
         end if;

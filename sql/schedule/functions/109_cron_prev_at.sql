@@ -2,7 +2,8 @@
 -- none since 1900. Direct: scans matching local times backwards from the
 -- latest one that could map at or before `at` (the mirror of
 -- _cron_next_after, over the same occurrences), so it costs the same however
--- far back the previous occurrence is or how dense the expression is.
+-- far back the previous occurrence is or how dense the expression is. In a
+-- zone of one offset (_tz_fixed) the last matching local time is the answer.
 create or replace function pgbatch._cron_prev_at(spec pgbatch.cron_spec, tz text, at timestamptz)
 returns timestamptz
 language plpgsql
@@ -12,11 +13,19 @@ as $$
 declare
     v_every_hour constant boolean := cardinality(spec.hours) = 24;
     v_bounds record;
+    v_offset interval;
     v_local timestamp;
     v_stop timestamp;
     v_best timestamptz;
     v_inst timestamptz;
 begin
+    if pgbatch._tz_fixed(tz) then
+        -- one offset: local order is instant order, no gap, no fold
+        v_offset := pgbatch._tz_offset(tz, at);
+        v_local := pgbatch._cron_prev_local(spec, (at at time zone 'UTC') + v_offset);
+        v_best := (v_local - v_offset) at time zone 'UTC';
+        return case when v_best >= timestamptz '1900-01-01 00:00Z' then v_best end;
+    end if;
     v_bounds := pgbatch._cron_offset_bounds(tz, at);
     -- a local time after this maps after `at`
     v_local := pgbatch._cron_prev_local(spec, (at at time zone 'UTC') + v_bounds.greatest_offset);

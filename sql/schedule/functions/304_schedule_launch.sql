@@ -1,7 +1,7 @@
 -- Starts the work of one fire of schedule `s` (in the caller's transaction):
 -- target 'queue' enqueues the payload template plus {"schedule": {"id",
 -- "source", "fire_at"}} on the schedule's queue, with a job id derived from
--- (schedule, source, fire_at); target 'batch' launches the job with the
+-- (schedule, source, fire_at) (_schedule_job_id); target 'batch' launches the job with the
 -- parameter template plus the identifying parameters schedule (str) and
 -- fire_at (datetime), and a request_id derived from the same triple, so the
 -- job instance key is one more guard and a retry is idempotent. A refusal of
@@ -26,7 +26,7 @@ begin
                 payload => s.payload || jsonb_build_object('schedule', jsonb_build_object(
                     'id', s.id, 'source', source,
                     'fire_at', to_char(fire_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))),
-                id_override => md5('pgbatch.schedule|' || v_key)::uuid);
+                id_override => pgbatch._schedule_job_id(s.id, source, fire_at));
         else
             job_execution_id := pgbatch.launch_job(
                 job_name => s.job_name,

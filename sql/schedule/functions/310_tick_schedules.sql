@@ -14,7 +14,8 @@
 --   else -> skipped_late
 -- The ledger row, the work and the watermark move (last_fire_at = o*,
 -- next_due_at = the first occurrence after o*; a once schedule is disabled)
--- commit together. Returns the decisions, with `node_id` recorded on each.
+-- commit together. Each cron expression is parsed once per call (schedules
+-- sharing one share the parse). Returns the decisions, with `node_id` recorded on each.
 create or replace function pgbatch.tick_schedules(node_id text default null, max_schedules integer default 100)
 returns setof pgbatch.schedule_fire_info
 language plpgsql
@@ -26,6 +27,10 @@ declare
     m       record;
     v_out   text;
     v_fire  pgbatch.schedule_fire;
+    v_spec  pgbatch.cron_spec;
+    v_exprs text[] := '{}';                 -- the cron expressions parsed in this call ...
+    v_specs pgbatch.cron_spec[] := '{}';    -- ... and their parses
+    v_i     integer;
 begin
     if max_schedules is null or max_schedules < 1 or max_schedules > 10000 then
         perform pgbatch._raise('PB007', format('invalid max_schedules: %s, must be 1 to 10000',
@@ -41,11 +46,22 @@ begin
          limit max_schedules
            for update skip locked
     loop
+        v_spec := null;
+        if s.kind = 'cron' then
+            v_i := array_position(v_exprs, s.cron_expr);
+            if v_i is null then
+                v_spec := pgbatch.cron_parse(s.cron_expr);
+                v_exprs := v_exprs || s.cron_expr;
+                v_specs := v_specs || v_spec;
+            else
+                v_spec := v_specs[v_i];
+            end if;
+        end if;
         v_from := greatest(s.last_fire_at, s.effective_from);
-        m := pgbatch._schedule_missed(s, v_from, v_now);
+        m := pgbatch._schedule_missed_parsed(s, v_spec, v_from, v_now);
         if m.latest is null then
             update pgbatch.schedule x
-               set next_due_at = pgbatch._schedule_next_after(s, greatest(v_from, v_now))
+               set next_due_at = pgbatch._schedule_next_after_parsed(s, v_spec, greatest(v_from, v_now))
              where x.id = s.id;
             continue;
         end if;
@@ -75,7 +91,7 @@ begin
         update pgbatch.schedule x
            set last_fire_at    = m.latest,
                next_due_at     = case when s.kind = 'once' then null
-                                      else pgbatch._schedule_next_after(s, m.latest) end,
+                                      else pgbatch._schedule_next_after_parsed(s, v_spec, m.latest) end,
                enabled         = s.kind <> 'once',
                coalesced_total = x.coalesced_total + greatest(m.occurrences - 1, 0),
                last_outcome    = v_fire.outcome,
