@@ -24,7 +24,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0018_chunk_commit.sql: released SQL never changes.
-SQL_SHA256 = "74d7d019eed806a03d96a518ae9c41b746d2b8ebe4b6c69ff300547a2c2ed3dd"
+SQL_SHA256 = "3db398f929113580cefbe10ddfb2c6bf91e1e73e97e830b5e3f3bb7dd963c6c5"
 
 #: Where the definitions this version replaces were last frozen.
 _PREVIOUS = (("0009_batch", "commit_chunk"),)

@@ -60,7 +60,9 @@ begin
         perform pgbatch._raise('PB047', format('step execution %s not found', commit_chunk.step_execution_id));
     end if;
     -- the queue claim (fence_claim's checks and durability, its lease extended when due)
-    perform pgbatch._check(pgbatch._lease_problem(commit_chunk.lease));
+    if pgbatch._lease_problem(commit_chunk.lease) is not null then
+        perform pgbatch._check(pgbatch._lease_problem(commit_chunk.lease));
+    end if;
     if current_setting('pgbatch.relaxed', true) <> '' then
         perform pgbatch._durable_commit();
     end if;
@@ -112,7 +114,9 @@ begin
             perform pgbatch._raise('PB048', format('step execution %s: its checkpoint changed during the commit',
                                                    commit_chunk.step_execution_id));
         end if;
-        return query select v_seq, true, v_status, v_stop, v_pause;
+        chunk_seq := v_seq; applied := true;
+        status := v_status; stop_requested := v_stop; pause_requested := v_pause;
+        return next;
         return;
     end if;
     -- why not: the step's state and its committed chunk count, locked
@@ -123,7 +127,9 @@ begin
         perform pgbatch._raise('PB048', format('step execution %s is %s, not STARTED', commit_chunk.step_execution_id, v_step));
     end if;
     if v_seq = commit_chunk.expected_seq + 1 then
-        return query select v_seq, false, v_status, v_stop, v_pause;
+        chunk_seq := v_seq; applied := false;
+        status := v_status; stop_requested := v_stop; pause_requested := v_pause;
+        return next;
         return;
     end if;
     perform pgbatch._raise('PB048', format('step execution %s has %s committed chunks, not %s',
