@@ -4,7 +4,7 @@ Per chunk: read up to ``chunk_size`` items (fewer when the step's logic asks
 to stop), process them (``None`` filters an item out), then one fenced
 transaction: the writer's writes, ``update(context)`` of reader and writer
 and ``commit_chunk`` (checkpoint, counters, lease, stop read-back). The
-transaction is fenced by ``commit_chunk`` itself (it calls ``fence_claim``
+transaction is fenced by ``commit_chunk`` itself (as ``fence_claim`` fences
 in it: the claim's row stays locked until COMMIT), so it costs BEGIN, the
 writer's statements, ``commit_chunk`` and COMMIT; a writer that offers its
 chunk as one statement (``chunk_statement``, e.g. ``TableWriter(method=
@@ -232,7 +232,7 @@ class ChunkRun:
     def _claim_connection(self) -> Iterator[psycopg.Connection[Any]]:
         """A connection of the worker for one chunk; the claim is lost if its fence fails.
 
-        The block fences itself (``commit_chunk`` calls ``fence_claim``); a
+        The block fences itself (``commit_chunk`` fences as ``fence_claim`` does); a
         clean exit extends the claim's lease keeper like ``fenced_sync``.
         """
         ctx = self.ctx

@@ -38,6 +38,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
+from psycopg.types.numeric import Int8
 
 from pgbatch._errors import InvalidReaderQuery
 from pgbatch.batch.items import ExecutionContext
@@ -50,6 +51,16 @@ KEY_TAGS: Final[dict[int, str]] = {
     25: "str", 1043: "str",            # text, varchar
     16: "bool", 1082: "date", 2950: "uuid",
 }
+#: The type each key placeholder is cast to (by the key column's OID): the
+#: comparison is then of the key's own type whatever psycopg sends (it sends a
+#: Python int that fits as ``int2``), and the statement's generic plan is the
+#: one PostgreSQL keeps.
+KEY_CASTS: Final[dict[int, str]] = {
+    20: "bigint", 21: "smallint", 23: "integer", 25: "text", 1043: "text",
+    16: "boolean", 1082: "date", 2950: "uuid",
+}
+#: Key tags whose last value in a page is ``max()`` of the key (one pass, no sort).
+_MAX_TAGS: Final = frozenset({"int", "date"})
 
 
 def is_candidate(reader: Any, writer: Any, processor: Any, pool_conninfo: str | None) -> bool:
@@ -91,11 +102,13 @@ class ServerChunk:
 
     def __init__(self, reader: SqlReader, writer: TableWriter, chunk_size: int,
                  tags: list[str], select_list: sql.Composable,
-                 returned_keys: list[str] | None = None) -> None:
+                 returned_keys: list[str] | None = None, casts: list[str] | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.chunk_size = chunk_size
         self.tags = tags
+        #: the SQL type each key placeholder is cast to (KEY_CASTS)
+        self.casts = casts if casts is not None else [""] * len(tags)
         self.select_list = select_list
         #: the target's columns that hold the key columns, of the same types, when the
         #: new cursor can be taken from the inserted rows (``RETURNING``, the cheaper form)
@@ -145,7 +158,8 @@ class ServerChunk:
             if all(found.get(t) == types[k] != 1043
                    for t, k in zip(targets, reader.keys, strict=True)):
                 returned = targets
-        return cls(reader, writer, chunk_size, tags, select_list, returned)
+        casts = [KEY_CASTS[types[k]] for k in reader.keys]
+        return cls(reader, writer, chunk_size, tags, select_list, returned, casts)
 
     def statement(self, conn: psycopg.Connection[Any], committed: ExecutionContext,
                   commit_args: list[Any]) -> tuple[str, Any]:
@@ -164,29 +178,64 @@ class ServerChunk:
         if text is not None:
             # the placeholders' values in the order _compose writes them
             p = _Params(reader.params)
-            for value in (*(after or ()), self.chunk_size, Jsonb(committed), reader.name,
-                          read_before, *commit_args):
+            for value in (*self._key_values(after), Jsonb(committed), reader.name, read_before,
+                          *self._commit_values(commit_args)):
                 p.add(value)
             return text, p.values
         query, values = self._compose(after, read_before, committed, commit_args)
         text = self._texts[after is None] = query.as_string(conn)
         return text, values
 
+    def _key_values(self, after: list[Any] | None) -> list[Any]:
+        """The cursor's values as sent: integers as ``int8`` (one parameter type whatever
+        their size, so one prepared statement)."""
+        return [Int8(v) if tag == "int" else v
+                for v, tag in zip(after or (), self.tags, strict=False)]
+
+    @staticmethod
+    def _commit_values(commit_args: list[Any]) -> list[Any]:
+        """commit_chunk's arguments with the integers sent as ``int8`` (stable parameter
+        types: one prepared statement whatever their size)."""
+        se, job, token, seq, lease = commit_args
+        return [Int8(se), job, token, Int8(seq), lease]
+
+    def _commit_placeholders(self, p: _Params, commit_args: list[Any]) -> list[sql.Composable]:
+        """The placeholders of commit_chunk's arguments, cast to its parameters' types."""
+        return [sql.SQL("{}::{}").format(p.add(v), sql.SQL(t)) for v, t in zip(
+            self._commit_values(commit_args), ("bigint", "uuid", "uuid", "bigint", "interval"),
+            strict=True)]
+
+    def _last(self, source: str, names: list[str]) -> sql.Composable:
+        """The query of the page's last key (``names`` in ``source``): ``max()`` for one
+        key column of a type whose maximum is its last in key order, else the first row
+        in descending order."""
+        if len(names) == 1 and self.tags[0] in _MAX_TAGS:
+            return sql.SQL("select max({k}) as {k} from {src}").format(
+                k=sql.Identifier(names[0]), src=sql.Identifier(source))
+        return sql.SQL("select {keys} from {src} order by {desc} limit 1").format(
+            keys=sql.SQL(", ").join(sql.Identifier(n) for n in names), src=sql.Identifier(source),
+            desc=sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(n)) for n in names))
+
+    def _page(self, p: _Params, after: list[Any] | None) -> sql.Composable:
+        """The next page after the cursor: the key placeholders cast to the keys' types,
+        the chunk size a literal (the same text each chunk, planned once)."""
+        reader = self.reader
+        keys = sql.SQL(", ").join(sql.Identifier(k) for k in reader.keys)
+        where: sql.Composable = sql.SQL("")
+        if after is not None:
+            where = sql.SQL(" where ({}) > ({})").format(keys, sql.SQL(", ").join(
+                sql.SQL("{}::{}").format(p.add(v), sql.SQL(cast)) if cast else p.add(v)
+                for v, cast in zip(self._key_values(after), self.casts, strict=True)))
+        return sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
+            reader.query, where, keys, sql.Literal(self.chunk_size))
+
     def _compose(self, after: list[Any] | None, read_before: int, committed: ExecutionContext,
                  commit_args: list[Any]) -> tuple[sql.Composed, Any]:
         reader, w = self.reader, self.writer
         p = _Params(reader.params)
-        keys = sql.SQL(", ").join(sql.Identifier(k) for k in reader.keys)
-        where: sql.Composable = sql.SQL("")
-        if after is not None:
-            where = sql.SQL(" where ({}) > ({})").format(
-                keys, sql.SQL(", ").join(p.add(v) for v in after))
-        page = sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
-            reader.query, where, keys, p.add(self.chunk_size))
+        page = self._page(p, after)
         nulls = sql.SQL(" or ").join(sql.SQL("{} is null").format(sql.Identifier(k))
                                      for k in reader.keys)
-        desc = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(k))
-                                  for k in reader.keys)
         tail = sql.SQL(" " + w.on_conflict) if w.on_conflict else sql.SQL("")
         typed = sql.SQL(", ").join(
             sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
@@ -197,12 +246,12 @@ class ServerChunk:
         base = p.add(Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
-        se, job, token, seq, lease = (p.add(v) for v in commit_args)
+        se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
         query = sql.SQL(
             "with _pgbatch_page as materialized ({page}),"
             " _pgbatch_count as materialized (select count(*) as n,"
             " count(*) filter (where {nulls}) as nulls from _pgbatch_page),"
-            " _pgbatch_last as (select {keys} from _pgbatch_page order by {desc} limit 1),"
+            " _pgbatch_last as ({last}),"
             " _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
             " from _pgbatch_page where (select c.nulls = 0 from _pgbatch_count c){tail}),"
             " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
@@ -215,7 +264,8 @@ class ServerChunk:
             " select x.n as pushdown_read, x.nulls as pushdown_nulls,"
             " x.context as pushdown_context, k.* from _pgbatch_context x"
             " left join _pgbatch_commit k on true").format(
-            page=page, nulls=nulls, keys=keys, desc=desc, target=w._target,
+            page=page, nulls=nulls, last=self._last("_pgbatch_page", reader.keys),
+            target=w._target,
             columns=w._column_list, select_list=self.select_list, tail=tail, base=base,
             name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
             lease=lease)
@@ -236,8 +286,6 @@ class ServerChunk:
                                        for t, n in zip(self.returned_keys, names, strict=True))
         nulls = sql.SQL(" or ").join(sql.SQL("{} is null").format(sql.Identifier(n))
                                      for n in names)
-        desc = sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(n)) for n in names)
-        keys = sql.SQL(", ").join(sql.Identifier(n) for n in names)
         typed = sql.SQL(", ").join(
             sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
                 sql.Literal(tag), sql.Identifier(n))
@@ -245,13 +293,13 @@ class ServerChunk:
         base = p.add(Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
-        se, job, token, seq, lease = (p.add(v) for v in commit_args)
+        se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
         query = sql.SQL(
             "with _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
             " from ({page}) as _pgbatch_page{tail} returning {returning}),"
             " _pgbatch_count as materialized (select count(*) as n,"
             " count(*) filter (where {nulls}) as nulls from _pgbatch_write),"
-            " _pgbatch_last as (select {keys} from _pgbatch_write order by {desc} limit 1),"
+            " _pgbatch_last as ({last}),"
             " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
             " || jsonb_build_object({name}::text, jsonb_build_object('after',"
             " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n)) as context"
@@ -264,7 +312,8 @@ class ServerChunk:
             " x.context as pushdown_context, k.* from _pgbatch_context x"
             " left join _pgbatch_commit k on true").format(
             target=w._target, columns=w._column_list, select_list=self.select_list, page=page,
-            tail=tail, returning=returning, nulls=nulls, keys=keys, desc=desc, base=base,
+            tail=tail, returning=returning, nulls=nulls, last=self._last("_pgbatch_write", names),
+            base=base,
             name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
             lease=lease)
         return query, p.values
