@@ -13,12 +13,13 @@
 -- STOPPING execution ends STOPPED instead (the stop was asked first). The
 -- work item is acked without follow-up (nothing runs until a resume), here
 -- or, with `ack` false, by the caller in this transaction. Returns (status,
--- step, reason, resume_at). InvalidResumeAt (PB050) for a `resume_at` that is
+-- step, pause_reason, resumes_at): the status reached (PAUSED; STOPPED or
+-- COMPLETED as above), the step it parked at, and the stored pause. InvalidResumeAt (PB050) for a `resume_at` that is
 -- infinite or not in the future, changing nothing.
 create or replace function pgbatch.park_execution(execution_id bigint, job_id uuid, claim_token uuid,
     reason text default null, resume_at timestamptz default null, source text default 'logic',
     step_done boolean default false, ack boolean default true)
-returns table (status text, step text, reason text, resume_at timestamptz)
+returns table (status text, step text, pause_reason text, resumes_at timestamptz)
 language plpgsql
 as $$
 #variable_conflict use_column
