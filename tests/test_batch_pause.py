@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
 
-from pgbatch.batch import PARKED_CHANNEL, JobOperator, Parked, parse_parked
+from pgbatch import InvalidResumeAt, JobExecutionNotFound
+from pgbatch.batch import PARKED_CHANNEL, JobOperator, Parked, PauseJob, parse_parked
 from tests.batch_helpers import (
     event_count,
     events,
@@ -204,3 +205,30 @@ def test_timed_pause_from_processing_logic_resumes_by_itself(db: TestDatabase, c
         conn, "select detail from pgbatch.execution_event where kind = 'resumed'")))
     assert detail["by"] == "schedule"
     assert out_items(conn) == list(range(1, 9))
+
+
+def test_bad_pause_requests_from_python(db: TestDatabase, conn: Conn, op: JobOperator) -> None:
+    naive = datetime(2030, 1, 1)  # the bad input under test: no time zone
+    with pytest.raises(InvalidResumeAt, match="time zone"):
+        PauseJob("later", naive)
+    with pytest.raises(ValueError, match="non-empty"):
+        PauseJob("  ")
+    past = scalar(conn, "select pgbatch.now()") - timedelta(minutes=5)
+    # a timed pause in the past from processing logic: refused by the database, the chunk
+    # and the pause roll back, and the step ends FAILED saying why
+    plan = PausePlan(at={4: "request"}, resume_at=past)
+    job = chunk_job(plan, n=8, chunk_size=5, name="bad-pause")
+    prepare(conn, [job])
+    exec_id = launch(conn, job)
+    with worker_on(db.dsn, [job]):
+        x = wait_status(conn, exec_id, "FAILED")
+    assert "InvalidResumeAt" in x["exit_message"]
+    assert "not after now" in x["exit_message"]
+    assert out_items(conn) == []
+    # the operator API maps the error to its class and changes nothing
+    other = launch(conn, job, {"n": 2})
+    with pytest.raises(InvalidResumeAt, match="not after now"):
+        op.pause(other, resume_at=past)
+    assert execution(conn, other)["status"] == "STARTING"
+    with pytest.raises(JobExecutionNotFound):
+        op.resume(999_999)
