@@ -98,8 +98,10 @@ def call_operator(conn: Conn, op: str, execution_id: int) -> Result:
     return bool(row[0]), str(row[1])
 
 
-def make_machine(conn: Conn, other: Conn, counter: list[int]) -> type[RuleBasedStateMachine]:
-    """A state machine bound to ``conn`` (and ``other`` for concurrent pairs)."""
+def make_machine(conn: Conn, others: tuple[Conn, Conn],
+                 counter: list[int]) -> type[RuleBasedStateMachine]:
+    """A state machine bound to ``conn`` (and ``others`` for concurrent pairs, one
+    connection per call: ``conn`` is only used by the rules' own thread)."""
 
     class BatchModel(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -197,10 +199,14 @@ def make_machine(conn: Conn, other: Conn, counter: list[int]) -> type[RuleBasedS
                 barrier.wait()
                 got[key] = call_operator(c, op, x.id)
 
-            t = threading.Thread(target=run, args=(other, second, "second"))
-            t.start()
-            run(conn, first, "first")
-            t.join(30)
+            threads = [threading.Thread(target=run, args=(c, op, key))
+                       for c, op, key in ((others[0], first, "first"),
+                                          (others[1], second, "second"))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert set(got) == {"first", "second"}, got
             r1, m1 = operator_result(x, first, set())
             r2, m2 = operator_result(m1, second, set())
             q2, n2 = operator_result(x, second, set())
@@ -247,10 +253,12 @@ def make_machine(conn: Conn, other: Conn, counter: list[int]) -> type[RuleBasedS
                               [x.id, STEPS[x.step], *self.fake(x)])
                 if x.status == "STOPPING":
                     assert s["action"] == "stopped"
+                    conn.execute("select pgbatch.ack(%s, %s)", self.fake(x))  # as the executor
                     self.finish(x, "STOPPED")
                     return
                 if STEPS[x.step] in self.done[x.instance] and s["action"] in ("skip", "completed"):
                     if s["action"] == "completed":
+                        conn.execute("select pgbatch.ack(%s, %s)", self.fake(x))
                         self.finish(x, "COMPLETED")
                         return
                     x.step += 1
@@ -368,14 +376,14 @@ def make_machine(conn: Conn, other: Conn, counter: list[int]) -> type[RuleBasedS
 
 
 def test_batch_state_machine_against_a_model(db: TestDatabase) -> None:
-    conn = db.connect()
-    other = db.connect()
-    conn.autocommit = other.autocommit = True
+    conn, one, two = db.connect(), db.connect(), db.connect()
+    for c in (conn, one, two):
+        c.autocommit = True
     register(conn, "m", [{"name": "a", "kind": "tasklet"},
                          {"name": "load", "kind": "chunk", "reader": "r.R", "writer": "w.W",
                           "chunk_size": 10}], max_recoveries=MAX_RECOVERIES)
     counter = [0]
-    run_state_machine_as_test(make_machine(conn, other, counter), settings=settings(
+    run_state_machine_as_test(make_machine(conn, (one, two), counter), settings=settings(
         max_examples=20, stateful_step_count=40, deadline=None, database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
     assert counter[0] >= 200, f"only {counter[0]} operations ran"
