@@ -248,6 +248,14 @@ class JobDefinitionChangedError(PgBatchError):
     sqlstate = "PB049"
 
 
+class InvalidResumeAt(ValidationError):
+    """The ``resume_at`` of a timed pause (``pause_execution``, ``ctx.request_pause``,
+    ``PauseJob``) is infinite, not after the database's now, or further ahead than
+    ``limits()`` allows. Nothing was changed."""
+
+    sqlstate = "PB050"
+
+
 class IndeterminateWriteError(PgBatchError):
     """Raised by a batch writer whose external sink cannot tell whether a chunk
     was written (a partial or unacknowledged write). The step and the execution
@@ -322,6 +330,7 @@ ERRORS: dict[str, type[PgBatchError]] = {
         JobExecutionNotFound,
         InvalidExecutionState,
         JobDefinitionChangedError,
+        InvalidResumeAt,
         ScheduleNotFound,
         InvalidSchedule,
         ScheduleAlreadyExists,

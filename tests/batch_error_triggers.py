@@ -69,4 +69,6 @@ BATCH_TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB047": lambda c: c.execute("select pgbatch.restart_execution(0)"),
     "PB048": _invalid_execution_state,
     "PB049": _definition_changed,
+    "PB050": lambda c: c.execute("select pgbatch.pause_execution(%s, resume_at => '-infinity')",
+                                 [_launched(c)]),
 }

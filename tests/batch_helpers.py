@@ -239,9 +239,41 @@ def invariant_violations(conn: Conn) -> list[tuple[str, str]]:
     ]
 
 
+#: The pause checks of I6/I7 (parked executions, BATCH.md §3, §4.3) as (name, query): each
+#: query returns one detail text per violation.
+PAUSE_CHECKS: tuple[tuple[str, str], ...] = (
+    ("I6", "select format('execution %s: resume_count %s, %s resumed events', x.id,"
+           " x.resume_count, count(ev.id)) from pgbatch.job_execution x"
+           " left join pgbatch.execution_event ev on ev.job_execution_id = x.id"
+           "  and ev.kind = 'resumed' and ev.to_status = 'STARTING'"
+           " group by x.id having count(ev.id) <> x.resume_count"),
+    ("I6", "select format('execution %s is PAUSED but holds a lease (%s)', x.id, x.lease_owner)"
+           " from pgbatch.job_execution x where x.status = 'PAUSED'"
+           " and (x.lease_owner is not null or x.lease_expires_at is not null)"),
+    ("I6", "select format('execution %s is PAUSED with a live work item %s', x.id, j.id)"
+           " from pgbatch.job_execution x join pgbatch.job j"
+           "  on (j.payload ->> 'execution_id')::bigint = x.id"
+           " where x.status = 'PAUSED' and not j.cancel_requested"),
+    ("I6", "select format('execution %s is PAUSED but step %s is STARTED', x.id, s.step_name)"
+           " from pgbatch.job_execution x join pgbatch.step_execution s"
+           "  on s.job_execution_id = x.id where x.status = 'PAUSED' and s.status = 'STARTED'"),
+    ("I7", "select format('execution %s: %s events of kind %s for request %s',"
+           " e.job_execution_id, count(*), e.kind, e.request_id) from pgbatch.execution_event e"
+           " where e.request_id is not null group by e.job_execution_id, e.kind, e.request_id"
+           " having count(*) > 1"),
+)
+
+
+def pause_violations(conn: Conn) -> list[tuple[str, str]]:
+    """The rows of :data:`PAUSE_CHECKS`."""
+    return [(name, str(row[0])) for name, query in PAUSE_CHECKS
+            for row in conn.execute(query).fetchall()]
+
+
 def assert_invariants(conn: Conn) -> None:
-    """I1-I7 hold (BATCH.md §8)."""
+    """I1-I7 hold (BATCH.md §8), with the pause checks of I6/I7."""
     assert invariant_violations(conn) == []
+    assert pause_violations(conn) == []
 
 
 def batch_state(conn: Conn) -> dict[str, list[tuple[Any, ...]]]:

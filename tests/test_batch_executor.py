@@ -236,7 +236,7 @@ def test_definitions_are_checked_when_declared() -> None:
     with pytest.raises(InvalidJobDefinition, match="only be Fail"):
         Job("j", [ChunkStep("s", reader, writer)], restartable=False, recovery_policy=RestartAll())
     with pytest.raises(InvalidJobDefinition, match="on_shutdown"):
-        Job("j", [ChunkStep("s", reader, writer)], on_shutdown="pause")  # type: ignore[arg-type]
+        Job("j", [ChunkStep("s", reader, writer)], on_shutdown="sleep")  # type: ignore[arg-type]
     job = Job("j", [TaskletStep("t", lambda: None), ChunkStep("s", reader, writer)],
               recovery_policy=RestartFrom(2), max_recoveries=0, on_shutdown="stop", version="3")
     d = job.definition()

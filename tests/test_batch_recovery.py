@@ -311,7 +311,7 @@ def test_register_job_refuses_a_changed_definition_under_the_same_version(conn: 
     with raises_sqlstate("PB041", "needs a restartable job"):
         register(conn, steps=THREE, restartable=False, recovery_policy="RestartAll", version="2")
     with raises_sqlstate("PB041", "on_shutdown"):
-        register(conn, steps=THREE, on_shutdown="pause", version="2")
+        register(conn, steps=THREE, on_shutdown="sleep", version="2")
     assert batch_state(conn) == before
     register(conn, steps=THREE, version="1", max_recoveries=2)  # options are not the steps
     register(conn, steps=THREE[:2], version="2")

@@ -5,7 +5,8 @@ A :class:`Job` is an ordered list of steps (:class:`TaskletStep`,
 :class:`ChunkStep`) with its options (recovery policy, ``max_recoveries``,
 ``on_shutdown``, ``version``). :func:`register_jobs` registers their
 definitions in the database (``pgbatch.register_job``); ``pgbatch.launch_job``
-launches one; a worker whose App called :func:`use_batch` (the
+launches one (processing logic pauses it with ``ctx.request_pause()`` or
+``raise PauseJob``, docs/batch-pause.md); a worker whose App called :func:`use_batch` (the
 :class:`BatchExecutor` and the recovery service) runs and recovers it.
 """
 
@@ -16,7 +17,7 @@ from pgbatch._errors import (
     InvalidWriterTarget,
 )
 from pgbatch.batch.app import use_batch
-from pgbatch.batch.context import StepContext, step_context
+from pgbatch.batch.context import PauseRequest, StepContext, step_context
 from pgbatch.batch.definition import (
     ChunkStep,
     Job,
@@ -35,9 +36,13 @@ from pgbatch.batch.operator import (
     JobExecutionDetail,
     JobExecutionInfo,
     JobOperator,
+    PausedExecution,
+    ResumeResult,
     StepExecutionInfo,
     TransitionResult,
 )
+from pgbatch.batch.parking import PARKED_CHANNEL, Parked, ParkedHook, parse_parked
+from pgbatch.batch.pausing import PauseJob
 from pgbatch.batch.policies import Fail, RecoveryPolicy, RestartAll, RestartFrom, ResumeForward
 from pgbatch.batch.readers import SqlReader
 from pgbatch.batch.recovery import recovery_service
@@ -45,6 +50,7 @@ from pgbatch.batch.writers import TableWriter
 
 __all__ = [
     "BATCH_KIND",
+    "PARKED_CHANNEL",
     "AsyncJobOperator",
     "BatchExecutor",
     "ChunkStep",
@@ -64,10 +70,16 @@ __all__ = [
     "JobExecutionInfo",
     "JobOperator",
     "OnShutdown",
+    "Parked",
+    "ParkedHook",
+    "PauseJob",
+    "PauseRequest",
+    "PausedExecution",
     "RecoveryPolicy",
     "RestartAll",
     "RestartFrom",
     "ResumeForward",
+    "ResumeResult",
     "SqlReader",
     "Step",
     "StepContext",
@@ -76,6 +88,7 @@ __all__ = [
     "TaskletStep",
     "TransitionResult",
     "fault_point",
+    "parse_parked",
     "recovery_service",
     "register_job",
     "register_jobs",

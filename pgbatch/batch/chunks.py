@@ -1,27 +1,27 @@
 """The chunk loop of a chunk step (BATCH.md §4.2).
 
 Per chunk: read up to ``chunk_size`` items (fewer when the step's logic asks
-to stop), process them (``None`` filters an item out), then one fenced
-transaction: the writer's writes, ``update(context)`` of reader and writer
-and ``commit_chunk`` (checkpoint, counters, lease, stop read-back). The
-transaction is fenced by ``commit_chunk`` itself (as ``fence_claim`` fences
-in it: the claim's row stays locked until COMMIT), so it costs BEGIN, the
-writer's statements, ``commit_chunk`` and COMMIT; a writer that offers its
+to stop or pause), process them (``None`` filters an item out), then one
+fenced transaction: the writer's writes, ``update(context)`` of reader and
+writer and ``commit_chunk`` (checkpoint, counters, lease, stop and pause
+read-back; it fences itself: the claim's row stays locked until COMMIT), so it
+costs BEGIN, the writer's statements, ``commit_chunk`` and COMMIT. A writer
+that offers its
 chunk as one statement (``chunk_statement``, e.g. ``TableWriter(method=
 "unnest")``) has it run as a data-modifying ``WITH`` of the ``commit_chunk``
-call: the chunk is then one autocommit statement, one round trip. After the
-commit: an operator's stop or ``request_stop()`` ends the step STOPPED, the
-worker's shutdown hands it off (or stops it, per ``on_shutdown``), the end of
-the input completes it.
+call: one autocommit statement. After the commit: an operator's stop or
+``request_stop()`` ends the step STOPPED, an operator's pause parks it
+(:mod:`pgbatch.batch.pausing`; ``request_pause()`` commits the chunk and the
+pause in one transaction), the worker's shutdown hands it off (or stops or
+pauses it, per ``on_shutdown``), the end of the input completes it.
 
 An ambiguous commit (the connection was lost during the transaction) is
-resolved by asking the database, never by a blind retry: a transaction that
-only calls ``commit_chunk`` for the same sequence number and is then rolled
-back tells whether the chunk committed (``applied = false``: it did, go on) or
-not (then the same items, kept in memory, are written and committed again).
-The database may be away for a while (a server restart): the check, and the
-redo with a writer opened afresh, are retried with backoff until ``outage``
-seconds have passed; then the attempt fails (and the execution is recovered).
+resolved by asking the database, never by a blind retry: a rolled-back
+transaction that calls ``commit_chunk`` for the same sequence number tells
+whether the chunk committed (``applied = false``: go on) or not (the same
+items, kept in memory, are written and committed again), retried with
+backoff until ``outage`` seconds have passed (then the attempt fails and the
+execution is recovered).
 """
 
 from __future__ import annotations
@@ -38,21 +38,24 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from pgbatch._errors import ClaimLost, InvalidArgument, InvalidCursor, JobNotFound
+from pgbatch._errors import ClaimLost, InvalidArgument, JobNotFound
 from pgbatch.batch import faults
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.context import StepContext
 from pgbatch.batch.definition import ChunkStep
 from pgbatch.batch.faults import fault_point
 from pgbatch.batch.items import ExecutionContext
-from pgbatch.batch.pushdown import ServerChunk, is_candidate
+from pgbatch.batch.pausing import commit_and_park
+from pgbatch.batch.pushdown import ServerChunk, null_key_error, server_plan
 from pgbatch.batch.streams import make_reader, make_writer
 from pgbatch.worker.context import JobContext
 
 log = logging.getLogger("pgbatch.batch")
 
 #: How a chunk step run ended.
-ChunkOutcome = Literal["COMPLETED", "STOPPED", "HANDOFF", "SHUTDOWN_STOP"]
+ChunkOutcome = Literal["COMPLETED", "STOPPED", "HANDOFF", "SHUTDOWN_STOP", "PAUSED",
+                       "PAUSE_OPERATOR", "PAUSE_SHUTDOWN"]
+_ON_SHUTDOWN: dict[str, ChunkOutcome] = {"handoff": "HANDOFF", "pause": "PAUSE_SHUTDOWN"}
 
 _COMMIT = ("select * from pgbatch.commit_chunk(%s, %s, %s, %s, %s, read_count => %s,"
            " write_count => %s, filter_count => %s, lease => %s)")
@@ -98,6 +101,8 @@ class ChunkRun:
         self.read_in_run = 0
         self._folded: tuple[sql.Composable, str] | None = None  # a writer's statement, as SQL
         self.server: ServerChunk | None = None  # the step runs in the server (pushdown.py)
+        self.pause_read_back = False  # an operator's pause, read back at the last commit
+        self.parked: dict[str, Any] | None = None  # park_execution's row (request_pause)
 
     # -- streams ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -129,6 +134,9 @@ class ChunkRun:
                         return "COMPLETED"
                 else:
                     chunk = self._read_chunk()
+                    if self.sctx.pause_asked is not None:
+                        self.parked = commit_and_park(self, chunk)
+                        return "PAUSED"
                     if chunk.read == 0 and chunk.end:
                         return "COMPLETED"
                     stop_read_back = self._commit(chunk)
@@ -139,8 +147,10 @@ class ChunkRun:
                     return "STOPPED"
                 if self.sctx.stop_asked:
                     return "STOPPED"
+                if self.pause_read_back:
+                    return "PAUSE_OPERATOR"
                 if self.ctx.stop_requested.is_set():
-                    return "HANDOFF" if self.on_shutdown == "handoff" else "SHUTDOWN_STOP"
+                    return _ON_SHUTDOWN.get(self.on_shutdown, "SHUTDOWN_STOP")
         finally:
             self._close()
 
@@ -168,7 +178,7 @@ class ChunkRun:
                 filtered += 1
             else:
                 append(out)
-            if x.stop_asked:
+            if x.stop_asked or x.pause_asked is not None:
                 break
         self.read_in_run += read
         return _Chunk(items, read, filtered, end)
@@ -224,6 +234,7 @@ class ChunkRun:
                 self.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self.seq, self.committed = int(row["chunk_seq"]), context
+        self.pause_read_back = bool(row["pause_requested"])
         fault_point("after_commit_before_ack", execution_id=x.execution_id, step=x.step_name,
                     seq=self.seq)
         return bool(row["stop_requested"])
@@ -294,13 +305,8 @@ class ChunkRun:
         services = self.ctx.services
         if services is None:
             return None
-        pool = services.sync_client().pool
-        if not is_candidate(self.reader, self.writer, self.step.processor,
-                            getattr(pool, "conninfo", None)):
-            return None
-        self.reader._cursor_of(self.committed)  # InvalidCursor for a checkpoint that does not fit
-        with pool.connection() as conn:
-            return ServerChunk.plan(conn, self.reader, self.writer, self.step.chunk_size)
+        return server_plan(services.sync_client().pool, self.reader, self.writer,
+                           self.step.processor, self.step.chunk_size, self.committed)
 
     def _commit_in_server(self, server: ServerChunk) -> bool | None:
         """Run one chunk as one statement; the stop read-back, or None at the end of input."""
@@ -321,9 +327,9 @@ class ChunkRun:
                     except InvalidArgument as exc:  # a NULL key (see ServerChunk), or not
                         if server.returned_keys is None or "counters" not in str(exc):
                             raise
-                        raise self._null_key(server) from exc
+                        raise null_key_error(server) from exc
                 if done.null_keys:
-                    raise self._null_key(server)
+                    raise null_key_error(server)
                 if done.read == 0:
                     return None
                 assert done.commit is not None
@@ -344,16 +350,10 @@ class ChunkRun:
                 self.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self.seq, self.committed = int(row["chunk_seq"]), context
+        self.pause_read_back = bool(row.get("pause_requested"))
         fault_point("after_commit_before_ack", execution_id=x.execution_id, step=x.step_name,
                     seq=self.seq)
         return bool(row["stop_requested"])
-
-    @staticmethod
-    def _null_key(server: ServerChunk) -> InvalidCursor:
-        return InvalidCursor(
-            f"a key column ({', '.join(server.reader.keys)}) of reader {server.reader.name!r} "
-            "is NULL in a row: keyset pagination needs keys that are never NULL (filter them "
-            "out in the query, or use another key)")
 
     def _probe_until(self, deadline: float) -> tuple[dict[str, Any], ExecutionContext | None]:
         """Whether chunk ``seq`` committed, asked until ``deadline`` while the database is away.

@@ -12,6 +12,13 @@ the worker thread that runs the step).
   chunk it is in (the items read so far are processed, written and committed),
   reads no further chunk and ends STOPPED (the execution STOPPED, restartable
   from that checkpoint); a tasklet that returns after it ends STOPPED.
+- ``request_pause(reason, resume_at=None)``: pause at the current item: a
+  chunk step reads no further item, processes and writes the items read so
+  far and commits them with the pause in one transaction (the step and the
+  execution PAUSED, resumed later from that checkpoint, see
+  docs/batch-pause.md); a tasklet that returns after it ends COMPLETED and the
+  execution pauses before the next step. ``resume_at`` (tz-aware): a timed
+  pause, resumed by the timed-resume service then.
 """
 
 from __future__ import annotations
@@ -20,10 +27,35 @@ import contextvars
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from pgbatch._errors import InvalidResumeAt
 
 #: Reads the execution's stop request from the database (fenced by the claim).
 StopProbe = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class PauseRequest:
+    """A pause asked for by processing logic: why, and when it resumes by itself."""
+
+    reason: str
+    resume_at: datetime | None = None
+
+
+def pause_request(reason: str, resume_at: datetime | None) -> PauseRequest:
+    """A checked :class:`PauseRequest`: ``reason`` a non-empty string of at most 10000
+    characters, ``resume_at`` None or tz-aware (``InvalidResumeAt``; the database
+    refuses one that is not in the future when the pause is stored)."""
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 10000:
+        raise ValueError(f"a pause reason is a non-empty string of at most 10000 characters, "
+                         f"got {reason!r}")
+    if resume_at is not None and (not isinstance(resume_at, datetime)
+                                  or resume_at.utcoffset() is None):
+        raise InvalidResumeAt(f"invalid resume_at: {resume_at!r}, must be a datetime with a "
+                              "time zone")
+    return PauseRequest(reason, resume_at)
 
 
 @dataclass
@@ -44,6 +76,16 @@ class StepContext:
     _stop_asked: bool = field(default=False, init=False)
     _operator_stop: bool = field(default=False, init=False)
     _polled_at: float | None = field(default=None, init=False)
+    _pause: PauseRequest | None = field(default=None, init=False)
+
+    def request_pause(self, reason: str, resume_at: datetime | None = None) -> None:
+        """Pause at the current item (see the module docstring); ``resume_at``: tz-aware."""
+        self._pause = pause_request(reason, resume_at)
+
+    @property
+    def pause_asked(self) -> PauseRequest | None:
+        """The step's own ``request_pause()``, if it called it."""
+        return self._pause
 
     def request_stop(self) -> None:
         """Ask the step to stop at the next boundary (see the module docstring)."""

@@ -21,7 +21,7 @@ from pgbatch._errors import InvalidJobDefinition
 from pgbatch.batch.policies import Fail, RecoveryPolicy, ResumeForward
 
 #: What a worker that shuts down does with a running execution of the job.
-OnShutdown = Literal["handoff", "stop"]
+OnShutdown = Literal["handoff", "stop", "pause"]
 
 #: A tasklet: called once with the step's context (or with no argument).
 Tasklet = Callable[..., None]
@@ -141,7 +141,8 @@ class Job:
     (default ``ResumeForward()``, ``Fail()`` when not restartable).
     ``max_recoveries``: recoveries of one execution (chain) before it ends
     FAILED ``RECOVERY_LIMIT``. ``on_shutdown``: ``"handoff"`` (commit the chunk,
-    hand the execution to the next worker) or ``"stop"`` (end it STOPPED).
+    hand the execution to the next worker), ``"stop"`` (end it STOPPED) or
+    ``"pause"`` (park it PAUSED until ``resume_execution``).
     ``queue``: the batch queue of its work items.
     """
 
@@ -162,9 +163,9 @@ class Job:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise InvalidJobDefinition(f"job {self.name!r}: step names must be unique: {names}")
-        if self.on_shutdown not in ("handoff", "stop"):
-            raise InvalidJobDefinition(f"job {self.name!r}: on_shutdown must be 'handoff' or "
-                                       f"'stop', got {self.on_shutdown!r}")
+        if self.on_shutdown not in ("handoff", "stop", "pause"):
+            raise InvalidJobDefinition(f"job {self.name!r}: on_shutdown must be 'handoff', "
+                                       f"'stop' or 'pause', got {self.on_shutdown!r}")
         if isinstance(self.max_recoveries, bool) or not isinstance(self.max_recoveries, int) \
                 or self.max_recoveries < 0:
             raise InvalidJobDefinition(f"job {self.name!r}: max_recoveries must be an integer "

@@ -9,7 +9,10 @@ then ``end_step`` acked by the worker's settler with the hand-off effects that
 enqueue the next step's work item. A stop requested by an operator is seen at
 each chunk commit and step start; a worker's shutdown after the next chunk
 commit (``on_shutdown``: ``handoff_execution`` gives the execution to the next
-worker, ``stop`` ends it STOPPED). Every transaction is fenced by the claim.
+worker, ``stop`` ends it STOPPED, ``pause`` parks it PAUSED). Pauses
+(``ctx.request_pause()``, ``PauseJob``, an operator's pause seen at a chunk
+commit or step start) park the execution (:mod:`pgbatch.batch.pausing`) and
+then call the ``on_parked`` hook. Every transaction is fenced by the claim.
 """
 
 from __future__ import annotations
@@ -18,20 +21,27 @@ import inspect
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from pgbatch._errors import ClaimLost, IndeterminateWriteError, JobDefinitionChangedError
+from pgbatch._errors import (
+    ClaimLost,
+    IndeterminateWriteError,
+    InvalidResumeAt,
+    JobDefinitionChangedError,
+)
 from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.chunks import ChunkRun
 from pgbatch.batch.context import StepContext, reset_step_context, set_step_context
 from pgbatch.batch.definition import Job, TaskletStep
 from pgbatch.batch.faults import fault_point
+from pgbatch.batch.parking import ParkedHook, call_parked_hook
+from pgbatch.batch.pausing import PauseJob, PauseSource, park, parked_record
 from pgbatch.worker.context import JobContext
 from pgbatch.worker.executor import Call, UnknownHandler
 
@@ -51,12 +61,17 @@ class BatchExecutor:
     the worker's lease keeper. ``poll_interval``: how often a tasklet's
     ``ctx.stop_requested()`` reads an operator's stop from the database.
     ``outage``: seconds a chunk commit keeps retrying while the database is
-    unreachable before the attempt fails.
+    unreachable before the attempt fails. ``on_parked``: called (on the worker
+    thread, after the commit) with a :class:`~pgbatch.batch.parking.Parked`
+    each time this executor parks an execution PAUSED; its exceptions are
+    logged.
     """
 
     def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30),
-                 poll_interval: float = 1.0, outage: float = 60.0) -> None:
+                 poll_interval: float = 1.0, outage: float = 60.0, *,
+                 on_parked: ParkedHook | None = None) -> None:
         self._jobs = {job.name: job for job in jobs}
+        self._on_parked = on_parked
         self._lease = lease
         self._poll_interval = poll_interval
         self._outage = outage
@@ -135,6 +150,9 @@ class BatchExecutor:
             if s["action"] == "skip":
                 step_name = job.step_after(step_name)
                 continue
+            if control.get("pause_requested"):  # an operator's pause, seen at the step start
+                self._park(ctx, job, None, None, "operator")
+                return
             self._run_step(ctx, job, step_name, s, dict(control.get("params") or {}))
             return
 
@@ -152,18 +170,37 @@ class BatchExecutor:
         try:
             if isinstance(step, TaskletStep):
                 _call_tasklet(step, sctx)
+                pause = sctx.pause_asked
+                if pause is not None:
+                    self._park(ctx, job, pause.reason, pause.resume_at, "logic", step_done=True)
+                    return
                 if sctx.stop_asked:
                     status = "STOPPED"
             else:
-                outcome = ChunkRun(ctx, step, sctx, s, self._lease, job.on_shutdown,
-                                   self._outage).run()
+                run = ChunkRun(ctx, step, sctx, s, self._lease, job.on_shutdown, self._outage)
+                outcome = run.run()
                 if outcome == "HANDOFF":
                     self._handoff(ctx, execution_id)
+                    return
+                if outcome == "PAUSED":
+                    assert run.parked is not None
+                    self._parked(execution_id, job, run.parked)
+                    return
+                if outcome in ("PAUSE_OPERATOR", "PAUSE_SHUTDOWN"):
+                    self._park(ctx, job, None, None,
+                               "operator" if outcome == "PAUSE_OPERATOR" else "shutdown")
                     return
                 if outcome == "SHUTDOWN_STOP":
                     status, message = "STOPPED", "stopped at the worker's shutdown"
                 else:
                     status = outcome
+        except PauseJob as exc:
+            try:
+                self._park(ctx, job, exc.reason, exc.resume_at, "exception")
+                return
+            except InvalidResumeAt as bad:
+                log.warning("batch step %s: PauseJob refused: %s", step_name, bad)
+                status, message = "FAILED", f"{type(bad).__name__}: {bad}"
         except IndeterminateWriteError as exc:
             log.warning("batch step %s: output indeterminate: %s", step_name, exc)
             status, code, message = "UNKNOWN", "UNKNOWN", f"{type(exc).__name__}: {exc}"
@@ -180,6 +217,19 @@ class BatchExecutor:
                            [s["step_execution_id"], item.id, item.claim_token, status, code,
                             message])
             ctx.ack_in_sync(conn, _effects(end["effects"]))
+
+    def _park(self, ctx: JobContext, job: Job, reason: str | None, resume_at: datetime | None,
+              source: PauseSource, step_done: bool = False) -> None:
+        execution_id = int(ctx.job.payload["execution_id"])
+        row = park(ctx, execution_id, reason, resume_at, source, step_done)
+        self._parked(execution_id, job, row)
+
+    def _parked(self, execution_id: int, job: Job, row: dict[str, Any]) -> None:
+        log.info("batch execution %s parked: %s (%s)", execution_id, row["status"],
+                 row["pause_reason"])
+        parked = parked_record(execution_id, job.name, row)
+        if parked is not None:
+            call_parked_hook(self._on_parked, parked)
 
     def _handoff(self, ctx: JobContext, execution_id: int) -> None:
         item = ctx.job

@@ -24,6 +24,7 @@ return are in :mod:`pgbatch.batch.records`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from pgbatch._aio_client import AnyConn as AsyncConn
@@ -41,6 +42,13 @@ from pgbatch.batch.operations import (
     steps_op,
     transition_op,
 )
+from pgbatch.batch.pause_calls import (
+    PausedExecution,
+    ResumeResult,
+    pause_op,
+    paused_op,
+    resume_op,
+)
 from pgbatch.batch.records import (
     ACTIVE_STATUSES,
     EXECUTION_STATUSES,
@@ -55,11 +63,12 @@ from pgbatch.batch.records import (
 
 __all__ = ["ACTIVE_STATUSES", "EXECUTION_STATUSES", "TERMINAL_STATUSES", "TRANSITIONS",
            "AsyncJobOperator", "ExecutionEvent", "JobExecutionDetail", "JobExecutionInfo",
-           "JobOperator", "StepExecutionInfo", "TransitionResult"]
+           "JobOperator", "PausedExecution", "ResumeResult", "StepExecutionInfo",
+           "TransitionResult"]
 
 
 class JobOperator:
-    """Launch, restart, stop, abandon, recover and cancel job executions, and
+    """Launch, restart, stop, pause, resume, abandon, recover and cancel job executions, and
     read their history (sync). Built on a :class:`~pgbatch.Client` (its pool,
     or ``conn=`` per call)."""
 
@@ -110,6 +119,33 @@ class JobOperator:
         """Give up on an execution for good (``abandon_execution``); its instance can no
         longer be restarted. JobExecutionAlreadyRunningError while its lease is live."""
         return self._transition("abandon", execution_id, request_id, conn)
+
+    # -- pause and resume (docs/batch-pause.md) ---------------------------------------------
+    def pause(self, execution_id: int, *, reason: str | None = None,
+              resume_at: datetime | None = None, request_id: str | None = None,
+              conn: SyncConn | None = None) -> TransitionResult:
+        """Pause an execution (``pause_execution``): a running one is PAUSING and parks
+        PAUSED at its next chunk commit or step start; a STARTING one is PAUSED at once.
+        ``resume_at`` (tz-aware, in the future, else ``InvalidResumeAt``): resume it
+        then by itself. ``applied=False`` in any other status."""
+        return self.client.run(
+            pause_op(execution_id, request_id_or_new(request_id), reason, resume_at), conn)
+
+    def resume(self, execution_id: int, request_id: str | None = None,
+               allow_definition_change: bool = False, *,
+               conn: SyncConn | None = None) -> ResumeResult:
+        """Resume a PAUSED execution (``resume_execution``): the same execution and step
+        go on from the checkpoint. ``resumed=False`` with the current status when it was
+        not PAUSED (another resume won). ``JobDefinitionChangedError`` when the job's
+        definition changed while paused, unless ``allow_definition_change`` (steps are
+        then matched by name)."""
+        return self.client.run(resume_op(execution_id, request_id_or_new(request_id),
+                                         allow_definition_change), conn)
+
+    def paused(self, job_name: str | None = None, limit: int = 100, *,
+               conn: SyncConn | None = None) -> list[PausedExecution]:
+        """The PAUSED executions (of ``job_name``), newest first, with reason and resume_at."""
+        return self.client.run(paused_op(job_name, limit), conn)
 
     def recover(self, execution_id: int, *, request_id: str | None = None,
                 conn: SyncConn | None = None) -> TransitionResult:
@@ -191,6 +227,26 @@ class AsyncJobOperator:
                       conn: AsyncConn | None = None) -> TransitionResult:
         """See :meth:`JobOperator.abandon`."""
         return await self._transition("abandon", execution_id, request_id, conn)
+
+    # -- pause and resume (docs/batch-pause.md) ---------------------------------------------
+    async def pause(self, execution_id: int, *, reason: str | None = None,
+                    resume_at: datetime | None = None, request_id: str | None = None,
+                    conn: AsyncConn | None = None) -> TransitionResult:
+        """See :meth:`JobOperator.pause`."""
+        return await self.client.run(
+            pause_op(execution_id, request_id_or_new(request_id), reason, resume_at), conn)
+
+    async def resume(self, execution_id: int, request_id: str | None = None,
+                     allow_definition_change: bool = False, *,
+                     conn: AsyncConn | None = None) -> ResumeResult:
+        """See :meth:`JobOperator.resume`."""
+        return await self.client.run(resume_op(execution_id, request_id_or_new(request_id),
+                                               allow_definition_change), conn)
+
+    async def paused(self, job_name: str | None = None, limit: int = 100, *,
+                     conn: AsyncConn | None = None) -> list[PausedExecution]:
+        """See :meth:`JobOperator.paused`."""
+        return await self.client.run(paused_op(job_name, limit), conn)
 
     async def recover(self, execution_id: int, *, request_id: str | None = None,
                       conn: AsyncConn | None = None) -> TransitionResult:

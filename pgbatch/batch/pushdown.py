@@ -40,7 +40,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg.types.numeric import Int8
 
-from pgbatch._errors import InvalidReaderQuery
+from pgbatch._errors import InvalidCursor, InvalidReaderQuery
 from pgbatch.batch.items import ExecutionContext
 from pgbatch.batch.readers import SqlReader
 from pgbatch.batch.writers import TableWriter
@@ -326,3 +326,22 @@ class ServerChunk:
                                 "pause_requested")}
         return ServerChunkResult(int(row["pushdown_read"]), int(row["pushdown_nulls"]),
                                  dict(row["pushdown_context"]), commit)
+
+
+def server_plan(pool: Any, reader: Any, writer: Any, processor: Any, chunk_size: int,
+                committed: ExecutionContext) -> ServerChunk | None:
+    """The plan of the chunk statement when the step may run in the server, else None
+    (``pool``: the worker's sync pool)."""
+    if not is_candidate(reader, writer, processor, getattr(pool, "conninfo", None)):
+        return None
+    reader._cursor_of(committed)  # InvalidCursor for a checkpoint that does not fit
+    with pool.connection() as conn:
+        return ServerChunk.plan(conn, reader, writer, chunk_size)
+
+
+def null_key_error(server: ServerChunk) -> InvalidCursor:
+    """The error of a NULL key column met by a chunk run in the server."""
+    return InvalidCursor(
+        f"a key column ({', '.join(server.reader.keys)}) of reader {server.reader.name!r} "
+        "is NULL in a row: keyset pagination needs keys that are never NULL (filter them "
+        "out in the query, or use another key)")

@@ -1,5 +1,5 @@
-"""``pgbatch runs list|show|launch|restart|stop|abandon|recover|cancel``: batch job
-executions ("runs") for operators.
+"""``pgbatch runs list|show|launch|restart|stop|pause|resume|abandon|recover|cancel``:
+batch job executions ("runs") for operators (pause and resume: ``runs_pause.py``).
 
 Every call goes through :class:`pgbatch.batch.JobOperator`, one SQL function
 each (``job_executions``, ``get_execution``, ``step_executions``,
@@ -37,6 +37,7 @@ from pgbatch.cli.common import (
     session,
 )
 from pgbatch.cli.format import age, dumps, shorten, table, when
+from pgbatch.cli.runs_pause import PAUSED_HEADERS, paused_rows, register_pause
 
 #: Exit status of a transition that the execution's status did not allow.
 EXIT_NOT_APPLIED: Final = 3
@@ -66,11 +67,41 @@ def _run_row(x: JobExecutionDetail, now: datetime) -> list[str]:
             str(x.write_count), age(x.duration(now)), when(x.start_time)]
 
 
+#: ``runs list --state S`` views with columns of their own (what the runs wait for):
+#: state -> (headers, a function (operator, job, limit, conn) -> (records, rows)).
+_STATE_VIEWS: Final[dict[str, tuple[tuple[str, ...], Any]]] = {
+    "PAUSED": (PAUSED_HEADERS, paused_rows),
+}
+
+
+def _state(text: str) -> str:
+    state = text.upper()
+    if state not in EXECUTION_STATUSES:
+        raise argparse.ArgumentTypeError(
+            f"not a status ({', '.join(s.lower() for s in EXECUTION_STATUSES)}): {text!r}")
+    return state
+
+
+def _list_view(args: argparse.Namespace, headers: tuple[str, ...], rows_of: Any) -> int:
+    with _operator_session(args) as (client, conn):
+        found, rows = rows_of(JobOperator(client), args.job, args.limit, conn)
+    if args.json:
+        print(dumps([asdict(r) for r in found]))
+    elif not rows:
+        print("no runs")
+    else:
+        print(table(headers, rows, right=(0,)))
+    return 0
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     """List job executions, newest first."""
+    status = args.state or args.status
+    if status in _STATE_VIEWS:
+        return _list_view(args, *_STATE_VIEWS[status])
     with _operator_session(args) as (client, conn):
         op = JobOperator(client)
-        rows = op.executions(args.job, args.status, args.limit, conn=conn)
+        rows = op.executions(args.job, status, args.limit, conn=conn)
         details = [op.execution(r.execution_id, conn=conn) for r in rows]
         now = client.now(conn=conn)
     if args.json:
@@ -189,6 +220,18 @@ def _transition(action: str) -> Any:
     return handler
 
 
+def _with_operator(fn: Any) -> Any:
+    """An argparse handler that runs ``fn(args, operator, conn, EXIT_NOT_APPLIED)``."""
+    def handler(args: argparse.Namespace) -> int:
+        with _operator_session(args) as (client, conn):
+            result: int = fn(args, JobOperator(client), conn, EXIT_NOT_APPLIED)
+        return result
+
+    handler.__name__ = fn.__name__
+    handler.__doc__ = fn.__doc__
+    return handler
+
+
 def _add_request_id(p: argparse.ArgumentParser) -> None:
     p.add_argument("--request-id", metavar="R",
                    help="idempotency key: a retry with the same R returns the first call's "
@@ -217,28 +260,35 @@ _TRANSITION_HELP: Final = {
 def register(commands: Commands) -> None:
     """Add ``runs`` and its subcommands."""
     rsub = add_group(
-        commands, "runs", "list, show, launch, restart, stop, abandon, recover or cancel "
-        "batch runs",
+        commands, "runs", "list, show, launch, restart, stop, pause, resume, abandon, recover "
+        "or cancel batch runs",
         "Batch job executions (runs). Listings call job_executions(), get_execution(),\n"
         "step_executions() and execution_events() (read-only); the other subcommands call\n"
-        "launch_job(), restart_execution(), stop_execution(), abandon_execution(),\n"
-        "recover_execution() and cancel_execution(). A transition that the execution's\n"
+        "launch_job(), restart_execution(), stop_execution(), pause_execution(),\n"
+        "resume_execution(), abandon_execution(), recover_execution() and\n"
+        "cancel_execution(). A transition that the execution's\n"
         f"status does not allow changes nothing and exits with status {EXIT_NOT_APPLIED}.",
         "examples:\n"
         "  pgbatch runs list --job nightly-etl --status FAILED\n"
         "  pgbatch runs show 42\n"
         "  pgbatch runs launch nightly-etl '{\"day\": \"2026-12-01\"}'\n"
         "  pgbatch runs restart 42\n"
-        "  pgbatch runs stop 43 --request-id ops-1234")
+        "  pgbatch runs stop 43 --request-id ops-1234\n"
+        "  pgbatch runs pause 44 --reason 'check the totals'\n"
+        "  pgbatch runs resume 44")
     p = add_command(
         rsub, "list", "list runs, newest first",
         "List job executions, newest first: id, job, status, current step, items read\n"
         "and written, duration (so far, for a running one) and start time.",
         "examples:\n  pgbatch runs list\n  pgbatch runs list --job nightly-etl --limit 5\n"
-        "  pgbatch runs list --status STARTED --json", handler=cmd_runs_list)
+        "  pgbatch runs list --status STARTED --json\n  pgbatch runs list --state paused",
+        handler=cmd_runs_list)
     p.add_argument("--job", metavar="JOB", help="only this job")
     p.add_argument("--status", choices=EXECUTION_STATUSES, metavar="STATUS",
                    help=f"only runs in this status ({', '.join(EXECUTION_STATUSES)})")
+    p.add_argument("--state", type=_state, metavar="STATE",
+                   help="only runs in this status, any case; `--state paused` shows why each "
+                        "waits: step, reason, resume_at, when it paused, resumes so far")
     p.add_argument("--limit", type=positive_int, default=20, metavar="N",
                    help="at most this many runs (up to 10000)")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
@@ -276,6 +326,8 @@ def register(commands: Commands) -> None:
         "example:\n  pgbatch runs restart 42", handler=cmd_runs_restart)
     p.add_argument("id", type=positive_int, metavar="ID", help="the execution's id")
     _add_request_id(p)
+
+    register_pause(rsub, _with_operator, _add_request_id)
 
     for action, (summary, description) in _TRANSITION_HELP.items():
         p = add_command(rsub, action, summary, description,

@@ -8,8 +8,15 @@
   job instances left without an execution (``pgbatch.purge_batch_history``,
   ``batch_purge_size`` per call, repeated while a call comes back full).
 
+- ``resume_due_executions`` (every node, each ``batch_resume_interval``
+  seconds): resumes the PAUSED executions whose ``resume_at`` has come
+  (timed pauses, docs/batch-pause.md; ``pgbatch.resume_due_executions``,
+  ``batch_resume_size`` per call, repeated while a call comes back full).
+  Every node runs it so that timed resumes do not wait for a leader.
+
 Safe on several nodes at once (``FOR UPDATE SKIP LOCKED``): a leader stuck
-during a takeover that finishes a pass afterwards deletes nothing twice.
+during a takeover that finishes a pass afterwards deletes nothing twice, and
+each due execution is resumed exactly once however many nodes sweep.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pgbatch import _ops
-from pgbatch.worker.services import LEADER, MaintenanceContext, MaintenanceService
+from pgbatch.batch.pause_calls import resume_due_op
+from pgbatch.worker.services import EVERY_NODE, LEADER, MaintenanceContext, MaintenanceService
 
 if TYPE_CHECKING:
     from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
@@ -41,12 +49,24 @@ class BatchServices:
         self.stats = stats
 
     def services(self) -> list[MaintenanceService]:
-        """The services (none when ``batch_retention`` is None)."""
+        """The services (no purge when ``batch_retention`` is None)."""
         cfg = self.config
-        if cfg.batch_retention is None:
-            return []
-        return [MaintenanceService("purge_batch_history", cfg.interval * cfg.sweep_every,
-                                   self.purge_batch_history, LEADER)]
+        found: list[MaintenanceService] = []
+        if cfg.batch_retention is not None:
+            found.append(MaintenanceService("purge_batch_history", cfg.interval * cfg.sweep_every,
+                                            self.purge_batch_history, LEADER))
+        found.append(MaintenanceService("resume_due_executions", cfg.batch_resume_interval,
+                                        self.resume_due_executions, EVERY_NODE))
+        return found
+
+    async def resume_due_executions(self, ctx: MaintenanceContext) -> None:
+        """Resume due timed pauses, ``batch_resume_size`` per call, while calls are full."""
+        size = self.config.batch_resume_size
+        while True:
+            n = await ctx.client.run(resume_due_op(size))
+            self.stats.batch_resumed += n
+            if n < size:
+                return
 
     async def purge_batch_history(self, ctx: MaintenanceContext) -> None:
         """Delete old terminal executions, ``batch_purge_size`` per call, while calls are full."""

@@ -98,6 +98,12 @@ class MaintenanceConfig:
     ``pgbatch._limits.MAX_RETENTION``, or None to keep them
     (``batch_services.py``).
 
+    ``batch_resume_interval``: seconds between two runs of the timed-resume
+    sweep on this node (every node runs it; a PAUSED execution whose
+    ``resume_at`` came is resumed within about this long, exactly once however
+    many nodes sweep); ``batch_resume_size`` executions per call (repeated
+    while full).
+
     ``service_backoff_cap``: the longest wait before retrying a failing
     service. ``parallel_services``: services that may run at once (each run
     takes a pooled connection while it runs).
@@ -109,6 +115,8 @@ class MaintenanceConfig:
     retention_dead: timedelta = timedelta(days=7)
     batch_retention: timedelta | None = timedelta(days=30)
     batch_purge_size: int = 1000
+    batch_resume_interval: float = 1.0
+    batch_resume_size: int = 100
     sweep_every: int = 60
     compact_every: int = 10
     reap_limit: int = 1000
@@ -126,6 +134,11 @@ class MaintenanceConfig:
             raise ValueError("sweep_every, compact_every and reap_limit must be at least 1")
         if self.parallel_services < 1:
             raise ValueError(f"parallel_services must be at least 1, got {self.parallel_services}")
+        if not math.isfinite(self.batch_resume_interval) or self.batch_resume_interval <= 0:
+            raise ValueError("batch_resume_interval must be a positive number of seconds, got "
+                             f"{self.batch_resume_interval}")
+        if not 1 <= self.batch_resume_size <= 10_000:
+            raise ValueError(f"batch_resume_size must be 1 to 10000, got {self.batch_resume_size}")
         if not 1 <= self.batch_purge_size <= 100_000:
             raise ValueError(f"batch_purge_size must be 1 to 100000, got {self.batch_purge_size}")
         if self.batch_retention is not None and \
@@ -159,6 +172,7 @@ class MaintenanceStats:
     announced: int = 0
     swept: int = 0
     batch_purged: int = 0
+    batch_resumed: int = 0
     vacuums: int = 0
     became_leader: int = 0
     lost_leadership: int = 0

@@ -14,7 +14,8 @@
 --                    execution FAILED (RECOVERY_LIMIT)
 --   on_shutdown      what a worker that shuts down does with a running
 --                    execution: handoff (default: commit the chunk, hand the
---                    execution back, STARTING) or stop (STOPPED)
+--                    execution back, STARTING), stop (STOPPED) or pause
+--                    (PAUSED until resume_execution)
 --   queue            the batch queue of its work items, default 'batch'
 -- InvalidJobDefinition (PB041) for anything else (also a recovery policy other
 -- than Fail for a job that is not restartable). A definition whose "version"
@@ -115,8 +116,8 @@ begin
         perform pgbatch._raise('PB041', format('invalid job definition: recovery_policy %s needs a restartable job '
                                                '(a job that is not restartable recovers with Fail)', to_json(v_policy)));
     end if;
-    if v_def ? 'on_shutdown' and coalesce(v_def ->> 'on_shutdown', '') not in ('handoff', 'stop') then
-        perform pgbatch._raise('PB041', 'invalid job definition: "on_shutdown" must be handoff or stop');
+    if v_def ? 'on_shutdown' and coalesce(v_def ->> 'on_shutdown', '') not in ('handoff', 'stop', 'pause') then
+        perform pgbatch._raise('PB041', 'invalid job definition: "on_shutdown" must be handoff, stop or pause');
     end if;
     v_def := v_def || jsonb_build_object('recovery_policy', v_policy);
 

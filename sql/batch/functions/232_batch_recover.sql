@@ -4,6 +4,7 @@
 -- current work item (if it is live) and of the execution. By status:
 --   STOPPING  -> STOPPED; the running step STOPPED at its last checkpoint
 --   PAUSING   -> PAUSED; the running step PAUSED at its last checkpoint
+--               (pgbatch_batch_parked is notified)
 --   STARTED   the job's recovery policy, after the recovery limit:
 --     recovery_count + 1 > max_recoveries  -> FAILED, exit RECOVERY_LIMIT
 --     ResumeForward  -> STARTING, recovery_count + 1: the same execution
@@ -62,6 +63,7 @@ begin
                last_updated = v_now, version = e.version + 1
          where e.id = x.id;
         perform pgbatch._batch_event(x.id, null, 'recovered', x.status, 'PAUSED', null, v_detail);
+        perform pgbatch._batch_notify_parked(x.id);
         return 'PAUSED';
     end if;
 
