@@ -30,8 +30,10 @@ from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.chunks import ChunkRun
 from pgbatch.batch.context import StepContext, reset_step_context, set_step_context
-from pgbatch.batch.definition import Job, TaskletStep
+from pgbatch.batch.definition import Gate, Job, TaskletStep
 from pgbatch.batch.faults import fault_point
+from pgbatch.batch.gates import run_gate
+from pgbatch.batch.parking import ParkedHook
 from pgbatch.worker.context import JobContext
 from pgbatch.worker.executor import Call, UnknownHandler
 
@@ -51,17 +53,21 @@ class BatchExecutor:
     the worker's lease keeper. ``poll_interval``: how often a tasklet's
     ``ctx.stop_requested()`` reads an operator's stop from the database.
     ``outage``: seconds a chunk commit keeps retrying while the database is
-    unreachable before the attempt fails.
+    unreachable before the attempt fails. ``on_parked``: called with a
+    :class:`~pgbatch.batch.parking.Parked` after this worker parked an
+    execution (at a gate: AWAITING_APPROVAL), once that transaction committed.
     """
 
     def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30),
-                 poll_interval: float = 1.0, outage: float = 60.0) -> None:
+                 poll_interval: float = 1.0, outage: float = 60.0, *,
+                 on_parked: ParkedHook | None = None) -> None:
         self._jobs = {job.name: job for job in jobs}
         self._lease = lease
         self._poll_interval = poll_interval
         self._outage = outage
         self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._on_parked = on_parked
 
     @property
     def jobs(self) -> Sequence[Job]:
@@ -142,6 +148,9 @@ class BatchExecutor:
                   params: dict[str, Any]) -> None:
         item = ctx.job
         step = job.by_name[step_name]
+        if isinstance(step, Gate):
+            run_gate(ctx, job, step, self._on_parked)
+            return
         execution_id = int(item.payload["execution_id"])
         sctx = StepContext(execution_id, job.name, step_name, int(s["step_execution_id"]),
                            params=params, shutdown=ctx.stop_requested.is_set,

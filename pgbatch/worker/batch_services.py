@@ -8,8 +8,14 @@
   job instances left without an execution (``pgbatch.purge_batch_history``,
   ``batch_purge_size`` per call, repeated while a call comes back full).
 
+- ``expire_gates`` (every node, each ``interval``): applies the ``on_timeout``
+  decision of approval gates whose timeout passed without a decision
+  (``pgbatch.expire_gates``, :data:`GATE_SWEEP_SIZE` per call, repeated while a
+  call comes back full; docs/batch-gates.md). ``gates_expired`` counts them.
+
 Safe on several nodes at once (``FOR UPDATE SKIP LOCKED``): a leader stuck
-during a takeover that finishes a pass afterwards deletes nothing twice.
+during a takeover that finishes a pass afterwards deletes nothing twice, and
+each gate timeout is applied exactly once however many nodes sweep.
 """
 
 from __future__ import annotations
@@ -18,10 +24,15 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pgbatch import _ops
-from pgbatch.worker.services import LEADER, MaintenanceContext, MaintenanceService
+from pgbatch.batch.gates import expire_gates_op
+from pgbatch.worker.services import EVERY_NODE, LEADER, MaintenanceContext, MaintenanceService
 
 if TYPE_CHECKING:
     from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
+
+
+#: Gate timeouts one ``expire_gates`` call applies at most.
+GATE_SWEEP_SIZE = 100
 
 
 def purge_batch_history_op(older_than: timedelta, batch_size: int) -> _ops.Op[int]:
@@ -39,14 +50,24 @@ class BatchServices:
     def __init__(self, config: MaintenanceConfig, stats: MaintenanceStats) -> None:
         self.config = config
         self.stats = stats
+        self.gates_expired = 0
 
     def services(self) -> list[MaintenanceService]:
-        """The services (none when ``batch_retention`` is None)."""
+        """The services (``purge_batch_history`` only when ``batch_retention`` is set)."""
         cfg = self.config
+        found = [MaintenanceService("expire_gates", cfg.interval, self.expire_gates, EVERY_NODE)]
         if cfg.batch_retention is None:
-            return []
+            return found
         return [MaintenanceService("purge_batch_history", cfg.interval * cfg.sweep_every,
-                                   self.purge_batch_history, LEADER)]
+                                   self.purge_batch_history, LEADER), *found]
+
+    async def expire_gates(self, ctx: MaintenanceContext) -> None:
+        """Apply due gate timeouts, :data:`GATE_SWEEP_SIZE` per call, while calls are full."""
+        while True:
+            n = await ctx.client.run(expire_gates_op(GATE_SWEEP_SIZE))
+            self.gates_expired += n
+            if n < GATE_SWEEP_SIZE:
+                return
 
     async def purge_batch_history(self, ctx: MaintenanceContext) -> None:
         """Delete old terminal executions, ``batch_purge_size`` per call, while calls are full."""
