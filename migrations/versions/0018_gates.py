@@ -24,7 +24,7 @@ branch_labels: str | None = None
 depends_on: str | None = None
 
 #: sha256 of 0018_gates.sql: released SQL never changes.
-SQL_SHA256 = "bedaa897e389aa344de7fd2dc7fdf0a6bffc599a6498c0ac206f258b8db3823f"
+SQL_SHA256 = "d9705fb2884c5039ace723b295ce16f7f13c31ff15c172cf4ba914f3b101d426"
 
 #: The functions the version adds (name and argument types).
 _ADDED = (

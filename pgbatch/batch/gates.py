@@ -111,7 +111,7 @@ def decide_op(action: str, execution_id: int, gate: str, actor: str | None,
 def approvals_op(status: str | None, limit: int) -> _ops.Op[list[ApprovalInfo]]:
     """``approvals(status, limit)``, newest first."""
     def decode(rows: list[Any]) -> list[ApprovalInfo]:
-        return [ApprovalInfo(**row) for row in rows]
+        return [ApprovalInfo(status=row.pop("approval_status"), **row) for row in rows]
 
     return _ops.Op("select * from pgbatch.approvals(%s, %s)", (status, limit), decode, dict_row)
 

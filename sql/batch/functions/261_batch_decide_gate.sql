@@ -2,8 +2,8 @@
 -- approve_gate, reject_gate and the gate-timeout sweep (expire_gates): one
 -- transaction, a double compare-and-set on the approval row (PENDING ->
 -- APPROVED / REJECTED) and the execution (AWAITING_APPROVAL -> STARTING /
--- FAILED), both rows locked (the execution in the workers' lock order, see
--- _batch_lock_operator). `decision` is 'APPROVED' or 'REJECTED'.
+-- FAILED), both rows locked, the execution's first. `decision` is 'APPROVED'
+-- or 'REJECTED'.
 --   APPROVED  the gate step COMPLETED (exit APPROVED); the execution is
 --             STARTING with a work item for the step after the gate, or
 --             COMPLETED when the gate is the last step
@@ -45,7 +45,14 @@ begin
     if length(_batch_decide_gate.comment) > 10000 then
         perform pgbatch._raise('PB007', 'invalid argument: comment must be at most 10000 characters');
     end if;
-    x := pgbatch._batch_lock_operator(_batch_decide_gate.execution_id);
+    -- An execution AWAITING_APPROVAL has no work item, so its row is the first
+    -- lock (then the approval's, as stop and abandon take them); a call that
+    -- finds it in another status only reads, and never waits for a work item
+    -- while holding the row (see _batch_lock_operator).
+    select * into x from pgbatch.job_execution e where e.id = _batch_decide_gate.execution_id for update;
+    if not found then
+        perform pgbatch._raise('PB047', format('job execution %s not found', _batch_decide_gate.execution_id));
+    end if;
     if _batch_decide_gate.request_id is not null then
         return query select true, e.detail ->> 'approval_status', e.to_status from pgbatch.execution_event e
                       where e.job_execution_id = x.id and e.kind = _batch_decide_gate.event_kind

@@ -2,9 +2,10 @@
 -- waits for a decision), DECIDED (APPROVED, REJECTED or EXPIRED: who decided
 -- and when), one of APPROVED, REJECTED, EXPIRED, or NULL for all; newest
 -- first, at most `limit` (1 to 10000). InvalidArgument (PB007) otherwise.
--- decided_by 'timeout' marks a decision of the gate-timeout sweep.
+-- decided_by 'timeout' marks a decision of the gate-timeout sweep. The
+-- column approval_status is the approval's status.
 create or replace function pgbatch.approvals(status text default null, "limit" integer default 100)
-returns table (approval_id bigint, execution_id bigint, job_name text, gate_name text, status text,
+returns table (approval_id bigint, execution_id bigint, job_name text, gate_name text, approval_status text,
                execution_status text, requested_at timestamptz, expires_at timestamptz, on_timeout text,
                decided_by text, decided_at timestamptz, comment text)
 language plpgsql
