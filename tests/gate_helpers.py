@@ -131,7 +131,8 @@ select format('approval %s is PENDING but execution %s is %s', a.id, x.id, x.sta
 union all
 select format('approval %s is %s but its gate step is %s/%s', a.id, a.status, s.status, s.exit_code)
   from pgbatch.approval a
-  join pgbatch.step_execution s on s.job_execution_id = a.job_execution_id and s.step_name = a.gate_name
+  join pgbatch.step_execution s
+    on s.job_execution_id = a.job_execution_id and s.step_name = a.gate_name
  where (a.status = 'APPROVED' and (s.status, s.exit_code) <> ('COMPLETED', 'APPROVED'))
     or (a.status = 'REJECTED' and (s.status, s.exit_code) <> ('FAILED', 'APPROVAL_REJECTED'))
     or (a.status = 'PENDING' and s.status <> 'STARTED')

@@ -162,9 +162,10 @@ def test_G2_concurrent_decisions_lock_interleaved(db: TestDatabase, conn: Conn,
     for t in threads:
         t.join(60)
     applied = [(a, r) for a, r in results if r[0]]
-    assert len(results) == 2 and len(applied) == 1, results
+    assert len(results) == 2, results
+    assert len(applied) == 1, results
     winner, (_, status, x_status) = applied[0]
-    loser = [r for _, r in results if not r[0]][0]
+    loser = next(r for _, r in results if not r[0])
     # the loser sees the winner's decision, and nothing changed for it
     assert loser == (False, status, x_status)
     assert status == ("APPROVED" if winner == "approve" else "REJECTED")
@@ -216,12 +217,12 @@ def test_G2_approve_races_stop_exactly_one_wins(db: TestDatabase, conn: Conn) ->
                        [exec_id])
         out: dict[str, Any] = {}
 
-        def approve() -> None:
+        def approve(out: dict[str, Any] = out, exec_id: int = exec_id) -> None:
             with db.connect() as c:
                 c.execute("select set_config('application_name', 'race-approve', false)")
                 out["approve"] = decide(c, "approve", exec_id)
 
-        def stop() -> None:
+        def stop(out: dict[str, Any] = out, exec_id: int = exec_id) -> None:
             with db.connect() as c:
                 c.execute("select set_config('application_name', 'race-stop', false)")
                 out["stop"] = c.execute("select * from pgbatch.stop_execution(%s)",
@@ -260,7 +261,8 @@ def test_G3_reject_fails_the_execution_and_a_restart_asks_again(conn: Conn) -> N
         True, "REJECTED", "FAILED")
     x = execution(conn, first)
     assert (x["status"], x["exit_code"]) == ("FAILED", "APPROVAL_REJECTED")
-    assert "totals are off" in x["exit_message"] and "bob" in x["exit_message"]
+    assert "totals are off" in x["exit_message"]
+    assert "bob" in x["exit_message"]
     gate_step = steps(conn, first)[1]
     assert (gate_step["status"], gate_step["exit_code"]) == ("FAILED", "APPROVAL_REJECTED")
 
@@ -352,7 +354,8 @@ def test_G4_gate_timeouts_are_applied_once_with_several_sweepers(
             assert a["decided_by"] == "timeout"
             assert event_count(conn, i, on_timeout) == 1
         elif i == ids[2]:
-            assert a["status"] == "APPROVED" and a["decided_by"] != "timeout"
+            assert a["status"] == "APPROVED"
+            assert a["decided_by"] != "timeout"
         else:
             assert (a["status"], execution(conn, i)["status"]) == ("PENDING", "AWAITING_APPROVAL")
     if on_timeout == "reject":
@@ -385,7 +388,8 @@ def test_stop_or_abandon_of_an_awaiting_execution_expires_its_approval(
     assert conn.execute(f"select * from pgbatch.{call}(%s)", [exec_id]).fetchone() == (
         True, status)
     a = approval(conn, exec_id)
-    assert a["status"] == "EXPIRED" and a["decided_at"] is not None
+    assert a["status"] == "EXPIRED"
+    assert a["decided_at"] is not None
     assert execution(conn, exec_id)["status"] == status
     before = batch_state(conn)
     assert decide(conn, "approve", exec_id) == (False, "EXPIRED", status)
@@ -425,8 +429,9 @@ def test_approvals_lists_the_inbox_and_the_decisions(conn: Conn) -> None:
 
     def listed(status: str | None) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in conn.execute(
-            "select execution_id, job_name, gate_name, approval_status, execution_status, decided_by,"
-            " comment, expires_at is not null from pgbatch.approvals(%s)", [status]).fetchall()]
+            "select execution_id, job_name, gate_name, approval_status, execution_status,"
+            " decided_by, comment, expires_at is not null from pgbatch.approvals(%s)",
+            [status]).fetchall()]
 
     assert listed("PENDING") == [(waiting, "g", "check", "PENDING", "AWAITING_APPROVAL", None,
                                   None, True)]

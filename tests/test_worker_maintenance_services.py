@@ -202,8 +202,8 @@ def test_service_names_are_unique_per_app_and_per_loop(db: TestDatabase) -> None
             m = Maintenance(db.dsn, client, "n", uuid.uuid4(), services=app.maintenance_services)
             assert [s.name for s in m.services] == [
                 "heartbeat", "reap_expired", "announce_due", "compact_counters",
-                "sweep_retention", "vacuum", "purge_batch_history", "expire_gates", "tick_schedules",
-                "mine"]
+                "sweep_retention", "vacuum", "purge_batch_history", "expire_gates",
+                "tick_schedules", "mine"]
             with pytest.raises(ValueError, match="already registered"):
                 m.register(MaintenanceService("reap_expired", 1.0, _noop_service))
             with pytest.raises(KeyError):
