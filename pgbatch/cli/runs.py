@@ -1,5 +1,6 @@
 """``pgbatch runs list|show|launch|restart|stop|abandon|recover|cancel``: batch job
-executions ("runs") for operators.
+executions ("runs") for operators (``approve|reject|approvals`` and
+``list --awaiting-approval``: :mod:`pgbatch.cli.run_gates`).
 
 Every call goes through :class:`pgbatch.batch.JobOperator`, one SQL function
 each (``job_executions``, ``get_execution``, ``step_executions``,
@@ -25,6 +26,7 @@ from pgbatch.batch.operator import (
     StepExecutionInfo,
     TransitionResult,
 )
+from pgbatch.cli import run_gates
 from pgbatch.cli.common import (
     CliError,
     Commands,
@@ -68,6 +70,8 @@ def _run_row(x: JobExecutionDetail, now: datetime) -> list[str]:
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
     """List job executions, newest first."""
+    if args.awaiting_approval:
+        return run_gates.list_awaiting(args)
     with _operator_session(args) as (client, conn):
         op = JobOperator(client)
         rows = op.executions(args.job, args.status, args.limit, conn=conn)
@@ -217,19 +221,22 @@ _TRANSITION_HELP: Final = {
 def register(commands: Commands) -> None:
     """Add ``runs`` and its subcommands."""
     rsub = add_group(
-        commands, "runs", "list, show, launch, restart, stop, abandon, recover or cancel "
-        "batch runs",
+        commands, "runs", "list, show, launch, restart, stop, abandon, recover, cancel, "
+        "approve or reject batch runs",
         "Batch job executions (runs). Listings call job_executions(), get_execution(),\n"
         "step_executions() and execution_events() (read-only); the other subcommands call\n"
         "launch_job(), restart_execution(), stop_execution(), abandon_execution(),\n"
-        "recover_execution() and cancel_execution(). A transition that the execution's\n"
+        "recover_execution() and cancel_execution(); approve, reject and approvals call\n"
+        "approve_gate(), reject_gate() and approvals(). A transition that the execution's\n"
         f"status does not allow changes nothing and exits with status {EXIT_NOT_APPLIED}.",
         "examples:\n"
         "  pgbatch runs list --job nightly-etl --status FAILED\n"
         "  pgbatch runs show 42\n"
         "  pgbatch runs launch nightly-etl '{\"day\": \"2026-12-01\"}'\n"
         "  pgbatch runs restart 42\n"
-        "  pgbatch runs stop 43 --request-id ops-1234")
+        "  pgbatch runs stop 43 --request-id ops-1234\n"
+        "  pgbatch runs list --awaiting-approval\n"
+        "  pgbatch runs approve 44 check --comment 'totals match'")
     p = add_command(
         rsub, "list", "list runs, newest first",
         "List job executions, newest first: id, job, status, current step, items read\n"
@@ -242,6 +249,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--limit", type=positive_int, default=20, metavar="N",
                    help="at most this many runs (up to 10000)")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    run_gates.add_list_option(p)
 
     p = add_command(
         rsub, "show", "one run with its steps and events",
@@ -283,3 +291,4 @@ def register(commands: Commands) -> None:
                         handler=_transition(action))
         p.add_argument("id", type=positive_int, metavar="ID", help="the execution's id")
         _add_request_id(p)
+    run_gates.register(rsub, _add_request_id)
