@@ -5,6 +5,7 @@ with actor, comment and request id, lost races (exit status 3) and errors."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -24,6 +25,9 @@ from tests.gate_helpers import (
     reach_gate,
     register_gated,
 )
+from tests.test_docs_examples import ROOT, SQL_BLOCK
+from tests.test_docs_examples import _psql as psql_path
+from tests.test_roles import ADMIN_LOGIN, as_role, logins  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("gates_checked")
 
@@ -108,3 +112,45 @@ def test_reject_and_errors(run: Run, conn: Conn) -> None:
     code, _, err = run("runs", "approvals", "--pending", "--decided")
     assert code == 2
     assert "not allowed with argument" in err
+
+
+def test_admins_decide_and_list_gates_producers_and_workers_may_not(
+        conn: Conn, as_role: dict[str, Conn]) -> None:  # noqa: F811 - the fixture
+    register_gated(conn)
+    waiting = launch(conn, "g")
+    reach_gate(conn, waiting)
+    for kind in ("producer", "worker"):
+        for query in ("select pgbatch.approve_gate(%s, 'check')",
+                      "select pgbatch.reject_gate(%s, 'check')",
+                      "select pgbatch.approvals() where %s is not null"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                as_role[kind].execute(query, [waiting])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        as_role["admin"].execute("select pgbatch.expire_gates()")
+    admin = as_role["admin"]
+    assert admin.execute("select count(*) from pgbatch.approvals('PENDING')").fetchone() == (1,)
+    assert admin.execute("select * from pgbatch.approve_gate(%s, 'check')",
+                         [waiting]).fetchone() == (True, "APPROVED", "STARTING")
+    assert approval(conn, waiting)["decided_by"] == ADMIN_LOGIN
+    assert as_role["worker"].execute("select pgbatch.expire_gates()").fetchone() == (0,)
+
+
+def test_the_psql_example_of_the_gate_guide_runs(db: TestDatabase, conn: Conn,
+                                                 tmp_path: Path) -> None:
+    register_gated(conn, "monthly-invoices")
+    for _ in range(41):  # the guide's example decides execution 42
+        conn.execute("select nextval(pg_get_serial_sequence('pgbatch.job_execution', 'id'))")
+    waiting = launch(conn, "monthly-invoices")
+    assert waiting == 42
+    reach_gate(conn, waiting)
+    text = (ROOT / "docs" / "batch-gates.md").read_text(encoding="utf-8")
+    blocks = SQL_BLOCK.findall(text)
+    assert len(blocks) == 1
+    path = tmp_path / "example.sql"
+    path.write_text(blocks[0], encoding="utf-8")
+    ran = subprocess.run([psql_path(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db.dsn,
+                          "-f", str(path)], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert ran.returncode == 0, ran.stderr
+    a = approval(conn, waiting)
+    assert (a["status"], a["decided_by"], a["comment"]) == ("APPROVED", "alice", "totals match")
