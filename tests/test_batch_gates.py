@@ -379,7 +379,8 @@ def test_a_gate_without_timeout_never_expires(conn: Conn) -> None:
 # -- stop / abandon while awaiting approval -----------------------------------------------
 
 @pytest.mark.parametrize(("call", "status"), [("stop_execution", "STOPPED"),
-                                              ("abandon_execution", "ABANDONED")])
+                                              ("abandon_execution", "ABANDONED"),
+                                              ("cancel_execution", "STOPPED")])
 def test_stop_or_abandon_of_an_awaiting_execution_expires_its_approval(
         conn: Conn, call: str, status: str) -> None:
     register_gated(conn)
@@ -488,3 +489,17 @@ def test_await_gate_refuses_bad_arguments_and_non_gates(conn: Conn) -> None:
     conn.execute("select pgbatch.end_step(%s, %s, %s, 'COMPLETED')",
                  [s["step_execution_id"], item.job_id, item.claim_token])
     reach_gate(conn, exec_id)
+
+
+def test_recovery_leaves_an_awaiting_execution_alone(conn: Conn) -> None:
+    register_gated(conn)
+    exec_id = launch(conn, "g")
+    reach_gate(conn, exec_id)
+    before = batch_state(conn)
+    assert conn.execute("select * from pgbatch.recover_execution(%s)",
+                        [exec_id]).fetchone() == (False, "AWAITING_APPROVAL")
+    assert scalar(conn, "select pgbatch.recover_executions('0 seconds', 100)") == 0
+    assert batch_state(conn) == before
+    with raises_sqlstate("PB044"):
+        launch(conn, "g")  # the instance is active: approve it instead
+    assert batch_state(conn) == before
