@@ -9,7 +9,9 @@ then ``end_step`` acked by the worker's settler with the hand-off effects that
 enqueue the next step's work item. A stop requested by an operator is seen at
 each chunk commit and step start; a worker's shutdown after the next chunk
 commit (``on_shutdown``: ``handoff_execution`` gives the execution to the next
-worker, ``stop`` ends it STOPPED). Every transaction is fenced by the claim.
+worker, ``stop`` ends it STOPPED). A gate step parks the execution
+AWAITING_APPROVAL and acks the item without a follow-up
+(:mod:`pgbatch.batch.gates`). Every transaction is fenced by the claim.
 """
 
 from __future__ import annotations
