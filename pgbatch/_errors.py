@@ -262,6 +262,21 @@ class IndeterminateWriteError(PgBatchError):
     become UNKNOWN until an operator calls ``recover_execution`` (T21)."""
 
 
+class UnknownGate(PgBatchError):
+    """A gate decision (``approve_gate`` / ``reject_gate``) names a gate that the
+    execution's job does not have; the error's detail lists its gates."""
+
+    sqlstate = "PB055"
+
+
+class GateNotPending(InvalidState):
+    """A gate decision for a gate that the execution has not reached (no
+    approval was requested). A gate that was already decided or expired is
+    not an error: the call returns ``applied=False`` with the approval's status."""
+
+    sqlstate = "PB056"
+
+
 class ScheduleNotFound(PgBatchError):
     """No schedule has that name."""
 
@@ -331,6 +346,8 @@ ERRORS: dict[str, type[PgBatchError]] = {
         InvalidExecutionState,
         JobDefinitionChangedError,
         InvalidResumeAt,
+        UnknownGate,
+        GateNotPending,
         ScheduleNotFound,
         InvalidSchedule,
         ScheduleAlreadyExists,

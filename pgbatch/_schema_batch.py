@@ -176,9 +176,15 @@ approval = Table(
     Column("decided_by", Text),
     Column("decided_at", _TSTZ),
     Column("comment", Text),
+    Column("on_timeout", Text,
+           CheckConstraint("on_timeout in ('reject', 'approve')",
+                           name="approval_on_timeout_check"),
+           nullable=False, server_default=text("'reject'")),
     UniqueConstraint("job_execution_id", "gate_name",
                      name="approval_job_execution_id_gate_name_key"),
 )
+Index("approval_pending_expiry", approval.c.expires_at,
+      postgresql_where=text("status = 'PENDING' and expires_at is not null"))
 
 #: The append-only audit of every execution state change.
 execution_event = Table(

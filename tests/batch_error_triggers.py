@@ -72,3 +72,15 @@ BATCH_TRIGGERS: dict[str, Callable[[Conn], object]] = {
     "PB050": lambda c: c.execute("select pgbatch.pause_execution(%s, resume_at => '-infinity')",
                                  [_launched(c)]),
 }
+
+
+def _gated(conn: Conn) -> int:
+    register(conn, "g", steps=[{"name": "check", "kind": "gate"},
+                               {"name": "after", "kind": "tasklet"}])
+    return launch(conn, "g")
+
+
+BATCH_TRIGGERS.update({
+    "PB055": lambda c: c.execute("select pgbatch.approve_gate(%s, 'nope')", [_gated(c)]),
+    "PB056": lambda c: c.execute("select pgbatch.approve_gate(%s, 'check')", [_gated(c)]),
+})

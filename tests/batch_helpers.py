@@ -343,11 +343,13 @@ def seed_source(conn: Conn, items: int) -> None:
 
 def register_etl(conn: Conn, steps_count: int = 1, chunk_size: int = 5,
                  policy: str = "ResumeForward", max_recoveries: int = 5,
-                 on_shutdown: str = "handoff", pushdown: bool = False) -> str:
+                 on_shutdown: str = "handoff", pushdown: bool = False,
+                 gate: str | None = None) -> str:
     """Register the definition of batch_worker_proc's job ``etl`` with these options."""
     ns = argparse.Namespace(dsn="", steps=steps_count, chunk_size=chunk_size, policy=policy,
                             max_recoveries=max_recoveries, on_shutdown=on_shutdown,
-                            kill_on_item=None, item_delay=0.0, fold=0, pushdown=int(pushdown))
+                            kill_on_item=None, item_delay=0.0, fold=0, pushdown=int(pushdown),
+                            gate=gate)
     return register_job(conn, build_job(ns))
 
 

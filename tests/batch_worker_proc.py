@@ -13,8 +13,9 @@ stdout, one JSON object per line, as ``tests/worker_proc.py``: ``up``,
 
 Options: ``--steps N`` chunk steps ``s1``..``sN``; ``--policy`` ResumeForward,
 RestartAll, RestartFrom:<n>, Fail; ``--max-recoveries``; ``--on-shutdown``;
-``--chunk-size``; job parameters ``part`` and ``parts`` make it read only the
-ids with ``id % parts = part``; ``--item-delay`` seconds the processor sleeps per item;
+``--chunk-size``; ``--gate NAME`` adds an approval gate after ``s1``; job
+parameters ``part`` and ``parts`` make it read only the ids with
+``id % parts = part``; ``--item-delay`` seconds the processor sleeps per item;
 ``--fault POINT[:K]`` SIGKILLs the process at fault point POINT (for
 ``after_read``, when the K-th item since the step opened was read; for the
 commit points, at chunk sequence K); ``--kill-on-item V`` SIGKILLs it when the
@@ -48,6 +49,7 @@ from pgbatch.batch import (
     ChunkStep,
     ExecutionContext,
     Fail,
+    Gate,
     Job,
     RecoveryPolicy,
     RestartAll,
@@ -225,7 +227,10 @@ def build_job(args: argparse.Namespace) -> Job:
                          processor=process,
                          chunk_size=args.chunk_size)
 
-    return Job("etl", [step(f"s{i}") for i in range(1, args.steps + 1)],
+    steps: list[ChunkStep | Gate] = [step(f"s{i}") for i in range(1, args.steps + 1)]
+    if getattr(args, "gate", None):
+        steps.insert(1, Gate(args.gate))
+    return Job("etl", steps,
                recovery_policy=parse_policy(args.policy), max_recoveries=args.max_recoveries,
                on_shutdown=args.on_shutdown)
 
@@ -294,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pushdown", type=int, default=0,
                    help="1: each step is a SqlReader -> TableWriter copy of src into out,"
                         " run in the server")
+    p.add_argument("--gate", default=None, help="a Gate step of this name after s1")
     p.add_argument("--node-id", default=None)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--shutdown-grace", type=float, default=30.0)

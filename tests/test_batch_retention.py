@@ -183,8 +183,8 @@ def test_the_maintenance_leader_purges_old_history(db: TestDatabase, conn: Conn)
     assert instances(conn) == []
 
     kept = BatchServices(MaintenanceConfig(batch_retention=None), MaintenanceStats())
-    # None keeps batch history for ever (the timed-resume sweep still runs)
-    assert [s.name for s in kept.services()] == ["resume_due_executions"]
+    # None keeps batch history for ever (the timed-resume and gate sweeps still run)
+    assert [s.name for s in kept.services()] == ["resume_due_executions", "expire_gates"]
 
 
 @pytest.mark.parametrize("kwargs", [{"batch_retention": timedelta(days=-1)},

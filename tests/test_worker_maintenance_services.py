@@ -203,6 +203,7 @@ def test_service_names_are_unique_per_app_and_per_loop(db: TestDatabase) -> None
             assert [s.name for s in m.services] == [
                 "heartbeat", "reap_expired", "announce_due", "compact_counters",
                 "sweep_retention", "vacuum", "purge_batch_history", "resume_due_executions",
+                "expire_gates",
                 "tick_schedules", "mine"]
             with pytest.raises(ValueError, match="already registered"):
                 m.register(MaintenanceService("reap_expired", 1.0, _noop_service))

@@ -2,7 +2,7 @@
 a worker runs batch work items with, and the recovery service (docs/batch.md).
 
 A :class:`Job` is an ordered list of steps (:class:`TaskletStep`,
-:class:`ChunkStep`) with its options (recovery policy, ``max_recoveries``,
+:class:`ChunkStep`, :class:`Gate`) with its options (recovery policy, ``max_recoveries``,
 ``on_shutdown``, ``version``). :func:`register_jobs` registers their
 definitions in the database (``pgbatch.register_job``); ``pgbatch.launch_job``
 launches one (processing logic pauses it with ``ctx.request_pause()`` or
@@ -20,6 +20,7 @@ from pgbatch.batch.app import use_batch
 from pgbatch.batch.context import PauseRequest, StepContext, step_context
 from pgbatch.batch.definition import (
     ChunkStep,
+    Gate,
     Job,
     OnShutdown,
     Step,
@@ -29,6 +30,7 @@ from pgbatch.batch.definition import (
 )
 from pgbatch.batch.executor import BATCH_KIND, BatchExecutor
 from pgbatch.batch.faults import fault_point, set_fault_hook
+from pgbatch.batch.gates import ApprovalInfo, ApprovalResult
 from pgbatch.batch.items import ExecutionContext, ItemProcessor, ItemReader, ItemStream, ItemWriter
 from pgbatch.batch.operator import (
     AsyncJobOperator,
@@ -51,12 +53,15 @@ from pgbatch.batch.writers import TableWriter
 __all__ = [
     "BATCH_KIND",
     "PARKED_CHANNEL",
+    "ApprovalInfo",
+    "ApprovalResult",
     "AsyncJobOperator",
     "BatchExecutor",
     "ChunkStep",
     "ExecutionContext",
     "ExecutionEvent",
     "Fail",
+    "Gate",
     "InvalidCursor",
     "InvalidReaderQuery",
     "InvalidWriterItem",

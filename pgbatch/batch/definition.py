@@ -1,17 +1,20 @@
 """Job and step definitions of the batch engine, and their registration.
 
 A :class:`Job` is a name, an ordered list of steps and its options; a step is
-a :class:`TaskletStep` (one callable) or a :class:`ChunkStep` (reader, optional
-processor, writer, ``chunk_size``). Readers and writers follow the protocols of
-``pgbatch.batch.items``; see :mod:`pgbatch.batch.streams` for the other forms
-they may take (a factory, or the plain callables of the first API).
+a :class:`TaskletStep` (one callable), a :class:`ChunkStep` (reader, optional
+processor, writer, ``chunk_size``) or a :class:`Gate` (an approval gate).
+Readers and writers follow the protocols of ``pgbatch.batch.items``; see
+:mod:`pgbatch.batch.streams` for the other forms they may take (a factory, or
+the plain callables of the first API).
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 import psycopg
@@ -119,7 +122,69 @@ class ChunkStep:
         return _options(out, self.start_limit, self.allow_start_if_complete)
 
 
-Step = TaskletStep | ChunkStep
+#: What a gate's timeout decides when nobody decided in time.
+OnTimeout = Literal["reject", "approve"]
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An approval gate: a step that parks the execution AWAITING_APPROVAL with a
+    PENDING approval and releases its worker, until ``approve_gate`` (the next
+    step runs, in the same execution) or ``reject_gate`` (the execution ends
+    FAILED, ``APPROVAL_REJECTED``) decides it (docs/batch-gates.md).
+
+    ``timeout`` (a ``timedelta`` or seconds): after it, the gate-timeout
+    service applies ``on_timeout`` (``"reject"`` or ``"approve"``) once; None
+    waits for ever. The rule is stored with the approval when the gate is
+    reached. Being a step, an approved gate is COMPLETED and skipped when a
+    later failure is restarted (``allow_start_if_complete=True``: ask again);
+    a rejected one is FAILED, so a restart asks again.
+    """
+
+    name: str
+    timeout: timedelta | float | None = None
+    on_timeout: OnTimeout = "reject"
+    start_limit: int | None = None
+    allow_start_if_complete: bool = False
+
+    def __post_init__(self) -> None:
+        _check_name("gate", self.name)
+        if self.on_timeout not in ("reject", "approve"):
+            raise InvalidJobDefinition(f"gate {self.name!r}: on_timeout must be 'reject' or "
+                                       f"'approve', got {self.on_timeout!r}")
+        if self.timeout is not None:
+            seconds = self.timeout_seconds
+            if seconds is None or not 0 < seconds <= _MAX_GATE_TIMEOUT:
+                raise InvalidJobDefinition(f"gate {self.name!r}: timeout must be positive and at "
+                                           f"most 10 years, got {self.timeout!r}")
+        _check_limit(self.name, self.start_limit)
+
+    @property
+    def timeout_seconds(self) -> float | None:
+        """The timeout in seconds (None: no timeout, or not a duration)."""
+        t = self.timeout
+        if t is None or isinstance(t, bool):
+            return None
+        if isinstance(t, timedelta):
+            return t.total_seconds()
+        return float(t) if isinstance(t, int | float) and math.isfinite(t) else None
+
+    @property
+    def timeout_delta(self) -> timedelta | None:
+        """The timeout as a ``timedelta`` (None: no timeout)."""
+        seconds = self.timeout_seconds
+        return None if seconds is None else timedelta(seconds=seconds)
+
+    def definition(self) -> dict[str, Any]:
+        """The step's entry in ``register_job``'s definition (kind ``gate``)."""
+        out: dict[str, Any] = {"name": self.name, "kind": "gate"}
+        return _options(out, self.start_limit, self.allow_start_if_complete)
+
+
+#: The longest gate timeout (10 years as PostgreSQL counts them: 3600 days).
+_MAX_GATE_TIMEOUT = 3600 * 86400.0
+
+Step = TaskletStep | ChunkStep | Gate
 
 
 def _options(out: dict[str, Any], start_limit: int | None, allow: bool) -> dict[str, Any]:

@@ -11,8 +11,10 @@ each chunk commit and step start; a worker's shutdown after the next chunk
 commit (``on_shutdown``: ``handoff_execution`` gives the execution to the next
 worker, ``stop`` ends it STOPPED, ``pause`` parks it PAUSED). Pauses
 (``ctx.request_pause()``, ``PauseJob``, an operator's pause seen at a chunk
-commit or step start) park the execution (:mod:`pgbatch.batch.pausing`) and
-then call the ``on_parked`` hook. Every transaction is fenced by the claim.
+commit or step start) park the execution (:mod:`pgbatch.batch.pausing`); a
+gate step parks it AWAITING_APPROVAL and acks the item without a follow-up
+(:mod:`pgbatch.batch.gates`); both then call the ``on_parked`` hook. Every
+transaction is fenced by the claim.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from pgbatch._types import AckEffects, ClaimedJob, EnqueueRequest
 from pgbatch.batch.calls import call_row
 from pgbatch.batch.chunks import ChunkRun
 from pgbatch.batch.context import StepContext, reset_step_context, set_step_context
-from pgbatch.batch.definition import Job, TaskletStep
+from pgbatch.batch.definition import Gate, Job, TaskletStep
 from pgbatch.batch.faults import fault_point
+from pgbatch.batch.gates import run_gate
 from pgbatch.batch.parking import ParkedHook, call_parked_hook
 from pgbatch.batch.pausing import PauseJob, PauseSource, park, parked_record
 from pgbatch.worker.context import JobContext
@@ -63,8 +66,8 @@ class BatchExecutor:
     ``outage``: seconds a chunk commit keeps retrying while the database is
     unreachable before the attempt fails. ``on_parked``: called (on the worker
     thread, after the commit) with a :class:`~pgbatch.batch.parking.Parked`
-    each time this executor parks an execution PAUSED; its exceptions are
-    logged.
+    each time this executor parks an execution (PAUSED, or AWAITING_APPROVAL at
+    a gate); its exceptions are logged.
     """
 
     def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30),
@@ -77,6 +80,7 @@ class BatchExecutor:
         self._outage = outage
         self._fingerprints: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._on_parked = on_parked
 
     @property
     def jobs(self) -> Sequence[Job]:
@@ -160,6 +164,9 @@ class BatchExecutor:
                   params: dict[str, Any]) -> None:
         item = ctx.job
         step = job.by_name[step_name]
+        if isinstance(step, Gate):
+            run_gate(ctx, job, step, self._on_parked)
+            return
         execution_id = int(item.payload["execution_id"])
         sctx = StepContext(execution_id, job.name, step_name, int(s["step_execution_id"]),
                            params=params, shutdown=ctx.stop_requested.is_set,

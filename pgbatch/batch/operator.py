@@ -31,6 +31,7 @@ from pgbatch._aio_client import AnyConn as AsyncConn
 from pgbatch._aio_client import AsyncClient
 from pgbatch._client import AnyConn as SyncConn
 from pgbatch._client import Client
+from pgbatch.batch.gates import ApprovalInfo, ApprovalResult, approvals_op, decide_op
 from pgbatch.batch.operations import (
     events_op,
     execution_op,
@@ -62,8 +63,9 @@ from pgbatch.batch.records import (
 )
 
 __all__ = ["ACTIVE_STATUSES", "EXECUTION_STATUSES", "TERMINAL_STATUSES", "TRANSITIONS",
-           "AsyncJobOperator", "ExecutionEvent", "JobExecutionDetail", "JobExecutionInfo",
-           "JobOperator", "PausedExecution", "ResumeResult", "StepExecutionInfo",
+           "ApprovalInfo", "ApprovalResult", "AsyncJobOperator", "ExecutionEvent",
+           "JobExecutionDetail", "JobExecutionInfo", "JobOperator", "PausedExecution",
+           "ResumeResult", "StepExecutionInfo",
            "TransitionResult"]
 
 
@@ -181,6 +183,31 @@ class JobOperator:
         return self.client.run(
             transition_op(action, execution_id, request_id_or_new(request_id)), conn)
 
+    # -- approval gates (docs/batch-gates.md) ---------------------------------------------
+    def approve(self, execution_id: int, gate: str, actor: str | None = None,
+                comment: str | None = None, request_id: str | None = None, *,
+                conn: SyncConn | None = None) -> ApprovalResult:
+        """Approve ``gate`` of an execution AWAITING_APPROVAL at it (``approve_gate``):
+        the next step runs in the same execution. ``applied=False`` with the
+        approval's status when it was already decided or expired. Raises
+        JobExecutionNotFound, UnknownGate, GateNotPending."""
+        return self.client.run(decide_op("approve", execution_id, gate, actor, comment,
+                                         request_id_or_new(request_id)), conn)
+
+    def reject(self, execution_id: int, gate: str, actor: str | None = None,
+               comment: str | None = None, request_id: str | None = None, *,
+               conn: SyncConn | None = None) -> ApprovalResult:
+        """Reject ``gate`` (``reject_gate``): the execution ends FAILED with exit
+        ``APPROVAL_REJECTED``; restarting it asks again. As :meth:`approve` otherwise."""
+        return self.client.run(decide_op("reject", execution_id, gate, actor, comment,
+                                         request_id_or_new(request_id)), conn)
+
+    def approvals(self, status: str | None = None, limit: int = 100, *,
+                  conn: SyncConn | None = None) -> list[ApprovalInfo]:
+        """Gate approvals, newest first (``approvals``): ``status`` PENDING (the
+        inbox), DECIDED, APPROVED, REJECTED, EXPIRED or None (all)."""
+        return self.client.run(approvals_op(status, limit), conn)
+
 
 class AsyncJobOperator:
     """:class:`JobOperator` for asyncio, on an :class:`~pgbatch.AsyncClient`; the same
@@ -283,3 +310,23 @@ class AsyncJobOperator:
                           conn: AsyncConn | None) -> TransitionResult:
         return await self.client.run(
             transition_op(action, execution_id, request_id_or_new(request_id)), conn)
+
+    # -- approval gates (docs/batch-gates.md) ---------------------------------------------
+    async def approve(self, execution_id: int, gate: str, actor: str | None = None,
+                      comment: str | None = None, request_id: str | None = None, *,
+                      conn: AsyncConn | None = None) -> ApprovalResult:
+        """See :meth:`JobOperator.approve`."""
+        return await self.client.run(decide_op("approve", execution_id, gate, actor, comment,
+                                               request_id_or_new(request_id)), conn)
+
+    async def reject(self, execution_id: int, gate: str, actor: str | None = None,
+                     comment: str | None = None, request_id: str | None = None, *,
+                     conn: AsyncConn | None = None) -> ApprovalResult:
+        """See :meth:`JobOperator.reject`."""
+        return await self.client.run(decide_op("reject", execution_id, gate, actor, comment,
+                                               request_id_or_new(request_id)), conn)
+
+    async def approvals(self, status: str | None = None, limit: int = 100, *,
+                        conn: AsyncConn | None = None) -> list[ApprovalInfo]:
+        """See :meth:`JobOperator.approvals`."""
+        return await self.client.run(approvals_op(status, limit), conn)

@@ -1,5 +1,7 @@
 """``pgbatch runs list|show|launch|restart|stop|pause|resume|abandon|recover|cancel``:
-batch job executions ("runs") for operators (pause and resume: ``runs_pause.py``).
+batch job executions ("runs") for operators (pause and resume: ``runs_pause.py``;
+``approve|reject|approvals`` and ``list --awaiting-approval``:
+:mod:`pgbatch.cli.run_gates`).
 
 Every call goes through :class:`pgbatch.batch.JobOperator`, one SQL function
 each (``job_executions``, ``get_execution``, ``step_executions``,
@@ -25,6 +27,7 @@ from pgbatch.batch.operator import (
     StepExecutionInfo,
     TransitionResult,
 )
+from pgbatch.cli import run_gates
 from pgbatch.cli.common import (
     CliError,
     Commands,
@@ -96,6 +99,8 @@ def _list_view(args: argparse.Namespace, headers: tuple[str, ...], rows_of: Any)
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
     """List job executions, newest first."""
+    if args.awaiting_approval:
+        return run_gates.list_awaiting(args)
     status = args.state or args.status
     if status in _STATE_VIEWS:
         return _list_view(args, *_STATE_VIEWS[status])
@@ -260,13 +265,14 @@ _TRANSITION_HELP: Final = {
 def register(commands: Commands) -> None:
     """Add ``runs`` and its subcommands."""
     rsub = add_group(
-        commands, "runs", "list, show, launch, restart, stop, pause, resume, abandon, recover "
-        "or cancel batch runs",
+        commands, "runs", "list, show, launch, restart, stop, pause, resume, abandon, recover, "
+        "cancel, approve or reject batch runs",
         "Batch job executions (runs). Listings call job_executions(), get_execution(),\n"
         "step_executions() and execution_events() (read-only); the other subcommands call\n"
         "launch_job(), restart_execution(), stop_execution(), pause_execution(),\n"
         "resume_execution(), abandon_execution(), recover_execution() and\n"
-        "cancel_execution(). A transition that the execution's\n"
+        "cancel_execution(); approve, reject and approvals call approve_gate(),\n"
+        "reject_gate() and approvals(). A transition that the execution's\n"
         f"status does not allow changes nothing and exits with status {EXIT_NOT_APPLIED}.",
         "examples:\n"
         "  pgbatch runs list --job nightly-etl --status FAILED\n"
@@ -275,7 +281,9 @@ def register(commands: Commands) -> None:
         "  pgbatch runs restart 42\n"
         "  pgbatch runs stop 43 --request-id ops-1234\n"
         "  pgbatch runs pause 44 --reason 'check the totals'\n"
-        "  pgbatch runs resume 44")
+        "  pgbatch runs resume 44\n"
+        "  pgbatch runs list --awaiting-approval\n"
+        "  pgbatch runs approve 44 check --comment 'totals match'")
     p = add_command(
         rsub, "list", "list runs, newest first",
         "List job executions, newest first: id, job, status, current step, items read\n"
@@ -292,6 +300,7 @@ def register(commands: Commands) -> None:
     p.add_argument("--limit", type=positive_int, default=20, metavar="N",
                    help="at most this many runs (up to 10000)")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    run_gates.add_list_option(p)
 
     p = add_command(
         rsub, "show", "one run with its steps and events",
@@ -335,3 +344,4 @@ def register(commands: Commands) -> None:
                         handler=_transition(action))
         p.add_argument("id", type=positive_int, metavar="ID", help="the execution's id")
         _add_request_id(p)
+    run_gates.register(rsub, _add_request_id)

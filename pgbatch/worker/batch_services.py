@@ -13,10 +13,15 @@
   (timed pauses, docs/batch-pause.md; ``pgbatch.resume_due_executions``,
   ``batch_resume_size`` per call, repeated while a call comes back full).
   Every node runs it so that timed resumes do not wait for a leader.
+- ``expire_gates`` (every node, each ``interval``): applies the ``on_timeout``
+  decision of approval gates whose timeout passed without a decision
+  (``pgbatch.expire_gates``, :data:`GATE_SWEEP_SIZE` per call, repeated while a
+  call comes back full; docs/batch-gates.md). ``gates_expired`` counts them.
 
 Safe on several nodes at once (``FOR UPDATE SKIP LOCKED``): a leader stuck
 during a takeover that finishes a pass afterwards deletes nothing twice, and
-each due execution is resumed exactly once however many nodes sweep.
+each due execution is resumed, each gate timeout applied, exactly once however
+many nodes sweep.
 """
 
 from __future__ import annotations
@@ -25,11 +30,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pgbatch import _ops
+from pgbatch.batch.gates import expire_gates_op
 from pgbatch.batch.pause_calls import resume_due_op
 from pgbatch.worker.services import EVERY_NODE, LEADER, MaintenanceContext, MaintenanceService
 
 if TYPE_CHECKING:
     from pgbatch.worker.maintenance import MaintenanceConfig, MaintenanceStats
+
+
+#: Gate timeouts one ``expire_gates`` call applies at most.
+GATE_SWEEP_SIZE = 100
 
 
 def purge_batch_history_op(older_than: timedelta, batch_size: int) -> _ops.Op[int]:
@@ -47,6 +57,7 @@ class BatchServices:
     def __init__(self, config: MaintenanceConfig, stats: MaintenanceStats) -> None:
         self.config = config
         self.stats = stats
+        self.gates_expired = 0
 
     def services(self) -> list[MaintenanceService]:
         """The services (no purge when ``batch_retention`` is None)."""
@@ -57,7 +68,17 @@ class BatchServices:
                                             self.purge_batch_history, LEADER))
         found.append(MaintenanceService("resume_due_executions", cfg.batch_resume_interval,
                                         self.resume_due_executions, EVERY_NODE))
+        found.append(MaintenanceService("expire_gates", cfg.interval, self.expire_gates,
+                                        EVERY_NODE))
         return found
+
+    async def expire_gates(self, ctx: MaintenanceContext) -> None:
+        """Apply due gate timeouts, :data:`GATE_SWEEP_SIZE` per call, while calls are full."""
+        while True:
+            n = await ctx.client.run(expire_gates_op(GATE_SWEEP_SIZE))
+            self.gates_expired += n
+            if n < GATE_SWEEP_SIZE:
+                return
 
     async def resume_due_executions(self, ctx: MaintenanceContext) -> None:
         """Resume due timed pauses, ``batch_resume_size`` per call, while calls are full."""
