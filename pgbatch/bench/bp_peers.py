@@ -47,6 +47,9 @@ from pgbatch.bench.peer_env import DRIVER, PeerEnv, dsn_url, find_peer_env
 _JOB_TABLES = {"pgqueuer-asyncpg": "pgqueuer", "pgqueuer-psycopg": "pgqueuer",
                "procrastinate": "procrastinate_jobs"}
 POLL_EVERY = 0.02
+#: The peer's client is another process, so the server can be sampled often: a backend
+#: that lives through the window is counted from its first sample (from zero).
+CPU_SAMPLE_INTERVAL = 0.05
 def _drive(env: PeerEnv, lib: str, action: str, dsn: str, *extra: str,
            timeout: float = 900) -> dict[str, Any]:
     proc = subprocess.run([str(env.python), str(DRIVER), lib, action, "--dsn", dsn_url(dsn),
@@ -63,9 +66,21 @@ def _drive(env: PeerEnv, lib: str, action: str, dsn: str, *extra: str,
 def _enqueue(env: PeerEnv, lib: str, action: str, dsn: str, n: int, batch: int,
              postmaster: int | None) -> tuple[float, float, float | None]:
     """A peer's enqueue rate, its client CPU µs per job and the server's."""
-    with ServerCpuSampler(postmaster, 1.0) as sampler:
-        out = _drive(env, lib, action, dsn, "--n", str(n), "--batch", str(batch))
-        server = sampler.stop()
+    with ServerCpuSampler(postmaster, CPU_SAMPLE_INTERVAL) as sampler:
+        proc = subprocess.Popen([str(env.python), str(DRIVER), lib, action, "--dsn",
+                                 dsn_url(dsn), "--n", str(n), "--batch", str(batch), "--hold"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        assert proc.stdin is not None
+        try:
+            line = proc.stdout.readline()
+            server = sampler.stop()  # the peer's backends are still there: held
+        finally:
+            proc.stdin.close()
+            proc.wait(timeout=120)
+    if not line.startswith("{"):
+        raise RuntimeError(f"{lib} {action} failed (exit {proc.returncode})")
+    out = json.loads(line)
     return (n / out["seconds"], out["cpu_s"] * 1e6 / n,
             None if server is None else server * 1e6 / n)
 

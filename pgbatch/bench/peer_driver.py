@@ -19,7 +19,9 @@ LIB is ``pgqueuer-asyncpg``, ``pgqueuer-psycopg`` or ``procrastinate``. ACTION:
 
 Every action prints one JSON object on its last stdout line: ``seconds`` (the measured
 window, where it has one), ``cpu_s`` (this process's CPU over that window) and, for
-``latency``, ``samples_ms``.
+``latency``, ``samples_ms``. With ``--hold`` it then waits for the end of its stdin
+before it closes its connections and exits, so that the benchmark can read the CPU of
+their server processes after the window.
 """
 
 # The peers are imported where they are used: only the measured one need be installed.
@@ -226,6 +228,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=1_000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--hold", action="store_true",
+                   help="after the JSON line, wait for the end of stdin before exiting")
     p.add_argument("--warmup", type=int, default=WARMUP,
                    help="jobs enqueued before the measured window (enqueue actions)")
     args = p.parse_args()
@@ -234,6 +238,8 @@ def main() -> None:
     else:
         out = asyncio.run(_pgq(args.lib, args))
     _emit(out)
+    if args.hold:
+        sys.stdin.read()  # keep the connections (their backends) until told to go
 
 
 if __name__ == "__main__":
