@@ -29,7 +29,7 @@ from pgbatch import Client, EnqueueRequest
 from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import NOOP_PAYLOAD, Context, checkpoint, connect
 from pgbatch.bench._model import ANCHORS, Bar, Figure, ScenarioResult
-from pgbatch.bench._peer_bars import peer_bar
+from pgbatch.bench._peer_bars import figure_key, measured, peer_bar
 
 WARMUP = 20
 PRODUCERS = 8
@@ -144,6 +144,9 @@ def run(ctx: Context, res: ScenarioResult) -> None:
         f"({n:,} jobs)", "jobs/s",
         bars=[Bar(">=", "≥ 0.5x B0 INSERT+COMMIT (pgbench), 8 clients", ref="B0.insert.c8",
                   factor=0.5)]))
+    if measured(ctx.results, "pgqueuer-asyncpg", "producers8") is not None:
+        many.bars.append(Bar(">=", f"≥ PGQueuer (asyncpg) from {PRODUCERS} producers (side by "
+                                   "side)", ref=figure_key("pgqueuer-asyncpg", "producers8")))
     many_cpu = _cpu_figures(res, "B1.producers8", f"{PRODUCERS} producers")
     many_quiet = res.add(Figure(
         "B1.producers8_nonotify", "B1", f"enqueue one by one from {PRODUCERS} producer "

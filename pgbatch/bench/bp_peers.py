@@ -10,6 +10,8 @@ schema installed by its own installer. The figures are B1-B3's:
   calls of 1,000 (PGQueuer: ``Queries.enqueue`` with scalars / with lists;
   Procrastinate: ``defer_async`` / ``batch_defer_async``), with the client's and the
   server's CPU per job;
+- ``producers8`` (PGQueuer on asyncpg): 8 producer processes enqueuing one by one,
+  released together after their warm-up, like B1's many-producers figure;
 - ``p1`` / ``p2``: 20,000 pre-loaded no-op jobs processed by 1 and 2 worker processes
   taking 10 at a time (PGQueuer: ``QueueManager.run(batch_size=10, mode=drain)``;
   Procrastinate: ``run_worker_async(concurrency=10, wait=False)``), from the moment the
@@ -47,6 +49,9 @@ from pgbatch.bench.peer_env import DRIVER, PeerEnv, dsn_url, find_peer_env
 _JOB_TABLES = {"pgqueuer-asyncpg": "pgqueuer", "pgqueuer-psycopg": "pgqueuer",
                "procrastinate": "procrastinate_jobs"}
 POLL_EVERY = 0.02
+PRODUCERS = 8
+#: The peers measured with many producers too (the best one: the others are slower).
+PRODUCER_LIBS = ("pgqueuer-asyncpg",)
 #: The peer's client is another process, so the server can be sampled often: a backend
 #: that lives through the window is counted from its first sample (from zero).
 CPU_SAMPLE_INTERVAL = 0.05
@@ -83,6 +88,46 @@ def _enqueue(env: PeerEnv, lib: str, action: str, dsn: str, n: int, batch: int,
     out = json.loads(line)
     return (n / out["seconds"], out["cpu_s"] * 1e6 / n,
             None if server is None else server * 1e6 / n)
+
+
+def _producers(env: PeerEnv, lib: str, dsn: str, n: int, producers: int,
+               postmaster: int | None) -> tuple[float, float | None]:
+    """The rate of ``producers`` processes of ``lib`` enqueuing ``n`` jobs in all, one by
+    one, released together after their warm-up; and the server's CPU µs per job."""
+    each = max(1, n // producers)
+    cmd = [str(env.python), str(DRIVER), lib, "enqueue-single", "--dsn", dsn_url(dsn),
+           "--n", str(each), "--wait-go", "--hold"]
+    procs = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for _ in range(producers)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            if not p.stdout.readline().startswith("{"):
+                raise RuntimeError(f"{lib} producer did not start")
+        with ServerCpuSampler(postmaster, CPU_SAMPLE_INTERVAL) as sampler:
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            outs = []
+            for p in procs:
+                assert p.stdout is not None
+                line = p.stdout.readline()
+                if not line.startswith("{"):
+                    raise RuntimeError(f"{lib} producer failed (exit {p.poll()})")
+                outs.append(json.loads(line))
+            server = sampler.stop()
+    finally:
+        for p in procs:
+            if p.stdin is not None:
+                p.stdin.close()
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    total = each * producers
+    window = max(o["end"] for o in outs) - min(o["start"] for o in outs)
+    return total / window, None if server is None else server * 1e6 / total
 
 
 def _drain(env: PeerEnv, lib: str, dsn: str, n: int, processes: int) -> float:
@@ -153,6 +198,11 @@ def _figures(res: ScenarioResult, lib: str, n: int, batch: int,
         ("wake_p99", f"{name}: wake-up latency p99 ({samples} samples)", "ms"),
         ("wake_max", f"{name}: wake-up latency max ({samples} samples)", "ms"),
     ]
+    if lib in PRODUCER_LIBS:
+        specs += [("producers8", f"{name}: enqueue one by one from {PRODUCERS} producer "
+                                 f"processes ({n:,} jobs)", "jobs/s"),
+                  ("producers8.server_cpu_us", f"{name}: {PRODUCERS} producers, PostgreSQL "
+                                               "CPU per job", "µs/job")]
     return {what: res.add(Figure(figure_key(lib, what), "BP", label, unit))
             for what, label, unit in specs}
 
@@ -187,6 +237,14 @@ def _measure_lib(ctx: Context, env: PeerEnv, lib: str, figs: dict[str, Figure], 
             checkpoint(admin)
         figs["enqueue_single"].runs.append(
             _enqueue(env, lib, "enqueue-single", dsn, n, batch, postmaster)[0])
+        if "producers8" in figs:
+            ctx.log(f"BP {lib} {PRODUCERS} producers run {r + 1}")
+            with connect(dsn) as admin:
+                checkpoint(admin)
+            rate8, server8 = _producers(env, lib, dsn, n, PRODUCERS, postmaster)
+            figs["producers8"].runs.append(rate8)
+            if server8 is not None:
+                figs["producers8.server_cpu_us"].runs.append(server8)
     for procs in (1, 2):
         ctx.log(f"BP {lib} processing, {procs} process(es), run {r + 1}")
         with ctx.server.fresh_db() as dsn:
@@ -210,8 +268,14 @@ def run(ctx: Context, res: ScenarioResult) -> None:
     env = find_peer_env(ctx.peers_python, ctx.log)
     res.details["peer_python"] = str(env.python)
     res.details["peer_versions"] = env.versions
-    if not env.libs:
-        raise RuntimeError(f"no peer library is importable by {env.python}")
+    libs = env.libs if ctx.peers_libs is None else tuple(
+        lib for lib in env.libs if lib in ctx.peers_libs)
+    unknown = set(ctx.peers_libs or ()) - set(LIB_NAMES)
+    if unknown:
+        raise RuntimeError(f"unknown peer(s) {', '.join(sorted(unknown))}; "
+                           f"choose from {', '.join(LIB_NAMES)}")
+    if not libs:
+        raise RuntimeError(f"no selected peer library is importable by {env.python}")
     sz = ctx.sizes
     n, batch = sz.enqueue_jobs, sz.enqueue_batch
     pgbatch_figs = (
@@ -225,9 +289,9 @@ def run(ctx: Context, res: ScenarioResult) -> None:
     ratio = res.add(Figure("BP.ratio.enqueue_batched", "BP",
                            "pgbatch / PGQueuer (asyncpg) batched enqueue, per interleaved run",
                            "x", bars=[Bar(">=", "≥ 1.5", value=1.5)]))
-    figs = {lib: _figures(res, lib, n, batch, sz.latency_samples) for lib in env.libs}
+    figs = {lib: _figures(res, lib, n, batch, sz.latency_samples) for lib in libs}
     for r in range(sz.runs):
-        order = list(env.libs) if r % 2 == 0 else list(reversed(env.libs))
+        order = list(libs) if r % 2 == 0 else list(reversed(libs))
         for lib in order:
             _measure_lib(ctx, env, lib, figs[lib], r, pgbatch_figs, ratio)
     for fig in list(res.figures):

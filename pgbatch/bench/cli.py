@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers-python", default=None, metavar="PATH",
                    help="the Python that can import the peers (default: this one with the "
                         "bench-peers extra, else the benchmark's own peers virtualenv)")
+    p.add_argument("--peers-libs", default=None, metavar="LIBS",
+                   help="comma-separated peers BP measures (default: every importable one of "
+                        "pgqueuer-asyncpg, pgqueuer-psycopg, procrastinate)")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 3 when a bar is missed")
     return p
@@ -169,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         server.start()
         machine = machine_info(server)
         ctx = Context(server=server, sizes=sizes, workdir=server.workdir,
-                      peers_python=args.peers_python)
+                      peers_python=args.peers_python,
+                      peers_libs=tuple(x.strip() for x in args.peers_libs.split(",") if x.strip())
+                      if args.peers_libs else None)
         ctx.log(f"server ready ({machine['server_settings'].get('server_version', '?')}); "
                 f"scenarios {', '.join(chosen)}; {sizes.runs} run(s) per figure")
         for sid in chosen:

@@ -10,6 +10,9 @@ LIB is ``pgqueuer-asyncpg``, ``pgqueuer-psycopg`` or ``procrastinate``. ACTION:
 - ``install``: the peer's schema, installed by the peer's own installer.
 - ``enqueue-single``: ``--n`` no-op jobs, one call (one transaction) per job.
 - ``enqueue-batched``: ``--n`` no-op jobs in calls of ``--batch`` jobs.
+  (Both report ``start`` and ``end``, wall-clock times of the window; with
+  ``--wait-go`` they print a READY line after the warm-up and wait for a line on
+  stdin, so that many producers start together.)
 - ``work``: print ``READY``, wait for a line on stdin, then process jobs until the queue
   is empty (the peer's drain mode) with 10 at a time, and exit.
 - ``latency``: start a listening worker (``latency-worker``, a child process), enqueue
@@ -79,7 +82,8 @@ async def _pgq(lib: str, args: argparse.Namespace) -> dict[str, Any]:
     if args.action in ("enqueue-single", "enqueue-batched"):
         for _ in range(args.warmup):
             await queries.enqueue("warmup", body, 0)
-        c0, t0 = time.process_time(), time.perf_counter()
+        await _wait_go(args)
+        w0, c0, t0 = time.time(), time.process_time(), time.perf_counter()
         if args.action == "enqueue-single":
             for _ in range(args.n):
                 await queries.enqueue(TASK, body, 0)
@@ -87,7 +91,8 @@ async def _pgq(lib: str, args: argparse.Namespace) -> dict[str, Any]:
             for i in range(0, args.n, args.batch):
                 k = min(args.batch, args.n - i)
                 await queries.enqueue([TASK] * k, [body] * k, [0] * k)
-        return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+        return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                "start": w0, "end": time.time()}
     if args.action in ("work", "latency-worker"):
         from pgqueuer import QueueManager  # type: ignore[import-not-found,unused-ignore]
         from pgqueuer.types import QueueExecutionMode  # type: ignore[import-not-found,unused-ignore]
@@ -147,14 +152,16 @@ async def _procrastinate(args: argparse.Namespace) -> dict[str, Any]:
         if args.action in ("enqueue-single", "enqueue-batched"):
             for _ in range(args.warmup):
                 await noop.defer_async()
-            c0, t0 = time.process_time(), time.perf_counter()
+            await _wait_go(args)
+            w0, c0, t0 = time.time(), time.process_time(), time.perf_counter()
             if args.action == "enqueue-single":
                 for _ in range(args.n):
                     await noop.defer_async()
             else:
                 for i in range(0, args.n, args.batch):
                     await noop.batch_defer_async(*([{}] * min(args.batch, args.n - i)))
-            return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
+            return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0,
+                    "start": w0, "end": time.time()}
         if args.action == "work":
             _emit({"ready": True})
             await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
@@ -173,6 +180,13 @@ async def _procrastinate(args: argparse.Namespace) -> dict[str, Any]:
                 await noop.defer_async(i=i)
             return await _latency(args, enqueue)
     raise SystemExit(f"unknown action {args.action}")
+
+
+async def _wait_go(args: argparse.Namespace) -> None:
+    """With ``--wait-go``: say READY (a JSON line) and wait for a line on stdin."""
+    if args.wait_go:
+        _emit({"ready": True})
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
 
 
 # ---------------------------------------------------------------------- wake-up latency
@@ -228,6 +242,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=20_000)
     p.add_argument("--batch", type=int, default=1_000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--wait-go", action="store_true",
+                   help="enqueue actions: after the warm-up, print a READY line and wait for "
+                        "a line on stdin (many producers start together)")
     p.add_argument("--hold", action="store_true",
                    help="after the JSON line, wait for the end of stdin before exiting")
     p.add_argument("--warmup", type=int, default=WARMUP,
