@@ -68,6 +68,15 @@ def _drive(env: PeerEnv, lib: str, action: str, dsn: str, *extra: str,
     return out
 
 
+def _reap(proc: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Wait for a driver process to exit; kill it when it does not within ``timeout``."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _enqueue(env: PeerEnv, lib: str, action: str, dsn: str, n: int, batch: int,
              postmaster: int | None) -> tuple[float, float, float | None]:
     """A peer's enqueue rate, its client CPU µs per job and the server's."""
@@ -80,9 +89,12 @@ def _enqueue(env: PeerEnv, lib: str, action: str, dsn: str, n: int, batch: int,
         try:
             line = proc.stdout.readline()
             server = sampler.stop()  # the peer's backends are still there: held
+        except BaseException:
+            proc.kill()
+            raise
         finally:
             proc.stdin.close()
-            proc.wait(timeout=120)
+            _reap(proc)
     if not line.startswith("{"):
         raise RuntimeError(f"{lib} {action} failed (exit {proc.returncode})")
     out = json.loads(line)
@@ -121,10 +133,7 @@ def _producers(env: PeerEnv, lib: str, dsn: str, n: int, producers: int,
         for p in procs:
             if p.stdin is not None:
                 p.stdin.close()
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            _reap(p)
     total = each * producers
     window = max(o["end"] for o in outs) - min(o["start"] for o in outs)
     return total / window, None if server is None else server * 1e6 / total
@@ -162,10 +171,7 @@ def _drain(env: PeerEnv, lib: str, dsn: str, n: int, processes: int) -> float:
                 time.sleep(POLL_EVERY)
         finally:
             for p in procs:
-                try:
-                    p.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+                _reap(p)
     return n / elapsed
 
 
