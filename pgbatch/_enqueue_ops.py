@@ -11,6 +11,12 @@ need (each column's Python type, the SQL ``integer`` range), with the same
 ``invalid enqueue request <i>: ...`` messages the SQL API gives; everything
 else (queue names, payload size, run_at, dedup keys, ids) is checked by the
 SQL function, which names the request the same way.
+
+The client's ``enqueue_many`` gives every job its id before the first attempt
+(so that a retried call makes its jobs once): ``ids_for`` mints the missing
+ones for the whole call with one clock reading and one random draw
+(``new_job_ids``), and without dedup keys the call reads back only how many
+ids the server returned, since they are the ids it sent.
 """
 
 from __future__ import annotations
