@@ -27,9 +27,9 @@ ANCHORS: Mapping[str, float] = {
 
 ANCHOR_NOTE = (
     "Peer figures (Procrastinate 3.10, PGQueuer 1.6) are anchors measured earlier on "
-    "the same kind of machine (2 cores, PostgreSQL 15, fsync on); the peers are not installed, so "
-    "they were not measured side by side in this run. Bars that refer to B0 use this "
-    "run's own B0 figures."
+    "the same kind of machine (2 cores, PostgreSQL 15, fsync on); they were not measured "
+    "side by side in this run (pgbatch bench --peers does that). Bars that refer to B0 use "
+    "this run's own B0 figures."
 )
 
 PEERS_NOTE = (
