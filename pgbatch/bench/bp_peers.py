@@ -69,12 +69,17 @@ def _drive(env: PeerEnv, lib: str, action: str, dsn: str, *extra: str,
 
 
 def _reap(proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Wait for a driver process to exit; kill it when it does not within ``timeout``."""
+    """Wait for a driver process to exit (kill it when it does not within ``timeout``),
+    then close its pipes."""
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    finally:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 def _enqueue(env: PeerEnv, lib: str, action: str, dsn: str, n: int, batch: int,
