@@ -155,6 +155,7 @@ def test_the_peer_driver_imports_no_pgbatch_module() -> None:
 
 @pytest.mark.skipif(not os.environ.get("PGBATCH_BENCH_PEERS_PYTHON"),
                     reason="set PGBATCH_BENCH_PEERS_PYTHON to a Python that imports the peers")
+@pytest.mark.timeout(1200)  # three peers' processes, each measured once
 def test_peers_side_by_side_produce_their_figures(pg_server: PgTestServer,
                                                   tmp_path: Path) -> None:
     out = tmp_path / "bp.json"
