@@ -186,9 +186,9 @@ class Client(NodeCalls):
         """
         if conn is not None:
             return self._enqueue_once(_enqueue_ops.enqueue_many(requests), conn)
-        with_ids = _retry.with_ids(requests)
-        job_ids = [r.id for r in with_ids if r.id is not None]
-        done = self._enqueue_retried(_enqueue_ops.enqueue_many(with_ids), job_ids, retry_for)
+        job_ids = _enqueue_ops.ids_for(requests)
+        done = self._enqueue_retried(_enqueue_ops.enqueue_many(requests, job_ids),
+                                           job_ids, retry_for)
         return job_ids if done is None else done
 
     def _enqueue_retried(self, op: _ops.Op[T], job_ids: list[UUID],

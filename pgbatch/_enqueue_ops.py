@@ -11,13 +11,22 @@ need (each column's Python type, the SQL ``integer`` range), with the same
 ``invalid enqueue request <i>: ...`` messages the SQL API gives; everything
 else (queue names, payload size, run_at, dedup keys, ids) is checked by the
 SQL function, which names the request the same way.
+
+The client's ``enqueue_many`` gives every job its id before the first attempt
+(so that a retried call makes its jobs once): ``ids_for`` mints the missing
+ones for the whole call with one clock reading and one random draw
+(``new_job_ids``), and without dedup keys the call reads back only how many
+ids the server returned, since they are the ids it sent.
 """
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Sequence
 from datetime import datetime
-from uuid import UUID
+from typing import Final
+from uuid import UUID, SafeUUID
 
 from pgbatch import _limits
 from pgbatch._errors import InvalidArgument, InvalidQueueName
@@ -31,8 +40,54 @@ _INT_MAX = 2**31 - 1
 _ENQUEUE_SHORT = "select pgbatch.enqueue(%s, %s::jsonb)"
 _ENQUEUE_WITH_ID = "select pgbatch.enqueue(%s, %s::jsonb, id_override => %s)"
 _ENQUEUE_FULL = "select pgbatch.enqueue(%s, %s::jsonb, %s, %s, %s, %s, %s)"
-_ENQUEUE_ARRAYS = ("select pgbatch.enqueue_arrays(%b::text[], %s::jsonb, %s::timestamptz[],"
-                   " %b::integer[], %b::text[], %b::integer[], %b::uuid[])")
+_ARRAYS_CALL = ("pgbatch.enqueue_arrays(%b::text[], %s::jsonb, %s::timestamptz[],"
+                " %b::integer[], %b::text[], %b::integer[], %b::uuid[])")
+_ENQUEUE_ARRAYS = f"select {_ARRAYS_CALL}"
+#: Without dedup keys the ids that come back are the ids sent: only their count is read.
+_ENQUEUE_ARRAYS_COUNT = f"select cardinality({_ARRAYS_CALL})"
+
+
+#: The variant and version bits of a version-7 UUID, as an int to OR in.
+_V7_BITS: Final = (0x7 << 76) | (0b10 << 62)
+_COUNTER_START_MASK: Final = (1 << 61) - 1
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_SAFE_UNKNOWN: Final = SafeUUID.unknown
+
+
+def _uuid(value: int) -> UUID:
+    """``UUID(int=value)`` without the range check: ``value`` is a 128-bit int by
+    construction (``new_job_ids``), and the check costs as much as the rest of minting."""
+    u: UUID = _new_object(UUID)
+    _set_slot(u, "int", value)
+    _set_slot(u, "is_safe", _SAFE_UNKNOWN)
+    return u
+
+
+def new_job_ids(n: int) -> list[UUID]:
+    """``n`` fresh version-7 UUIDs in order, from one clock reading and one random draw.
+
+    Like ``pgbatch._mint_ids`` (RFC 9562 section 6.2, method 2, "monotonic random"):
+    the ids share the millisecond and 12 random bits (rand_a), and their last 62 bits
+    are a counter from a random 61-bit start plus the ordinal, so they are unique,
+    ordered as the requests, and cost a fraction of ``n`` calls of ``new_job_id``.
+    """
+    ms = time.time_ns() // 1_000_000
+    draw = int.from_bytes(secrets.token_bytes(10), "big")
+    prefix = ((ms & ((1 << 48) - 1)) << 80) | _V7_BITS | ((draw >> 68) << 64)
+    start = prefix | (draw & _COUNTER_START_MASK)
+    return [_uuid(start + i) for i in range(n)]
+
+
+def ids_for(requests: Sequence[EnqueueRequest]) -> list[UUID]:
+    """The id of every request: its own, else a fresh one (``new_job_ids``)."""
+    given = [r.id for r in requests]
+    missing = given.count(None)
+    if missing == len(given):
+        return new_job_ids(missing)
+    fresh = iter(new_job_ids(missing))
+    return [g if g is not None else next(fresh) for g in given]
+
 
 
 def _one_id(rows: list[Row]) -> UUID:
@@ -74,8 +129,15 @@ def _ints(values: list[int | None], what: str, default: int) -> list[int | None]
     return values
 
 
-def enqueue_many(requests: Sequence[EnqueueRequest]) -> Op[list[UUID]]:
-    """``pgbatch.enqueue_arrays`` with one column per field of ``requests``."""
+def enqueue_many(requests: Sequence[EnqueueRequest],
+                 ids: list[UUID] | None = None) -> Op[list[UUID]]:
+    """``pgbatch.enqueue_arrays`` with one column per field of ``requests``.
+
+    ``ids``: the id of every request (``ids_for``: a request's own id, else a fresh
+    one), or None to send the requests' own ids and let the server mint the rest.
+    With ``ids`` and no dedup key the server's answer is ``ids`` itself, so the call
+    reads back only its length instead of decoding every id.
+    """
     queues = [r.queue for r in requests]
     for i, q in enumerate(queues):
         if type(q) is not str:
@@ -99,10 +161,22 @@ def enqueue_many(requests: Sequence[EnqueueRequest]) -> Op[list[UUID]]:
         for i, k in enumerate(dedup):
             if k is not None and type(k) is not str:
                 raise _bad(i, "dedup_key must be a string")
-    ids: list[UUID | None] | None = None
-    if any(r.id is not None for r in requests):
-        ids = [r.id for r in requests]
-        for i, u in enumerate(ids):
+    own = [r.id for r in requests]
+    if own.count(None) != len(own):
+        for i, u in enumerate(own):
             if u is not None and not isinstance(u, UUID):
                 raise _bad(i, "id must be a UUID")
-    return Op(_ENQUEUE_ARRAYS, (queues, body, run_ats, priorities, dedup, attempts, ids), _ids)
+    sent: list[UUID] | list[UUID | None] | None = ids
+    if ids is None:
+        sent = own if own.count(None) != len(own) else None
+    elif dedup is None:
+        given = ids
+
+        def _given(rows: list[Row]) -> list[UUID]:
+            if not rows or rows[0][0] != len(given):
+                raise RuntimeError(f"enqueue_arrays answered {rows!r} for {len(given)} jobs")
+            return given
+
+        return Op(_ENQUEUE_ARRAYS_COUNT,
+                  (queues, body, run_ats, priorities, dedup, attempts, ids), _given)
+    return Op(_ENQUEUE_ARRAYS, (queues, body, run_ats, priorities, dedup, attempts, sent), _ids)

@@ -9,11 +9,18 @@ the JSON document.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from pgbatch.bench import cli
+from pgbatch.bench._model import Figure, ScenarioResult
+from pgbatch.bench._peer_bars import best_peer, figure_key, peer_bar
+from pgbatch.bench.peer_env import DRIVER, dsn_url
 from tests.conftest import PgTestServer
 
 #: Every figure a full selection must produce (B4 keys depend on the sizes).
@@ -84,3 +91,85 @@ def test_module_entry_point_help() -> None:
 
 def test_unknown_scenario_is_an_argument_error() -> None:
     assert cli.main(["--only", "B9", "--output", "-"]) == 2
+
+
+def test_peers_run_only_when_asked() -> None:
+    assert "BP" not in cli._selected(None)[0]
+    assert cli._selected(None, peers=True)[0][0] == "BP"
+    assert cli._selected("B1", peers=True)[0] == ["BP", "B1"]
+    assert cli._selected("BP,B1")[0] == ["BP", "B1"]
+
+
+def _bp_result(median: float | None) -> ScenarioResult:
+    res = ScenarioResult("BP", "peers")
+    if median is not None:
+        res.add(Figure(figure_key("pgqueuer-asyncpg", "enqueue_batched"), "BP", "x", "jobs/s",
+                       runs=[median]))
+    return res
+
+
+def test_a_peer_bar_uses_the_side_by_side_figure_when_it_was_measured() -> None:
+    results: dict[str, Any] = {"BP": _bp_result(40_000.0)}
+    bar = peer_bar(results, "enqueue_batched", ">=", 1.5, 73_789.0, "batched enqueue",
+                   lib="pgqueuer-asyncpg")
+    assert bar.ref == "BP.pgqueuer_asyncpg.enqueue_batched"
+    assert "side by side" in bar.text
+    figures = {f.key: f for f in results["BP"].figures}
+    assert bar.target(figures) == 60_000.0
+    assert not bar.check(59_999.0, 60_000.0)
+
+
+def test_a_peer_bar_falls_back_to_the_anchor() -> None:
+    for results in ({}, {"BP": _bp_result(None)}):
+        bar = peer_bar(results, "enqueue_batched", ">=", 1.5, 73_789.0, "batched enqueue",
+                       lib="pgqueuer-asyncpg")
+        assert bar.ref is None
+        assert bar.value == 1.5 * 73_789.0
+        assert "anchor" in bar.text
+
+
+def test_the_best_peer_is_the_fastest_or_the_quickest() -> None:
+    res = ScenarioResult("BP", "peers")
+    for lib, rate, p50 in (("pgqueuer-asyncpg", 900.0, 2.0), ("procrastinate", 100.0, 1.5)):
+        res.add(Figure(figure_key(lib, "p1"), "BP", "x", "jobs/s", runs=[rate]))
+        res.add(Figure(figure_key(lib, "wake_p50"), "BP", "x", "ms", runs=[p50]))
+    results: dict[str, Any] = {"BP": res}
+    assert best_peer(results, "p1") == "pgqueuer-asyncpg"
+    assert best_peer(results, "wake_p50", higher=False) == "procrastinate"
+    assert best_peer(results, "p2") is None
+
+
+def test_dsn_url_for_asyncpg_and_psycopg() -> None:
+    assert dsn_url("host=127.0.0.1 port=5432 user=postgres dbname=x") == \
+        "postgresql://postgres@127.0.0.1:5432/x"
+    assert dsn_url("host=/tmp/s port=5433 user=u password=p@ss dbname=d") == \
+        "postgresql://u:p%40ss@/d?host=%2Ftmp%2Fs&port=5433"
+    assert dsn_url("postgresql://a@b/c") == "postgresql://a@b/c"
+
+
+def test_the_peer_driver_imports_no_pgbatch_module() -> None:
+    source = DRIVER.read_text(encoding="utf-8")
+    assert "import pgbatch" not in source
+    assert "from pgbatch" not in source
+
+
+@pytest.mark.skipif(not os.environ.get("PGBATCH_BENCH_PEERS_PYTHON"),
+                    reason="set PGBATCH_BENCH_PEERS_PYTHON to a Python that imports the peers")
+@pytest.mark.timeout(1200)  # three peers' processes, each measured once
+def test_peers_side_by_side_produce_their_figures(pg_server: PgTestServer,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "bp.json"
+    code = cli.main(["--quick", "--scale", "0.05", "--only", "BP,B1", "--peers-python",
+                     os.environ["PGBATCH_BENCH_PEERS_PYTHON"], "--dsn", pg_server.admin_dsn(),
+                     "--output", str(out)])
+    assert code == 0, out.with_suffix(".md").read_text() if out.with_suffix(".md").exists() else ""
+    doc = json.loads(out.read_text())
+    by_id = {s["id"]: s for s in doc["scenarios"]}
+    keys = {f["key"] for f in by_id["BP"]["figures"]}
+    for lib in ("pgqueuer_asyncpg", "pgqueuer_psycopg", "procrastinate"):
+        for what in ("enqueue_single", "enqueue_batched", "p1", "p2", "wake_p50"):
+            assert f"BP.{lib}.{what}" in keys, (lib, what)
+    assert "BP.ratio.enqueue_batched" in keys
+    batched = next(f for f in by_id["B1"]["figures"] if f["key"] == "B1.batched")
+    assert batched["bars"][0]["ref"] == "BP.pgqueuer_asyncpg.enqueue_batched"
+    assert "side by side" in doc["anchor_note"]

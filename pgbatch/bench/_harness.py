@@ -341,6 +341,10 @@ class Context:
     workdir: Path
     results: dict[str, Any] = field(default_factory=dict)  # scenario id -> ScenarioResult
     verbose: bool = False
+    #: The interpreter that runs the peers (``--peers-python``; None: see peer_env).
+    peers_python: str | None = None
+    #: The peers BP measures (``--peers-libs``; None: every importable one).
+    peers_libs: tuple[str, ...] | None = None
 
     def log(self, message: str) -> None:
         """Progress on stderr (the table goes to stdout)."""

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The anchors: peers' figures, measured with their own APIs on this kind of
-#: machine (2 cores, PostgreSQL 15, fsync on). The peers are not installed here, so
-#: they are quoted, not measured side by side.
+#: machine (2 cores, PostgreSQL 15, fsync on) on another day. ``pgbatch bench --peers``
+#: measures the peers side by side (scenario BP); bars use the anchors only without it.
 ANCHORS: Mapping[str, float] = {
     "procrastinate_jobs_per_s_low": 250.0,
     "procrastinate_jobs_per_s_high": 320.0,
@@ -27,9 +27,17 @@ ANCHORS: Mapping[str, float] = {
 
 ANCHOR_NOTE = (
     "Peer figures (Procrastinate 3.10, PGQueuer 1.6) are anchors measured earlier on "
-    "the same kind of machine (2 cores, PostgreSQL 15, fsync on); the peers are not installed, so "
-    "they were not measured side by side in this run. Bars that refer to B0 use this "
-    "run's own B0 figures."
+    "the same kind of machine (2 cores, PostgreSQL 15, fsync on); they were not measured "
+    "side by side in this run (pgbatch bench --peers does that). Bars that refer to B0 use "
+    "this run's own B0 figures."
+)
+
+PEERS_NOTE = (
+    "Peer figures (PGQueuer 1.6 on asyncpg and psycopg, Procrastinate 3.10) were measured "
+    "side by side in this run (scenario BP, each with its own API, same server); the B1-B3 "
+    "bars that name a BP figure compare with it, the others with the anchors "
+    "(measured earlier on the same kind of machine). Bars that refer to B0 use this run's "
+    "own B0 figures."
 )
 
 #: Scenarios of the benchmark that need features pgbatch does not have yet.

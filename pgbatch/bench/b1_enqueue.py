@@ -29,6 +29,7 @@ from pgbatch import Client, EnqueueRequest
 from pgbatch.bench._cpu import ServerCpuSampler
 from pgbatch.bench._harness import NOOP_PAYLOAD, Context, checkpoint, connect
 from pgbatch.bench._model import ANCHORS, Bar, Figure, ScenarioResult
+from pgbatch.bench._peer_bars import figure_key, measured, peer_bar
 
 WARMUP = 20
 PRODUCERS = 8
@@ -124,8 +125,9 @@ def run(ctx: Context, res: ScenarioResult) -> None:
         "B1.single", "B1", f"enqueue one by one ({n:,} jobs, NOTIFY on)", "jobs/s",
         bars=[Bar(">=", "≥ 0.8x B0 INSERT+COMMIT from Python, 1 client", ref="B0.py_insert.c1",
                   factor=0.8),
-              Bar(">=", f"≥ PGQueuer {ANCHORS['pgqueuer_enqueue_single_jobs_per_s']:,.0f} (anchor)",
-                  value=ANCHORS["pgqueuer_enqueue_single_jobs_per_s"])]))
+              peer_bar(ctx.results, "enqueue_single", ">=", 1.0,
+                       ANCHORS["pgqueuer_enqueue_single_jobs_per_s"],
+                       "one-by-one enqueue", lib="pgqueuer-asyncpg")]))
     single_cpu = _cpu_figures(res, "B1.single", "enqueue one by one")
     quiet = res.add(Figure(
         "B1.single_nonotify", "B1", f"enqueue one by one ({n:,} jobs, NOTIFY off)", "jobs/s"))
@@ -134,14 +136,17 @@ def run(ctx: Context, res: ScenarioResult) -> None:
     batched = res.add(Figure(
         "B1.batched", "B1", f"enqueue_many, batches of {sz.enqueue_batch:,} ({n:,} jobs)",
         "jobs/s",
-        bars=[Bar(">=", f"≥ 1.5x PGQueuer {batched_anchor:,.0f} = {1.5 * batched_anchor:,.0f}"
-                        " (anchor)", value=1.5 * batched_anchor)]))
+        bars=[peer_bar(ctx.results, "enqueue_batched", ">=", 1.5, batched_anchor,
+                       "batched enqueue", lib="pgqueuer-asyncpg")]))
     batched_cpu = _cpu_figures(res, "B1.batched", f"enqueue_many of {sz.enqueue_batch:,}")
     many = res.add(Figure(
         "B1.producers8", "B1", f"enqueue one by one from {PRODUCERS} producer processes "
         f"({n:,} jobs)", "jobs/s",
         bars=[Bar(">=", "≥ 0.5x B0 INSERT+COMMIT (pgbench), 8 clients", ref="B0.insert.c8",
                   factor=0.5)]))
+    if measured(ctx.results, "pgqueuer-asyncpg", "producers8") is not None:
+        many.bars.append(Bar(">=", f"≥ PGQueuer (asyncpg) from {PRODUCERS} producers (side by "
+                                   "side)", ref=figure_key("pgqueuer-asyncpg", "producers8")))
     many_cpu = _cpu_figures(res, "B1.producers8", f"{PRODUCERS} producers")
     many_quiet = res.add(Figure(
         "B1.producers8_nonotify", "B1", f"enqueue one by one from {PRODUCERS} producer "

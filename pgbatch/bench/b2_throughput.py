@@ -35,6 +35,7 @@ from pgbatch.bench._harness import (
     preload,
 )
 from pgbatch.bench._model import ANCHORS, Bar, Figure, ScenarioResult
+from pgbatch.bench._peer_bars import peer_bar
 from pgbatch.bench._procs import WorkerGroup
 
 POLL_EVERY = 0.05
@@ -170,8 +171,8 @@ def run(ctx: Context, res: ScenarioResult) -> None:
         figs[procs] = {
             "rate": res.add(Figure(
                 f"B2.p{procs}.jobs_per_s", "B2", f"process {n:,} jobs, {label}", "jobs/s",
-                bars=[Bar(">=", f"≥ 4x PGQueuer {anchor:,.0f} = {4 * anchor:,.0f} (anchor)",
-                          value=4 * anchor),
+                bars=[peer_bar(ctx.results, f"p{procs}", ">=", 4.0, anchor,
+                               f"processing rate, {label}"),
                       Bar(">=", f"≥ 70% of the B0 SQL core ceiling with as many clients "
                                 f"as processes ({procs})",
                           ref=f"B0.core.max.c{procs}", factor=0.7)])),

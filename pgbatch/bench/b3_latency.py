@@ -21,6 +21,7 @@ import time
 from pgbatch import Client
 from pgbatch.bench._harness import Context
 from pgbatch.bench._model import ANCHORS, Bar, Figure, ScenarioResult, percentile
+from pgbatch.bench._peer_bars import peer_bar
 from pgbatch.bench._procs import WorkerGroup
 
 WARMUP = 5
@@ -87,6 +88,10 @@ def run(ctx: Context, res: ScenarioResult) -> None:
                               bars=b)) for k, b in bars.items()}
     figs["p50"].details["anchor_best_peer_p50_ms"] = ANCHORS["best_wakeup_p50_ms"]
     figs["p99"].details["anchor_best_peer_p99_ms"] = ANCHORS["best_wakeup_p99_ms"]
+    for pct in ("p50", "p99"):
+        figs[pct].bars.append(peer_bar(ctx.results, f"wake_{pct}", "<=", 1.0,
+                                       ANCHORS[f"best_wakeup_{pct}_ms"],
+                                       f"wake-up latency {pct}"))
     res.notes.append("1 worker process x concurrency 10, poll interval 10 s; "
                      "enqueue commit → first line of the job body.")
     all_lost = 0

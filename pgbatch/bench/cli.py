@@ -5,6 +5,12 @@
     pgbatch bench --quick         # under a minute (CI)
     pgbatch bench --only B2,B3 --runs 5
     pgbatch bench --dsn postgresql://user@host/postgres
+    pgbatch bench --peers         # also measure PGQueuer and Procrastinate side by side
+    pgbatch bench --peers --only BP,B1
+
+``--peers`` adds scenario BP (run first): the peers measured with their own APIs in the
+same run on the same server, in a virtualenv of their own (``pgbatch.bench.peer_env``);
+the B1-B3 bars then compare with those figures instead of the anchors.
 
 Prints a markdown table on stdout (progress goes to stderr) and writes the JSON and
 markdown reports to ``--output PATH`` (the markdown next to it; ``-`` writes no file).
@@ -42,6 +48,7 @@ from pgbatch.bench import (
     b6_batch,
     b7_schedules,
     b8_fanout,
+    bp_peers,
 )
 from pgbatch.bench._harness import BenchServer, Context, Sizes, loadavg, machine_info
 from pgbatch.bench._model import NOT_IMPLEMENTED, ScenarioResult
@@ -50,6 +57,7 @@ from pgbatch.bench.report import to_json, to_markdown, write
 Runner = Callable[[Context, ScenarioResult], None]
 
 SCENARIOS: dict[str, tuple[str, Runner]] = {
+    "BP": ("the peers side by side (PGQueuer, Procrastinate; --peers)", bp_peers.run),
     "B0": ("machine ceilings (pgbench) and the SQL core's ceiling", b0_ceilings.run),
     "B1": ("enqueue from one client", b1_enqueue.run),
     "B2": ("process pre-loaded no-op jobs", b2_throughput.run),
@@ -93,15 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiply every job count (tests use a small scale)")
     p.add_argument("--sync-tasks", action="store_true",
                    help="B2 with sync task functions (worker threads) instead of async ones")
+    p.add_argument("--peers", action="store_true",
+                   help="also run BP: PGQueuer 1.6 (asyncpg, psycopg) and Procrastinate 3.10 "
+                        "measured side by side (their own virtualenv, created on first use "
+                        "under the user cache directory); B1-B3 bars then use their figures")
+    p.add_argument("--peers-python", default=None, metavar="PATH",
+                   help="the Python that can import the peers (default: this one with the "
+                        "bench-peers extra, else the benchmark's own peers virtualenv)")
+    p.add_argument("--peers-libs", default=None, metavar="LIBS",
+                   help="comma-separated peers BP measures (default: every importable one of "
+                        "pgqueuer-asyncpg, pgqueuer-psycopg, procrastinate)")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 3 when a bar is missed")
     return p
 
 
-def _selected(only: str | None) -> tuple[list[str], list[str]]:
+def _selected(only: str | None, peers: bool = False) -> tuple[list[str], list[str]]:
     if not only:
-        return list(SCENARIOS), []
-    wanted = [s.strip().upper() for s in only.split(",") if s.strip()]
+        return [s for s in SCENARIOS if s != "BP" or peers], []
+    wanted = [s.strip().upper() for s in only.split(",") if s.strip()] + (["BP"] * peers)
     unknown = [s for s in wanted if s not in SCENARIOS and s not in NOT_IMPLEMENTED]
     if unknown:
         raise SystemExit(f"pgbatch bench: unknown scenario(s) {', '.join(unknown)}; "
@@ -132,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        chosen, unimplemented = _selected(args.only)
+        chosen, unimplemented = _selected(args.only, args.peers)
     except SystemExit as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -153,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server.start()
         machine = machine_info(server)
-        ctx = Context(server=server, sizes=sizes, workdir=server.workdir)
+        ctx = Context(server=server, sizes=sizes, workdir=server.workdir,
+                      peers_python=args.peers_python,
+                      peers_libs=tuple(x.strip() for x in args.peers_libs.split(",") if x.strip())
+                      if args.peers_libs else None)
         ctx.log(f"server ready ({machine['server_settings'].get('server_version', '?')}); "
                 f"scenarios {', '.join(chosen)}; {sizes.runs} run(s) per figure")
         for sid in chosen:

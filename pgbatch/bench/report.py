@@ -7,7 +7,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pgbatch.bench._model import ANCHOR_NOTE, ANCHORS, NOT_IMPLEMENTED, Figure, ScenarioResult
+from pgbatch.bench._model import (
+    ANCHOR_NOTE,
+    ANCHORS,
+    NOT_IMPLEMENTED,
+    PEERS_NOTE,
+    Figure,
+    ScenarioResult,
+)
 
 FORMAT = "pgbatch-bench/1"
 
@@ -82,7 +89,8 @@ def to_json(meta: Mapping[str, Any], results: Sequence[ScenarioResult]) -> dict[
         "format": FORMAT,
         **meta,
         "anchors": dict(ANCHORS),
-        "anchor_note": ANCHOR_NOTE,
+        "anchor_note": PEERS_NOTE if any(r.id == "BP" and r.status == "ok" for r in results)
+                       else ANCHOR_NOTE,
         "scenarios": scenarios,
         "not_implemented": [{"id": k, "what": v[0], "bar": v[1]}
                             for k, v in NOT_IMPLEMENTED.items()],
@@ -114,7 +122,7 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
         "| id | figure | median | min-max | unit | bar | result |",
         "| --- | --- | ---: | ---: | --- | --- | --- |",
     ]
-    order = ["B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+    order = ["BP", "B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
     by_id = {sc["id"]: sc for sc in doc.get("scenarios", [])}
     missing = {n["id"]: n for n in doc.get("not_implemented", [])}
     for sid in order:
