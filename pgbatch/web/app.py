@@ -23,19 +23,26 @@ from starlette.staticfiles import StaticFiles
 
 from pgbatch._errors import PgBatchError
 from pgbatch.web import auth, db, metrics, openapi
+from pgbatch.web.api import approvals as api_approvals
 from pgbatch.web.api import jobs as api_jobs
 from pgbatch.web.api import meta as api_meta
 from pgbatch.web.api import queues as api_queues
+from pgbatch.web.api import runs as api_runs
+from pgbatch.web.api import schedules as api_schedules
 from pgbatch.web.config import WebConfig
 from pgbatch.web.errors import WebError, handle_error
+from pgbatch.web.pages import approvals as page_approvals
 from pgbatch.web.pages import jobs as page_jobs
 from pgbatch.web.pages import queues as page_queues
+from pgbatch.web.pages import runs as page_runs
+from pgbatch.web.pages import schedules as page_schedules
 
 STATIC: Final = Path(__file__).parent / "static"
 
 #: Every module whose ``routes()`` the app serves, pages first.
 ROUTE_MODULES: Final[tuple[ModuleType, ...]] = (
-    page_queues, page_jobs, api_meta, api_queues, api_jobs, metrics, openapi,
+    page_queues, page_jobs, page_runs, page_approvals, page_schedules,
+    api_meta, api_queues, api_jobs, api_runs, api_approvals, api_schedules, metrics, openapi,
 )
 
 
