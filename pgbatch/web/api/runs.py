@@ -52,7 +52,7 @@ OFFERED_IN: Final = {
     "stop": ("STARTING", "STARTED", "PAUSING", "PAUSED", "AWAITING_APPROVAL"),
     "pause": ("STARTING", "STARTED"),
     "resume": ("PAUSED",),
-    "abandon": ("STOPPED", "FAILED", "UNKNOWN", "PAUSED", "AWAITING_APPROVAL", "STARTING"),
+    "abandon": ("STOPPED", "FAILED", "UNKNOWN", "PAUSED", "AWAITING_APPROVAL"),
     "recover": ("UNKNOWN", "STARTED", "STOPPING", "PAUSING"),
     "restart": ("FAILED", "STOPPED"),
 }
