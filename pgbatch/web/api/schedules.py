@@ -156,19 +156,26 @@ class Occurrence:
     offset_changed: bool
 
 
+def _offset_text(seconds: int) -> str:
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    return f"{sign}{hours:02d}:{rest // 60:02d}"
+
+
 def preview_op(expr: str, tz: str, count: int) -> Op[list[Occurrence]]:
     """``cron_occurrences(expr, tz, now(), now() + 5 years, count)`` with local times."""
     def decode(rows: list[Any]) -> list[Occurrence]:
         found: list[Occurrence] = []
         previous: str | None = None
         for r in rows:
-            found.append(Occurrence(r["at"], r["local"], r["utc_offset"],
-                                    previous is not None and r["utc_offset"] != previous))
-            previous = r["utc_offset"]
+            offset = _offset_text(int(r["offset_s"]))
+            found.append(Occurrence(r["at"], r["local"], offset,
+                                    previous is not None and offset != previous))
+            previous = offset
         return found
 
     return Op("select o as at, to_char(o at time zone z, 'YYYY-MM-DD Dy HH24:MI') as local,"
-              " to_char((o at time zone z) - (o at time zone 'UTC'), 'SGHH24:MI') as utc_offset"
+              " extract(epoch from (o at time zone z) - (o at time zone 'UTC')) as offset_s"
               " from (select %s::text as z) t, pgbatch.cron_occurrences(%s, t.z, pgbatch.now(),"
               " pgbatch.now() + interval '5 years', %s) o order by o",
               (tz, expr, count), decode, dict_row)
