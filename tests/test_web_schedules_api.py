@@ -77,7 +77,8 @@ def test_create_with_catch_up_window_then_list_and_get(clocked_api: httpx.Client
     assert [s["name"] for s in listed] == ["nightly"]
     assert listed[0]["next_due_at"].startswith("2030-03-09T03:00:00")
     one = api.get("/api/v1/schedules/nightly").json()
-    assert one["schedule"]["cron"] == "0 3 * * *" and one["history"] == []
+    assert one["schedule"]["cron"] == "0 3 * * *"
+    assert one["history"] == []
 
 
 def test_trigger_with_idempotency_key_fires_once(api: httpx.Client, conn: Conn) -> None:
@@ -86,8 +87,10 @@ def test_trigger_with_idempotency_key_fires_once(api: httpx.Client, conn: Conn) 
     a = api.post("/api/v1/schedules/nightly/trigger", headers=headers)
     b = api.post("/api/v1/schedules/nightly/trigger", headers=headers)
     assert a.status_code == b.status_code == 200, a.text
-    assert a.json()["fire_at"] == b.json()["fire_at"] and a.json()["source"] == "manual"
-    assert len(fires(conn, "nightly", "manual")) == 1 and jobs_of(conn, "nightly") == 1
+    assert a.json()["fire_at"] == b.json()["fire_at"]
+    assert a.json()["source"] == "manual"
+    assert len(fires(conn, "nightly", "manual")) == 1
+    assert jobs_of(conn, "nightly") == 1
     history = api.get("/api/v1/schedules/nightly").json()["history"]
     assert [(h["source"], h["outcome"]) for h in history] == [("manual", "fired")]
     assert history[0]["job_id"] is not None
@@ -96,7 +99,8 @@ def test_trigger_with_idempotency_key_fires_once(api: httpx.Client, conn: Conn) 
 def test_pause_resume_with_and_without_catch_up(api: httpx.Client, conn: Conn) -> None:
     assert make(api, scheduleCatchUpWindow=86400).status_code == 201
     paused = api.post("/api/v1/schedules/nightly/pause").json()
-    assert paused["paused_at"] is not None and schedule(conn, "nightly")["paused_at"]
+    assert paused["paused_at"] is not None
+    assert schedule(conn, "nightly")["paused_at"]
     plain = api.post("/api/v1/schedules/nightly/resume").json()
     assert plain["paused_at"] is None
     api.post("/api/v1/schedules/nightly/pause")
@@ -104,7 +108,8 @@ def test_pause_resume_with_and_without_catch_up(api: httpx.Client, conn: Conn) -
     assert caught.status_code == 200, caught.text
     assert caught.json()["paused_at"] is None
     bad = api.post("/api/v1/schedules/nightly/resume", json={"catch_up": "perhaps"})
-    assert bad.status_code == 400 and bad.json()["code"] == "PB007"
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "PB007"
 
 
 def test_edit_and_backfill(clocked_api: httpx.Client, conn: Conn) -> None:
@@ -123,7 +128,8 @@ def test_edit_and_backfill(clocked_api: httpx.Client, conn: Conn) -> None:
     assert len(filled.json()) == 3
     assert len(fires(conn, "nightly", "backfill")) == 3
     missing = api.post("/api/v1/schedules/nightly/backfill", json={"start": "2030-03-01"})
-    assert missing.status_code == 400 and missing.json()["code"] == "PB007"
+    assert missing.status_code == 400
+    assert missing.json()["code"] == "PB007"
 
 
 def test_preview_crosses_the_dst_change(clocked_api: httpx.Client) -> None:
@@ -178,5 +184,6 @@ def test_bad_input_is_4xx_with_the_pb_code_and_changes_nothing(
     assert r.status_code == status, r.text
     err = r.json()
     assert set(err) == {"code", "error", "message"}
-    assert err["code"].startswith("PB") and (not code or err["code"] == code), err
+    assert err["code"].startswith("PB"), err
+    assert not code or err["code"] == code, err
     assert digest(conn) == before
