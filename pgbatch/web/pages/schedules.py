@@ -98,8 +98,8 @@ def body_of(form: dict[str, str], *, edit: bool) -> dict[str, Any]:
                                                              form["catch_up_window"]),
                             "overlap_policy": form["overlap_policy"]}
     when_key = {"cron": "cron", "interval": "every", "once": "once_at", "manual": "manual"}[kind]
-    when: Any = {"cron": expr, "interval": _number("interval", expr), "once": expr,
-                 "manual": True}[kind]
+    when: Any = _number("interval", expr) if kind == "interval" else \
+        True if kind == "manual" else expr
     if form["target"] == "queue":
         body |= {"queue": form["queue"], "payload": _object("payload", form["payload"])}
     else:
