@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from uuid import UUID
 
 import httpx
 import psycopg
@@ -37,6 +38,7 @@ import pytest
 import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -45,6 +47,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from pgbatch.web import Credential, WebConfig, create_app
 from tests.conftest import PgTestServer, TestDatabase
+from tests.helpers import claim, enqueue
 
 WEB_LOGIN: Final = "pgbatch_test_web"
 CHROMIUM: Final = Path(os.environ.get("PGBATCH_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -203,3 +206,45 @@ def screenshot(driver: WebDriver, name: str) -> Path:
 def injected_script_ran(driver: WebDriver) -> bool:
     """Whether a test's hostile markup managed to run script (it sets ``window.__pwned``)."""
     return bool(driver.execute_script("return window.__pwned === true"))
+
+
+# -- jobs in the states the tests need (superuser connection, real SQL API calls) ----------
+
+
+def dead_job(conn: psycopg.Connection[Any], queue: str, payload: Any = None,
+             error: Any = None) -> UUID:
+    """A job that failed its only attempt with ``error`` (a traceback by default): dead."""
+    job_id = enqueue(conn, queue, payload if payload is not None else {"n": 1}, max_attempts=1)
+    token = _claim_job(conn, queue, job_id)
+    err = error if error is not None else {
+        "type": "ValueError", "message": "bad row 7",
+        "traceback": 'Traceback (most recent call last):\n  File "task.py", line 3, in run\n'
+                     "ValueError: bad row 7\n"}
+    conn.execute("select pgbatch.nack(%s, %s, %s)", [job_id, token, Jsonb(err)])
+    return job_id
+
+
+def done_job(conn: psycopg.Connection[Any], queue: str, payload: Any = None) -> UUID:
+    """A job acked by its first attempt: done."""
+    job_id = enqueue(conn, queue, payload if payload is not None else {"n": 1})
+    token = _claim_job(conn, queue, job_id)
+    conn.execute("select pgbatch.ack(%s, %s)", [job_id, token])
+    return job_id
+
+
+def claimed_job(conn: psycopg.Connection[Any], queue: str, payload: Any = None) -> UUID:
+    """A job claimed by a (pretend) worker with a 10-minute lease."""
+    job_id = enqueue(conn, queue, payload if payload is not None else {"n": 1})
+    _claim_job(conn, queue, job_id, "10 minutes")
+    return job_id
+
+
+def _claim_job(conn: psycopg.Connection[Any], queue: str, job_id: UUID,
+               lease: str = "30 seconds") -> UUID:
+    rows = claim(conn, queue, 1000, lease)
+    mine = [r for r in rows if r["id"] == job_id]
+    assert mine, f"job {job_id} was not claimable"
+    others = [r for r in rows if r["id"] != job_id]
+    for r in others:  # put back what this claim took besides the job
+        conn.execute("select pgbatch.release(%s, %s)", [r["id"], r["claim_token"]])
+    return UUID(str(mine[0]["claim_token"]))
