@@ -20,12 +20,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import shutil
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +32,6 @@ from uuid import UUID
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
@@ -46,6 +42,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pgbatch.web import Credential, WebConfig, create_app
+from pgbatch.web.serve import BackgroundServer
 from tests.conftest import PgTestServer, TestDatabase
 from tests.helpers import claim, enqueue
 
@@ -72,28 +69,13 @@ def web_login_fixture(pg_server: PgTestServer) -> str:
     return WEB_LOGIN
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that says when its startup (the app's lifespan) is over."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-
 @dataclass
 class WebServer:
     """A running app: ``url`` (no trailing slash), its ``config``, a way to stop it."""
 
     url: str
     config: WebConfig
-    _server: _Server = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
+    _server: BackgroundServer = field(repr=False)
 
     def client(self, credential: Credential | None = None, **kw: Any) -> httpx.Client:
         """An HTTP client of this server, with ``credential`` as a bearer token."""
@@ -102,9 +84,7 @@ class WebServer:
 
     def stop(self) -> None:
         """Stop serving (runs the lifespan's shutdown: the pool closes) and join the thread."""
-        self._server.should_exit = True
-        self._thread.join(WAIT_S)
-        assert not self._thread.is_alive(), "web server thread did not stop"
+        self._server.stop()
 
 
 def start_web(dsn: str, root_path: str = "", **config: Any) -> WebServer:
@@ -112,23 +92,9 @@ def start_web(dsn: str, root_path: str = "", **config: Any) -> WebServer:
 
     ``root_path``: the prefix a reverse proxy would strip (uvicorn's ``--root-path``).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    cfg = WebConfig(dsn=dsn, port=port, **config)
-    app = create_app(cfg)
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                    root_path=root_path))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              name=f"pgbatch-web-{port}")
-    thread.start()
-    if not server.ready.wait(WAIT_S) or not server.started:
-        server.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
-        raise RuntimeError("the web server did not start (see the log above)")
-    return WebServer(f"http://127.0.0.1:{port}", cfg, server, thread)
+    cfg = WebConfig(dsn=dsn, **config)
+    server = BackgroundServer(create_app(cfg), root_path=root_path).start()
+    return WebServer(server.url, cfg, server)
 
 
 WebFactory = Callable[..., WebServer]

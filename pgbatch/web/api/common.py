@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from starlette.responses import Response
@@ -12,10 +13,9 @@ from pgbatch.cli.format import to_jsonable
 
 def as_json(value: Any) -> Any:
     """``value`` with dataclasses, UUIDs, times and durations made JSON-friendly."""
-    from dataclasses import asdict, is_dataclass  # noqa: PLC0415
-
     if is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(asdict(value))
+        # one level: pgbatch's records hold JSON values, not nested records
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, list):
         return [as_json(v) for v in value]
     return to_jsonable(value)
