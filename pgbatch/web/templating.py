@@ -23,8 +23,8 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from pgbatch.cli.format import to_jsonable
 from pgbatch.web import csrf
+from pgbatch.web.api.common import to_jsonable
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 
