@@ -20,23 +20,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import shutil
-import socket
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+from uuid import UUID
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from psycopg.types.json import Jsonb
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -44,7 +42,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from pgbatch.web import Credential, WebConfig, create_app
+from pgbatch.web.serve import BackgroundServer
 from tests.conftest import PgTestServer, TestDatabase
+from tests.helpers import claim, enqueue
 
 WEB_LOGIN: Final = "pgbatch_test_web"
 CHROMIUM: Final = Path(os.environ.get("PGBATCH_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -69,28 +69,13 @@ def web_login_fixture(pg_server: PgTestServer) -> str:
     return WEB_LOGIN
 
 
-class _Server(uvicorn.Server):
-    """A uvicorn server that says when its startup (the app's lifespan) is over."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-
 @dataclass
 class WebServer:
     """A running app: ``url`` (no trailing slash), its ``config``, a way to stop it."""
 
     url: str
     config: WebConfig
-    _server: _Server = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
+    _server: BackgroundServer = field(repr=False)
 
     def client(self, credential: Credential | None = None, **kw: Any) -> httpx.Client:
         """An HTTP client of this server, with ``credential`` as a bearer token."""
@@ -99,9 +84,7 @@ class WebServer:
 
     def stop(self) -> None:
         """Stop serving (runs the lifespan's shutdown: the pool closes) and join the thread."""
-        self._server.should_exit = True
-        self._thread.join(WAIT_S)
-        assert not self._thread.is_alive(), "web server thread did not stop"
+        self._server.stop()
 
 
 def start_web(dsn: str, root_path: str = "", **config: Any) -> WebServer:
@@ -109,23 +92,9 @@ def start_web(dsn: str, root_path: str = "", **config: Any) -> WebServer:
 
     ``root_path``: the prefix a reverse proxy would strip (uvicorn's ``--root-path``).
     """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    cfg = WebConfig(dsn=dsn, port=port, **config)
-    app = create_app(cfg)
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on",
-                                    root_path=root_path))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])),
-                              name=f"pgbatch-web-{port}")
-    thread.start()
-    if not server.ready.wait(WAIT_S) or not server.started:
-        server.should_exit = True
-        thread.join(WAIT_S)
-        sock.close()
-        raise RuntimeError("the web server did not start (see the log above)")
-    return WebServer(f"http://127.0.0.1:{port}", cfg, server, thread)
+    cfg = WebConfig(dsn=dsn, **config)
+    server = BackgroundServer(create_app(cfg), root_path=root_path).start()
+    return WebServer(server.url, cfg, server)
 
 
 WebFactory = Callable[..., WebServer]
@@ -203,3 +172,45 @@ def screenshot(driver: WebDriver, name: str) -> Path:
 def injected_script_ran(driver: WebDriver) -> bool:
     """Whether a test's hostile markup managed to run script (it sets ``window.__pwned``)."""
     return bool(driver.execute_script("return window.__pwned === true"))
+
+
+# -- jobs in the states the tests need (superuser connection, real SQL API calls) ----------
+
+
+def dead_job(conn: psycopg.Connection[Any], queue: str, payload: Any = None,
+             error: Any = None) -> UUID:
+    """A job that failed its only attempt with ``error`` (a traceback by default): dead."""
+    job_id = enqueue(conn, queue, payload if payload is not None else {"n": 1}, max_attempts=1)
+    token = _claim_job(conn, queue, job_id)
+    err = error if error is not None else {
+        "type": "ValueError", "message": "bad row 7",
+        "traceback": 'Traceback (most recent call last):\n  File "task.py", line 3, in run\n'
+                     "ValueError: bad row 7\n"}
+    conn.execute("select pgbatch.nack(%s, %s, %s)", [job_id, token, Jsonb(err)])
+    return job_id
+
+
+def done_job(conn: psycopg.Connection[Any], queue: str, payload: Any = None) -> UUID:
+    """A job acked by its first attempt: done."""
+    job_id = enqueue(conn, queue, payload if payload is not None else {"n": 1})
+    token = _claim_job(conn, queue, job_id)
+    conn.execute("select pgbatch.ack(%s, %s)", [job_id, token])
+    return job_id
+
+
+def claimed_job(conn: psycopg.Connection[Any], queue: str, payload: Any = None) -> UUID:
+    """A job claimed by a (pretend) worker with a 10-minute lease."""
+    job_id = enqueue(conn, queue, payload if payload is not None else {"n": 1})
+    _claim_job(conn, queue, job_id, "10 minutes")
+    return job_id
+
+
+def _claim_job(conn: psycopg.Connection[Any], queue: str, job_id: UUID,
+               lease: str = "30 seconds") -> UUID:
+    rows = claim(conn, queue, 1000, lease)
+    mine = [r for r in rows if r["id"] == job_id]
+    assert mine, f"job {job_id} was not claimable"
+    others = [r for r in rows if r["id"] != job_id]
+    for r in others:  # put back what this claim took besides the job
+        conn.execute("select pgbatch.release(%s, %s)", [r["id"], r["claim_token"]])
+    return UUID(str(mine[0]["claim_token"]))

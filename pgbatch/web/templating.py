@@ -16,14 +16,15 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from pgbatch.cli.format import to_jsonable
 from pgbatch.web import csrf
+from pgbatch.web.api.common import to_jsonable
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 
@@ -70,9 +71,13 @@ ENV.filters["when"] = when
 
 
 def path_for(request: Request, name: str, **params: Any) -> str:
-    """The path of route ``name`` under the root path (``/prefix/jobs/<id>``)."""
+    """The path of route ``name`` under the root path (``/prefix/jobs/<id>``).
+
+    Parameter values are percent-encoded (a queue name may hold ``/``, ``?`` or ``#``).
+    """
     root = request.scope.get("root_path", "")
-    url = request.app.url_path_for(name, **{k: str(v) for k, v in params.items()})
+    url = request.app.url_path_for(name, **{k: quote(str(v), safe="")
+                                            for k, v in params.items()})
     return f"{root}{url}"
 
 

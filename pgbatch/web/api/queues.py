@@ -61,14 +61,14 @@ def routes() -> list[Route]:
     return [
         ApiRoute("/queues", list_queues, name="api_queues", summary="every queue's counts",
                  result={"type": "array", "items": STATS_SCHEMA}),
-        ApiRoute("/queues/{queue}", get_queue, name="api_queue", params=[QUEUE],
+        ApiRoute("/queues/{queue:path}", get_queue, name="api_queue", params=[QUEUE],
                  summary="one queue's counts (404 QueueNotFound for a queue pgbatch never saw)",
                  result=STATS_SCHEMA),
-        ApiRoute("/queues/{queue}/pause", pause, name="api_queue_pause", action=True,
+        ApiRoute("/queues/{queue:path}/pause", pause, name="api_queue_pause", action=True,
                  params=[QUEUE, IDEMPOTENCY_KEY], result=STATS_SCHEMA,
                  summary="pause the queue (pause_queue): claims return nothing until resumed; "
                          "pausing a paused queue is a no-op"),
-        ApiRoute("/queues/{queue}/resume", resume, name="api_queue_resume", action=True,
+        ApiRoute("/queues/{queue:path}/resume", resume, name="api_queue_resume", action=True,
                  params=[QUEUE, IDEMPOTENCY_KEY], result=STATS_SCHEMA,
                  summary="resume the queue (resume_queue); resuming a running queue is a no-op"),
     ]

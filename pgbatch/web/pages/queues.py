@@ -55,6 +55,6 @@ def routes() -> list[Route]:
     """The overview and the queue actions."""
     return [
         Route("/", overview, name="overview"),
-        Route("/queues/{queue}/pause", pause, methods=["POST"], name="queue_pause"),
-        Route("/queues/{queue}/resume", resume, methods=["POST"], name="queue_resume"),
+        Route("/queues/{queue:path}/pause", pause, methods=["POST"], name="queue_pause"),
+        Route("/queues/{queue:path}/resume", resume, methods=["POST"], name="queue_resume"),
     ]
