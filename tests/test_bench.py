@@ -33,7 +33,8 @@ EXPECTED = {
     "B7": {"B7.seconds", "B7.decide_span_s", "B7.fires_per_schedule"},
     "B8": {"B8.p1.woken_per_process", "B8.p1.claims_per_job",
            "B8.p4.woken_per_process", "B8.p4.claims_per_job"},
-    "B9": {"B9.jobs_api.first", "B9.jobs_api.deep", "B9.jobs_api.filtered", "B9.jobs_page"},
+    "B9": {"B9.jobs_api.first", "B9.jobs_api.deep", "B9.jobs_api.filtered", "B9.jobs_page",
+           "B9.run_api", "B9.run_page", "B9.runs_api.deep"},
 }
 
 

@@ -1,4 +1,5 @@
-"""B9 (part 1): the jobs list of the web server with a large archive.
+"""B9: the jobs list (part 1) and the batch run pages (part 2, ``measure_runs``) of the
+web server with a large archive.
 
 One fresh database holds ``web_archived`` archived jobs (1,000,000; ``--quick``:
 20,000) over four queues, one in fifty dead, the rest done, plus 1,000 pending
@@ -180,3 +181,74 @@ def run(ctx: Context, res: ScenarioResult) -> None:
                     figs[key].runs.append(percentile(values, 95))
                     figs[key].details.setdefault("p50_ms", []).append(percentile(values, 50))
                     figs[key].details.setdefault("max_ms", []).append(max(values))
+            measure_runs(ctx, res, dsn, get)
+
+
+# -- part 2: batch runs --------------------------------------------------------------------
+
+#: The job whose executions part 2 launches.
+RUNS_JOB = "b9-runs"
+_RUNS_DEFINITION = ('{"steps": [{"name": "prepare", "kind": "tasklet"}, {"name": "load", '
+                    '"kind": "chunk", "reader": "r.Reader", "writer": "w.Writer", '
+                    '"chunk_size": 100}]}')
+
+
+def runs_count(ctx: Context) -> int:
+    """How many executions part 2 launches: 10,000 with the full archive (1/100 of it)."""
+    return max(100, ctx.sizes.web_archived // 100)
+
+
+def measure_runs(ctx: Context, res: ScenarioResult, dsn: str,
+                 get: Callable[[str], Any]) -> None:
+    """B9 part 2: launch ``runs_count`` executions (one statement of ``launch_job`` calls,
+    setup), then measure the run page and the runs list through the running server:
+
+    - ``B9.run_api``: ``GET /api/v1/runs/{id}`` (get_execution, step_executions,
+      execution_events) of executions picked at random;
+    - ``B9.run_page``: the HTML page ``/runs/{id}`` of the same;
+    - ``B9.runs_api.deep``: ``GET /api/v1/runs?limit=50`` following ``next_cursor``.
+    """
+    sz = ctx.sizes
+    runs = runs_count(ctx)
+    bars = [Bar("<=", f"p95 < {P95_MS:g} ms", value=P95_MS)]
+    label = f"with {runs:,} runs, p95 of {sz.web_requests} requests"
+    figs = {key: res.add(Figure(f"B9.{key}", "B9", f"{text} {label}", "ms", bars=list(bars)))
+            for key, text in (("run_api", "GET /api/v1/runs/{id},"),
+                              ("run_page", "GET /runs/{id} (HTML),"),
+                              ("runs_api.deep", "GET /api/v1/runs, paging back by cursor,"))}
+    ctx.log(f"B9 launching {runs:,} runs")
+    t_build = time.perf_counter()
+    with connect(dsn) as admin:
+        admin.execute("select pgbatch.register_job(%s, %s::jsonb)", (RUNS_JOB, _RUNS_DEFINITION))
+        admin.execute("select count(pgbatch.launch_job(%s, jsonb_build_object('n', g),"
+                      " 'b9-run-' || g)) from generate_series(1, %s) g", (RUNS_JOB, runs))
+        admin.execute("vacuum analyze pgbatch.job_execution")
+        picked = [int(r[0]) for r in admin.execute(
+            "select id from pgbatch.job_execution order by random() limit %s",
+            (sz.web_requests,)).fetchall()]
+    figs["run_api"].details["setup_seconds"] = time.perf_counter() - t_build
+    res.notes.append(f"{runs:,} executions launched (STARTING, one work item each) on the "
+                     "same database; run pages of executions picked at random.")
+
+    def fetch_each(path: str) -> list[float]:
+        out: list[float] = []
+        for i in range(sz.web_requests):
+            t = time.perf_counter()
+            get(path.format(picked[i % len(picked)]))
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    def runs_cursor(r: Any) -> str | None:
+        return r.json()["next_cursor"]  # type: ignore[no-any-return]
+
+    fetch_each("/api/v1/runs/{}")  # warm-up
+    for r in range(sz.runs):
+        ctx.log(f"B9 runs, run {r + 1}")
+        samples = {"run_api": fetch_each("/api/v1/runs/{}"),
+                   "run_page": fetch_each("/runs/{}"),
+                   "runs_api.deep": _pages(get, f"/api/v1/runs?limit={PAGE}", sz.web_requests,
+                                           runs_cursor)}
+        for key, values in samples.items():
+            figs[key].runs.append(percentile(values, 95))
+            figs[key].details.setdefault("p50_ms", []).append(percentile(values, 50))
+            figs[key].details.setdefault("max_ms", []).append(max(values))

@@ -7,6 +7,7 @@ operator reads for a transition's result (won or lost race).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Final
 
 from starlette.requests import Request
@@ -26,6 +27,8 @@ CAPABILITIES: Final = {
     "approve": ("approve_gate", "approve"),
     "reject": ("reject_gate", "reject"),
 }
+#: Seconds a capability check is reused.
+CAPABILITY_TTL_S: Final = 30.0
 #: Largest JSON body accepted by an action.
 MAX_BODY_BYTES: Final = 64 * 1024
 #: The past tense of each action, for the sentences below.
@@ -63,11 +66,20 @@ def _functions_present(names: tuple[str, ...]) -> Op[set[str]]:
 
 async def capabilities(request: Request) -> dict[str, bool]:
     """Which optional actions this database and library offer (``CAPABILITIES``):
-    the SQL function is installed and the operator has the method."""
+    the SQL function is installed and the operator has the method. Read from the
+    catalog at most every ``CAPABILITY_TTL_S`` seconds per app (a schema upgrade
+    shows within that)."""
+    state = request.app.state
+    cached: tuple[float, dict[str, bool]] | None = getattr(state, "batch_capabilities", None)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < CAPABILITY_TTL_S:
+        return cached[1]
     present = await db.client(request).run(
         _functions_present(tuple(f for f, _ in CAPABILITIES.values())))
-    return {name: function in present and hasattr(AsyncJobOperator, method)
-            for name, (function, method) in CAPABILITIES.items()}
+    found = {name: function in present and hasattr(AsyncJobOperator, method)
+             for name, (function, method) in CAPABILITIES.items()}
+    state.batch_capabilities = (now, found)
+    return found
 
 
 async def require(request: Request, capability: str) -> None:

@@ -14,6 +14,7 @@ nothing twice. Pause and resume are offered when the database has
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Final
 
@@ -150,10 +151,9 @@ class RunView:
 async def run_view(request: Request, execution_id: int) -> RunView:
     """The run, its steps, events and timeline, and the actions offered in its status."""
     op = operator(request)
-    execution = await op.execution(execution_id)
-    steps = await op.steps(execution_id)
-    events = await op.events(execution_id)
-    caps = await capabilities(request)
+    execution, steps, events, caps = await asyncio.gather(
+        op.execution(execution_id), op.steps(execution_id), op.events(execution_id),
+        capabilities(request))
     views = []
     for s in steps:
         total = s.context.get("total") if isinstance(s.context, dict) else None
