@@ -10,7 +10,7 @@ import psycopg
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.batch_helpers import launch, register, run_to_end
-from tests.helpers import enqueue
+from tests.helpers import enqueue, raises_sqlstate
 from tests.web_helpers import (  # noqa: F401 - fixtures
     ADMIN,
     READER,
@@ -92,3 +92,17 @@ def test_metrics_of_an_empty_database(web_server: WebFactory) -> None:
         m = scrape(http)
     assert ("pgbatch_approvals_pending", ()) in m
     assert not [k for k in m if k[0] == "pgbatch_queue_jobs"]
+
+
+def test_web_nodes_judges_liveness_by_heartbeat_age_and_refuses_bad_input(conn: Conn) -> None:
+    conn.execute("select pgbatch.register_node('fresh', gen_random_uuid(), '{}')")
+    conn.execute("select pgbatch.register_node('silent', gen_random_uuid(), '{}')")
+    conn.execute("update pgbatch.node set heartbeat_at = pgbatch.now() - interval '5 minutes' "
+                 "where node_id = 'silent'")
+    rows = conn.execute("select node_id, alive from pgbatch.web_nodes()").fetchall()
+    assert rows == [("fresh", True), ("silent", False)]
+    rows = conn.execute("select node_id, alive from pgbatch.web_nodes('1 hour')").fetchall()
+    assert rows == [("fresh", True), ("silent", True)]
+    for bad in ("null", "'0 seconds'", "'-1 minute'", "'2 days'"):
+        with raises_sqlstate("PB007", "invalid stale_after"):
+            conn.execute(f"select * from pgbatch.web_nodes({bad}::interval)")

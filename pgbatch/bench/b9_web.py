@@ -100,6 +100,8 @@ def _web_process(dsn: str, ctx: Context) -> Iterator[str]:
             proc.wait()
         if drain is not None:
             drain.join(30)  # the child's stderr is closed: the copy ends
+        if proc.stderr is not None:
+            proc.stderr.close()
         log.close()
 
 

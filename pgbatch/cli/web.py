@@ -8,12 +8,15 @@ needs at least one ``--token``; ``--read-only`` refuses every action.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 
 from pgbatch.cli.common import CliError, Commands, add_command, dsn_of, setup_logging
 
 #: Environment variable holding extra credentials, ``NAME:KIND:SECRET`` separated by commas.
 TOKENS_ENV = "PGBATCH_WEB_TOKENS"
+#: Environment variable holding the key that signs CSRF tokens (random per process if unset).
+SECRET_ENV = "PGBATCH_WEB_SECRET"  # noqa: S105 (a variable name, not a secret)
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -32,15 +35,14 @@ def cmd_web(args: argparse.Namespace) -> int:
     texts += [t for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
     config = WebConfig(
         dsn="", credentials=tuple(Credential.parse(t.strip()) for t in texts),
-        read_only=args.read_only, host=args.host, port=args.port,
-        secret=os.environ.get("PGBATCH_WEB_SECRET", "").encode() or WebConfig("").secret,
-    )
-    config.check()  # before starting anything: a refused bind starts no server
+        read_only=args.read_only, host=args.host, port=args.port)
+    secret = os.environ.get(SECRET_ENV, "")
+    if secret:
+        config = dataclasses.replace(config, secret=secret.encode())
+    config.check()  # before connecting: a refused bind starts no embedded server
     dsn = dsn_of(args)
     check_schema(dsn)
-    config = WebConfig(dsn=dsn, credentials=config.credentials, read_only=config.read_only,
-                       host=config.host, port=config.port, secret=config.secret)
-    app = create_app(config)
+    app = create_app(dataclasses.replace(config, dsn=dsn))
     print(f"pgbatch web on http://{args.host}:{args.port}{args.root_path}/ "
           f"({'read-only, ' if args.read_only else ''}"
           f"{len(config.credentials)} credential(s); Ctrl-C stops)", flush=True)
