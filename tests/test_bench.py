@@ -40,6 +40,8 @@ EXPECTED = {
     "B7": {"B7.seconds", "B7.decide_span_s", "B7.fires_per_schedule"},
     "B8": {"B8.p1.woken_per_process", "B8.p1.claims_per_job",
            "B8.p4.woken_per_process", "B8.p4.claims_per_job"},
+    "B9": {"B9.jobs_api.first", "B9.jobs_api.deep", "B9.jobs_api.filtered", "B9.jobs_page",
+           "B9.run_api", "B9.run_page", "B9.runs_api.deep"},
 }
 
 
@@ -56,7 +58,7 @@ def test_quick_bench_produces_every_figure(pg_server: PgTestServer, tmp_path: Pa
         assert doc["machine"][key], key
     assert doc["loadavg"]["start"] is not None
     by_id = {s["id"]: s for s in doc["scenarios"]}
-    assert set(by_id) == {"B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"}
+    assert set(by_id) == {"B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"}
     for sid, scenario in by_id.items():
         assert scenario["status"] == "ok", (sid, scenario["error"])
         for fig in scenario["figures"]:
@@ -90,7 +92,7 @@ def test_module_entry_point_help() -> None:
 
 
 def test_unknown_scenario_is_an_argument_error() -> None:
-    assert cli.main(["--only", "B9", "--output", "-"]) == 2
+    assert cli.main(["--only", "B10", "--output", "-"]) == 2
 
 
 def test_peers_run_only_when_asked() -> None:

@@ -85,6 +85,8 @@ class Sizes:
     batch_rows: int = 1_000_000
     schedules: int = 10_000
     sync_tasks: bool = False
+    web_archived: int = 1_000_000
+    web_requests: int = 200
 
     @classmethod
     def build(cls, *, quick: bool, runs: int | None, scale: float,
@@ -116,6 +118,8 @@ class Sizes:
             batch_rows=n(1_000_000, 100_000, 1_000),
             schedules=n(10_000, 1_000, 100),
             sync_tasks=sync_tasks,
+            web_archived=n(1_000_000, 20_000, 1_000),
+            web_requests=n(200, 40, 10),
         )
 
 

@@ -1,4 +1,4 @@
-"""``pgbatch bench``: run the benchmark scenarios (B0-B8) and report their figures.
+"""``pgbatch bench``: run the benchmark scenarios (B0-B9) and report their figures.
 
     pgbatch bench                 # full run: a few minutes + the 10-minute B5 soak
     pgbatch bench --soak-minutes 2
@@ -49,6 +49,7 @@ from pgbatch.bench import (
     b7_schedules,
     b8_fanout,
     bp_peers,
+    b9_web,
 )
 from pgbatch.bench._harness import BenchServer, Context, Sizes, loadavg, machine_info
 from pgbatch.bench._model import NOT_IMPLEMENTED, ScenarioResult
@@ -67,6 +68,7 @@ SCENARIOS: dict[str, tuple[str, Runner]] = {
     "B6": ("batch engine: chunk step, SQL reader -> table writer", b6_batch.run),
     "B7": ("scheduler: cron schedules due at once, 4 processes booting", b7_schedules.run),
     "B8": ("wakeup fan-out", b8_fanout.run),
+    "B9": ("web: the jobs list with a large archive", b9_web.run),
 }
 
 
@@ -76,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pgbatch bench",
         description="Run pgbatch's benchmark: B0 ceilings, B1 enqueue, "
                     "B2 throughput, B3 wake-up latency, B4 store growth, B5 soak, "
-                    "B6 batch chunk step, B7 scheduler, B8 wakeup fan-out. Prints a markdown "
+                    "B6 batch chunk step, B7 scheduler, B8 wakeup fan-out, "
+                    "B9 web jobs list. Prints a markdown "
                     "table and writes a JSON and a markdown report (see --output).")
     p.add_argument("--quick", action="store_true",
                    help="small sizes, 1 run per figure, 15 s soak: under a minute")

@@ -122,7 +122,7 @@ def to_markdown(doc: Mapping[str, Any]) -> str:
         "| id | figure | median | min-max | unit | bar | result |",
         "| --- | --- | ---: | ---: | --- | --- | --- |",
     ]
-    order = ["BP", "B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+    order = ["BP", "B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"]
     by_id = {sc["id"]: sc for sc in doc.get("scenarios", [])}
     missing = {n["id"]: n for n in doc.get("not_implemented", [])}
     for sid in order:

@@ -31,6 +31,7 @@ from pgbatch.cli import (
     schedules,
     server,
     status,
+    web,
     worker,
 )
 from pgbatch.cli.common import PROG, CliError, Commands, Formatter, add_common
@@ -51,6 +52,7 @@ COMMAND_MODULES: Final[tuple[Register, ...]] = (
     queues.register,
     schedules.register,
     server.register,
+    web.register,
     demo.register,
     bench.register,
 )
