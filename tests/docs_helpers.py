@@ -34,6 +34,11 @@ bare flags:
     tests/test_docs_python.py): it may enqueue, run a worker and assert.
 ``needs=worker``
     the block's promise needs a running worker; its check must run one.
+``tested=PATH``
+    (sql) the block needs state a hidden SQL setup cannot make in a few lines
+    (an execution waiting at a gate, say): the test file ``PATH`` runs it as
+    written, after that setup, and checks its outcome; the generic psql run
+    skips it.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[A-Za-z0-9_+-]*)\s*$")
 MARKER = re.compile(r"^\s*<!--\s*pgbatch-doc:(?P<words>.*?)-->\s*$")
 #: The marker words a block may use (anything else is a typo, and fails).
-KEYS = {"run", "fragment", "excerpt", "group", "setup", "check", "needs"}
+KEYS = {"run", "fragment", "excerpt", "group", "setup", "check", "needs", "tested"}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The chunk commit's cheap path (migration 0018_chunk_commit, docs/batch.md "What a
+"""The chunk commit's cheap path (migration 0019_chunk_commit, docs/batch.md "What a
 chunk commit costs"): commit_chunk extends the leases only when due (after a commit
 a lease is never less than 90% of ``lease``, never more than ``lease``), its
 successful commits are HOT updates of the work item, the execution, the step and

@@ -19,14 +19,13 @@ from pgbatch import cli
 from pgbatch.cli.runs import EXIT_NOT_APPLIED
 from tests.batch_helpers import launch
 from tests.conftest import TestDatabase
+from tests.docs_helpers import page_blocks, psql_path
 from tests.gate_helpers import (
     approval,
     gates_checked,  # noqa: F401 - the fixture of pytestmark
     reach_gate,
     register_gated,
 )
-from tests.test_docs_examples import ROOT, SQL_BLOCK
-from tests.test_docs_examples import _psql as psql_path
 from tests.test_roles import ADMIN_LOGIN, as_role, logins  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.usefixtures("gates_checked")
@@ -143,11 +142,10 @@ def test_the_psql_example_of_the_gate_guide_runs(db: TestDatabase, conn: Conn,
     waiting = launch(conn, "monthly-invoices")
     assert waiting == 42
     reach_gate(conn, waiting)
-    text = (ROOT / "docs" / "batch-gates.md").read_text(encoding="utf-8")
-    blocks = SQL_BLOCK.findall(text)
+    blocks = page_blocks("docs/batch-gates.md", ("sql",))
     assert len(blocks) == 1
     path = tmp_path / "example.sql"
-    path.write_text(blocks[0], encoding="utf-8")
+    path.write_text(blocks[0].code, encoding="utf-8")
     ran = subprocess.run([psql_path(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db.dsn,
                           "-f", str(path)], capture_output=True, text=True, timeout=120,
                          check=False)

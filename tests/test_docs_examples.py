@@ -40,9 +40,15 @@ SQL_SETUPS: dict[str, str] = {
     # docs/schedules.md: the batch job `sync` a worker registered (a schedule launches it)
     "batch-job-sync": "select pgbatch.register_job('sync', "
                       "'{\"steps\": [{\"name\": \"pull\", \"kind\": \"tasklet\"}]}');",
+    # docs/batch-pause.md: execution 42 of job `invoices`, paused before a worker claimed it
+    "paused-execution-42": "select pgbatch.register_job('invoices', "
+                           "'{\"steps\": [{\"name\": \"load\", \"kind\": \"tasklet\"}]}');\n"
+                           "select setval(pg_get_serial_sequence('pgbatch.job_execution', 'id'), 41);\n"
+                           "select pgbatch.launch_job('invoices', '{}');\n"
+                           "select * from pgbatch.pause_execution(42, 'doc-setup');",
 }
 
-SQL_GROUPS = groups("sql")
+SQL_GROUPS = [g for g in groups("sql") if not any("tested" in b.marker for b in g)]
 
 
 def _psql(dsn: str, path: Path) -> subprocess.CompletedProcess[str]:
@@ -69,6 +75,14 @@ def test_a_psql_example_runs_as_written(db: TestDatabase, tmp_path: Path,
         ran = _psql(db.dsn, path)
         assert ran.returncode == 0, f"{block.where} failed:\n{ran.stderr}"
         assert "ERROR" not in ran.stderr, f"{block.where}: {ran.stderr}"
+
+
+def test_a_block_run_by_its_own_test_names_a_test_that_reads_its_page() -> None:
+    tested = [b for b in all_blocks("sql") if "tested" in b.marker]
+    for block in tested:
+        path = ROOT / block.marker["tested"]
+        assert path.is_file(), f"{block.where}: no test file {block.marker['tested']}"
+        assert block.page in path.read_text(encoding="utf-8"), block.where
 
 
 def test_every_marker_names_a_known_sql_setup() -> None:

@@ -48,8 +48,8 @@ from pgbatch.bench import (
     b6_batch,
     b7_schedules,
     b8_fanout,
-    bp_peers,
     b9_web,
+    bp_peers,
 )
 from pgbatch.bench._harness import BenchServer, Context, Sizes, loadavg, machine_info
 from pgbatch.bench._model import NOT_IMPLEMENTED, ScenarioResult

@@ -1,7 +1,7 @@
 """The web dashboard's read functions: web_nodes and metrics.
 
-Revision ID: 0018_web_reading
-Revises: 0017_job_results
+Revision ID: 0022_web_reading
+Revises: 0021_gates
 
 web_nodes (the registered worker nodes, heartbeat age, alive or not) and
 metrics (every gauge of the web server's /metrics in one query) are new
@@ -16,13 +16,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0018_web_reading"
-down_revision: str | None = "0017_job_results"
+revision = "0022_web_reading"
+down_revision: str | None = "0021_gates"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0018_web_reading.sql: released SQL never changes.
-SQL_SHA256 = "940c00465eebbe8be3578a963aca708a3f578a1ff7f1de4a3dc2a8ede65f4315"
+#: sha256 of 0022_web_reading.sql: released SQL never changes.
+SQL_SHA256 = "b200936f4ec174ba794fb7f520ca226a32a221903552c6698660abe1ca653f3f"
 
 #: The functions the version adds.
 _ADDED = ("web_nodes", "metrics")

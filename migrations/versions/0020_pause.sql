@@ -1,4 +1,4 @@
--- pgbatch migration 0018_pause: pause from processing logic and resume of
+-- pgbatch migration 0020_pause: pause from processing logic and resume of
 -- the same execution (docs/batch-pause.md): park_execution (the worker's
 -- fenced pause: ctx.request_pause(), PauseJob, an operator's pause seen at a
 -- boundary, on_shutdown = 'pause'), pause_execution, resume_execution, the
@@ -6,7 +6,7 @@
 -- (_batch_notify_parked, also sent by _batch_recover for PAUSING ->
 -- PAUSED), InvalidResumeAt (PB050), and register_job accepting
 -- on_shutdown = 'pause'.
--- FROZEN: never edit this file after release; 0018_pause.py pins its sha256.
+-- FROZEN: never edit this file after release; 0020_pause.py pins its sha256.
 
 -- ==== batch/functions/210_register_job.sql ====
 -- Registers a job definition a worker can run, and returns its fingerprint

@@ -1,8 +1,8 @@
 """Pause and resume of batch executions: park_execution, pause_execution,
 resume_execution, resume_due_executions, the parked NOTIFY.
 
-Revision ID: 0018_pause
-Revises: 0017_job_results
+Revision ID: 0020_pause
+Revises: 0019_chunk_commit
 
 New functions: park_execution (worker), pause_execution and
 resume_execution and paused_executions (admin), resume_due_executions
@@ -21,13 +21,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0018_pause"
-down_revision: str | None = "0017_job_results"
+revision = "0020_pause"
+down_revision: str | None = "0019_chunk_commit"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0018_pause.sql: released SQL never changes.
-SQL_SHA256 = "cd31c5c50189a653394f301938dfe5607f5cd209fec2456c7243c8f834859ffb"
+#: sha256 of 0020_pause.sql: released SQL never changes.
+SQL_SHA256 = "5c05c198602c206ce2074cf43c2ef613f7497b5eeba6a7d636606299e9dd2cc8"
 
 #: Where the definitions this version replaces were last frozen.
 _PREVIOUS = (("0013_batch_recovery", "register_job"), ("0013_batch_recovery", "_batch_recover"))

@@ -1,7 +1,7 @@
 """Approval gates: await_gate, approve_gate, reject_gate, approvals, expire_gates.
 
-Revision ID: 0018_gates
-Revises: 0017_job_results
+Revision ID: 0021_gates
+Revises: 0020_pause
 
 A worker that reaches a gate step parks the execution AWAITING_APPROVAL with
 a PENDING approval (await_gate, T13); approve_gate and reject_gate decide it
@@ -18,13 +18,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0018_gates"
-down_revision: str | None = "0017_job_results"
+revision = "0021_gates"
+down_revision: str | None = "0020_pause"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0018_gates.sql: released SQL never changes.
-SQL_SHA256 = "d9705fb2884c5039ace723b295ce16f7f13c31ff15c172cf4ba914f3b101d426"
+#: sha256 of 0021_gates.sql: released SQL never changes.
+SQL_SHA256 = "ee6301299fe0f334edff6c0ef3a4559e76e4f926357b4b4f51775d1971728643"
 
 #: The functions the version adds (name and argument types).
 _ADDED = (

@@ -1,7 +1,7 @@
 """A cheaper chunk commit: commit_chunk.
 
-Revision ID: 0018_chunk_commit
-Revises: 0017_job_results
+Revision ID: 0019_chunk_commit
+Revises: 0018_schedule_speed
 
 commit_chunk keeps its name, parameter names, result columns and errors;
 its successful path is one UPDATE each of the work item, the execution, the
@@ -18,13 +18,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0018_chunk_commit"
-down_revision: str | None = "0017_job_results"
+revision = "0019_chunk_commit"
+down_revision: str | None = "0018_schedule_speed"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0018_chunk_commit.sql: released SQL never changes.
-SQL_SHA256 = "3db398f929113580cefbe10ddfb2c6bf91e1e73e97e830b5e3f3bb7dd963c6c5"
+#: sha256 of 0019_chunk_commit.sql: released SQL never changes.
+SQL_SHA256 = "6b2128d0f460789d7e0905aa10b71a7b770fc526925bed945559c448627cf43b"
 
 #: Where the definitions this version replaces were last frozen.
 _PREVIOUS = (("0009_batch", "commit_chunk"),)

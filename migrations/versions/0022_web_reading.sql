@@ -1,8 +1,8 @@
--- pgbatch migration 0018_web_reading: the read functions of the web
+-- pgbatch migration 0022_web_reading: the read functions of the web
 -- dashboard. web_nodes (the worker nodes with heartbeat age and liveness)
 -- and metrics (every /metrics gauge from one query), both new, both admin
 -- reports. Nothing existing changes.
--- FROZEN: never edit this file after release; 0018_web_reading.py pins its sha256.
+-- FROZEN: never edit this file after release; 0022_web_reading.py pins its sha256.
 
 -- ==== queue/functions/095_web_nodes.sql ====
 -- web_nodes: the registered worker nodes, most recently heard from first,

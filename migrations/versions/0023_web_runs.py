@@ -1,7 +1,7 @@
 """The dashboard's keyset page of job executions: job_executions_page.
 
-Revision ID: 0018_web_runs
-Revises: 0018_web_reading
+Revision ID: 0023_web_runs
+Revises: 0022_web_reading
 
 job_executions_page (the executions of a job and status below a given id,
 newest first: the runs list's keyset pages) is a new admin report, with its
@@ -15,13 +15,13 @@ from pathlib import Path
 
 from pgbatch._migrate import apply_sql_file, execute_sql
 
-revision = "0018_web_runs"
-down_revision: str | None = "0018_web_reading"
+revision = "0023_web_runs"
+down_revision: str | None = "0022_web_reading"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-#: sha256 of 0018_web_runs.sql: released SQL never changes.
-SQL_SHA256 = "948a923f40ebcc3a06c5c9433d2475f658ddb8485f494ebd1e438dce8089ea53"
+#: sha256 of 0023_web_runs.sql: released SQL never changes.
+SQL_SHA256 = "aa516c500854c2e60dd189d020ed287a123a5477a58ee1cc5d9a097342b3bbfa"
 
 #: The functions the version adds.
 _ADDED = ("job_executions_page",)

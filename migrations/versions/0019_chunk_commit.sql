@@ -1,10 +1,10 @@
--- pgbatch migration 0018_chunk_commit: a cheaper chunk commit. commit_chunk
+-- pgbatch migration 0019_chunk_commit: a cheaper chunk commit. commit_chunk
 -- keeps its name, parameters, result and errors; a commit that succeeds is now
 -- one UPDATE each of the work item, the execution, the step and its context
 -- (each checking its part of the fence), and the leases are extended when
 -- due (after a commit a lease is never less than 90% of `lease`), so most
 -- chunk commits change no indexed column. No other function changes.
--- FROZEN: never edit this file after release; 0018_chunk_commit.py pins its sha256.
+-- FROZEN: never edit this file after release; 0019_chunk_commit.py pins its sha256.
 
 -- ==== batch/functions/224_commit_chunk.sql ====
 -- §4.2 chunk commit, the last call of the chunk's transaction (the writer's

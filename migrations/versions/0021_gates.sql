@@ -1,10 +1,10 @@
--- pgbatch migration 0018_gates: approval gates that survive restarts (BATCH.md
+-- pgbatch migration 0021_gates: approval gates that survive restarts (BATCH.md
 -- §4.4, docs/batch-gates.md). approval gains on_timeout and an index of
 -- pending approvals by expiry; new functions await_gate (a worker parks an
 -- execution at a gate, T13), _batch_decide_gate, approve_gate and
 -- reject_gate (T14/T15, one double compare-and-set), approvals (the listing)
 -- and expire_gates (the gate-timeout sweep), with their privileges.
--- FROZEN: never edit this file after release; 0018_gates.py pins its sha256.
+-- FROZEN: never edit this file after release; 0021_gates.py pins its sha256.
 
 -- ==== batch/schema/260_batch_gates.sql ====
 -- Approval gates (BATCH.md §4.4, docs/batch-gates.md): each approval row

@@ -1,7 +1,7 @@
--- pgbatch migration 0018_web_runs: the dashboard's keyset page of job
+-- pgbatch migration 0023_web_runs: the dashboard's keyset page of job
 -- executions, job_executions_page (new, an admin report). Nothing existing
 -- changes.
--- FROZEN: never edit this file after release; 0018_web_runs.py pins its sha256.
+-- FROZEN: never edit this file after release; 0023_web_runs.py pins its sha256.
 
 -- ==== batch/functions/243_job_executions_page.sql ====
 -- One keyset page of job executions for the dashboard: those of job
