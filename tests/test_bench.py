@@ -92,7 +92,7 @@ def test_module_entry_point_help() -> None:
 
 
 def test_unknown_scenario_is_an_argument_error() -> None:
-    assert cli.main(["--only", "B10", "--output", "-"]) == 2
+    assert cli.main(["--only", "B99", "--output", "-"]) == 2
 
 
 def test_peers_run_only_when_asked() -> None:
