@@ -43,7 +43,8 @@ SQL_SETUPS: dict[str, str] = {
     # docs/batch-pause.md: execution 42 of job `invoices`, paused before a worker claimed it
     "paused-execution-42": "select pgbatch.register_job('invoices', "
                            "'{\"steps\": [{\"name\": \"load\", \"kind\": \"tasklet\"}]}');\n"
-                           "select setval(pg_get_serial_sequence('pgbatch.job_execution', 'id'), 41);\n"
+                           "select setval(pg_get_serial_sequence('pgbatch.job_execution',"
+                           " 'id'), 41);\n"
                            "select pgbatch.launch_job('invoices', '{}');\n"
                            "select * from pgbatch.pause_execution(42, 'doc-setup');",
 }
