@@ -1,12 +1,11 @@
 """A model-based test of the batch state machine (BATCH.md §3): Hypothesis drives
-launch, restart, stop, pause, resume, abandon, recover, concurrent pairs of
-operator calls on two connections, and a fake worker (claim, step start, chunk
+launch, restart, stop, pause, resume, abandon, recover, approve and reject of
+the job's approval gate, concurrent pairs of those operator calls on two
+connections, and a fake worker (claim, step start, reaching the gate, chunk
 commit, step end, ``request_pause``, crash = expired lease + the reaper)
-against a reference model; after every rule the database's statuses equal the
-model's and the invariant checker passes.
-
-Approval gates (approve/reject, issue 13 part 2) plug in as more rules: see
-``GATE RULES`` below."""
+against a reference model; after every rule the database's execution
+statuses and approval rows equal the model's and the invariant checker
+passes."""
 
 from __future__ import annotations
 
@@ -25,7 +24,8 @@ from tests.batch_helpers import WorkItem, assert_invariants, register
 from tests.conftest import TestDatabase
 
 Conn = psycopg.Connection[Any]
-STEPS = ("a", "load")
+STEPS = ("check", "a", "load")  # the gate first: a few rules reach it
+GATE = "check"
 RUNNING = ("STARTED", "STOPPING", "PAUSING")
 MAX_RECOVERIES = 2
 Result = tuple[bool, str] | str  # (applied, status), or the SQLSTATE of a refusal
@@ -44,6 +44,7 @@ class MExec:
     pause_pending: bool = False       # pause_requested_at is set
     resume_count: int = 0
     recovery_count: int = 0
+    approval: str | None = None       # the gate's approval row: PENDING, APPROVED, ...
 
 
 def operator_result(x: MExec, op: str, now_done: set[str]) -> tuple[Result, MExec]:
@@ -55,6 +56,8 @@ def operator_result(x: MExec, op: str, now_done: set[str]) -> tuple[Result, MExe
             y.status = "STOPPING"
         elif s in ("STARTING", "PAUSED"):
             y.status, y.item = "STOPPED", None
+        elif s == "AWAITING_APPROVAL":  # T7: the pending approval expires
+            y.status, y.item, y.approval = "STOPPED", None, "EXPIRED"
         else:
             return (False, s), y
         return (True, y.status), y
@@ -75,23 +78,38 @@ def operator_result(x: MExec, op: str, now_done: set[str]) -> tuple[Result, MExe
     if op == "abandon":
         if s in RUNNING:
             return "PB044", y  # the fake worker's lease is live
-        if s in ("STOPPED", "FAILED", "PAUSED"):
+        if s in ("STOPPED", "FAILED", "PAUSED", "AWAITING_APPROVAL"):
+            if x.approval == "PENDING":
+                y.approval = "EXPIRED"
             y.status, y.item = "ABANDONED", None
             return (True, "ABANDONED"), y
         return (False, s), y
     if op == "recover":
         return (False, s), y  # no UNKNOWN here, and running ones hold a live lease
+    if op in ("approve", "reject"):  # T14 / T15: the approval row and the execution, one CAS
+        if x.approval is None:
+            return "PB056", y  # the execution has not reached the gate
+        if x.approval != "PENDING" or s != "AWAITING_APPROVAL":
+            return (False, x.approval), y
+        if op == "approve":
+            y.status, y.approval, y.step, y.step_started = "STARTING", "APPROVED", x.step + 1, False
+            return (True, "APPROVED"), y
+        y.status, y.approval, y.item = "FAILED", "REJECTED", None
+        return (True, "REJECTED"), y
     raise AssertionError(op)
 
 
-OPERATOR_CALLS = ("stop", "pause", "resume", "abandon", "recover")
+OPERATOR_CALLS = ("stop", "pause", "resume", "abandon", "recover", "approve", "reject")
 _SQL = {"stop": "stop_execution", "pause": "pause_execution", "resume": "resume_execution",
-        "abandon": "abandon_execution", "recover": "recover_execution"}
+        "abandon": "abandon_execution", "recover": "recover_execution",
+        "approve": "approve_gate", "reject": "reject_gate"}
 
 
 def call_operator(conn: Conn, op: str, execution_id: int) -> Result:
+    gate = f", '{GATE}'" if op in ("approve", "reject") else ""
     try:
-        row = conn.execute(f"select * from pgbatch.{_SQL[op]}(%s)", [execution_id]).fetchone()
+        row = conn.execute(f"select * from pgbatch.{_SQL[op]}(%s{gate})",
+                           [execution_id]).fetchone()
     except psycopg.Error as exc:
         return str(exc.sqlstate)
     assert row is not None
@@ -135,6 +153,14 @@ def make_machine(conn: Conn, others: tuple[Conn, Conn],
 
         def end_of_claim(self, x: MExec) -> None:
             x.item, x.step_started = None, False
+
+        def settle(self, x: MExec, after: MExec) -> None:
+            """Take ``after`` as the model of ``x``; an approved gate is a completed step."""
+            if after.approval == "APPROVED" and x.approval != "APPROVED":
+                self.done[x.instance].add(GATE)
+            if after.approval in ("APPROVED", "REJECTED") and x.approval == "PENDING":
+                counter[2] += 1
+            self.execs[x.id] = after
 
         # -- operator rules ----------------------------------------------------------------
         @rule()
@@ -181,7 +207,7 @@ def make_machine(conn: Conn, others: tuple[Conn, Conn],
                 return
             expected, after = operator_result(x, op, self.done[x.instance])
             assert call_operator(conn, op, x.id) == expected, (op, x)
-            self.execs[x.id] = after
+            self.settle(x, after)
             counter[0] += 1
 
         @rule(data=st.data(), first=st.sampled_from(OPERATOR_CALLS),
@@ -189,7 +215,8 @@ def make_machine(conn: Conn, others: tuple[Conn, Conn],
         def concurrent_pair(self, data: st.DataObject, first: str, second: str) -> None:
             """Two operator calls at once on two connections: the outcome is one of the two
             serial orders."""
-            x = self.pick(data, "STARTING", "STARTED", "PAUSING", "PAUSED", "STOPPING")
+            x = self.pick(data, "STARTING", "STARTED", "PAUSING", "PAUSED", "STOPPING",
+                          "AWAITING_APPROVAL")
             if x is None:
                 return
             barrier = threading.Barrier(2)
@@ -219,13 +246,8 @@ def make_machine(conn: Conn, others: tuple[Conn, Conn],
             if (got["first"], got["second"]) == (q1, q2) and n1.status == status:
                 orders.append(n1)
             assert orders, (first, second, x, got, status)
-            self.execs[x.id] = orders[0]
+            self.settle(x, orders[0])
             counter[0] += 1
-
-        # -- GATE RULES: approve / reject of an AWAITING_APPROVAL execution go here ----------
-        # (a Gate step kind parks the execution AWAITING_APPROVAL; model its approval row,
-        # add the gate step to the job below, and rules calling approve_gate / reject_gate,
-        # alone and as concurrent pairs, with the double compare-and-set of T14/T15)
 
         # -- the fake worker ---------------------------------------------------------------
         @rule()
@@ -271,6 +293,13 @@ def make_machine(conn: Conn, others: tuple[Conn, Conn],
             x.step_started = True
             if x.pause_pending:  # an operator's pause, seen at the step start
                 self.park(x, "operator")
+            elif STEPS[x.step] == GATE:  # T13: the worker parks it at the gate
+                row = self.call("select * from pgbatch.await_gate(%s, %s, %s, %s)",
+                                [x.id, GATE, *self.fake(x)])
+                assert row["status"] == "AWAITING_APPROVAL", row
+                self.finish(x, "AWAITING_APPROVAL")
+                x.approval = "PENDING"
+                counter[1] += 1
 
         def park(self, x: MExec, source: str) -> None:
             row = self.call("select * from pgbatch.park_execution(%s, %s, %s, reason => 'm',"
@@ -370,6 +399,10 @@ def make_machine(conn: Conn, others: tuple[Conn, Conn],
                                 " order by id").fetchall()
             assert {r[0]: (r[1], r[2]) for r in rows} == {
                 x.id: (x.status, x.resume_count) for x in self.execs.values()}
+            approvals = conn.execute("select job_execution_id, status from pgbatch.approval"
+                                     " where gate_name = %s", [GATE]).fetchall()
+            assert dict(approvals) == {x.id: x.approval for x in self.execs.values()
+                                       if x.approval is not None}
             assert_invariants(conn)
 
     return BatchModel
@@ -379,11 +412,14 @@ def test_batch_state_machine_against_a_model(db: TestDatabase) -> None:
     conn, one, two = db.connect(), db.connect(), db.connect()
     for c in (conn, one, two):
         c.autocommit = True
-    register(conn, "m", [{"name": "a", "kind": "tasklet"},
+    register(conn, "m", [{"name": GATE, "kind": "gate"},
+                         {"name": "a", "kind": "tasklet"},
                          {"name": "load", "kind": "chunk", "reader": "r.R", "writer": "w.W",
                           "chunk_size": 10}], max_recoveries=MAX_RECOVERIES)
-    counter = [0]
+    counter = [0, 0, 0]  # operations, gates reached, gate decisions applied
     run_state_machine_as_test(make_machine(conn, (one, two), counter), settings=settings(
-        max_examples=20, stateful_step_count=40, deadline=None, database=None,
+        max_examples=20, stateful_step_count=50, deadline=None, database=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
     assert counter[0] >= 200, f"only {counter[0]} operations ran"
+    assert counter[1] >= 1, "no execution reached the gate"
+    assert counter[2] >= 1, "no gate decision was applied"
