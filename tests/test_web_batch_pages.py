@@ -130,6 +130,9 @@ def test_pause_and_resume_from_the_run_page(web_server: WebFactory, conn: Conn,
     wait_for(browser, lambda d: d.find_element(By.ID, "pause")).click()
     wait_for(browser, lambda d: d.find_elements(By.ID, "resume"))
     assert status_text(browser) == "PAUSED"
+    # this tab's page goes out of date: its live regions stop refreshing
+    browser.execute_script("document.querySelectorAll('[data-live]')"
+                           ".forEach(function (e) { e.id = e.id + '-frozen'; });")
     stale = browser.find_element(By.ID, "resume")
     conn.execute("select * from pgbatch.resume_execution(%s, 'another-tab')", [execution_id])
     stale.click()

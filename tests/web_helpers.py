@@ -36,6 +36,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -157,8 +158,12 @@ def use_credential(driver: WebDriver, credential: Credential | None) -> None:
 
 def wait_for(driver: WebDriver, condition: Callable[[WebDriver], Any],
              message: str = "") -> Any:
-    """Wait (event-driven polling by Selenium, bounded) until ``condition`` is truthy."""
-    return WebDriverWait(driver, WAIT_S).until(condition, message)
+    """Wait (event-driven polling by Selenium, bounded) until ``condition`` is truthy.
+
+    An element that the page's live refresh replaced while ``condition`` read it
+    (stale) counts as "not yet", like one not found."""
+    return WebDriverWait(driver, WAIT_S, ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(condition, message)
 
 
 def screenshot(driver: WebDriver, name: str) -> Path:
