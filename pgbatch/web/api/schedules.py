@@ -1,45 +1,47 @@
 """``/api/v1/schedules``: list, one schedule with its run history, create, edit,
-pause, resume (with or without catch-up), trigger now, backfill, and the
-preview of a cron expression's next occurrences.
+pause, resume (with or without catch-up), trigger now, backfill; the preview
+of the next occurrences is :mod:`pgbatch.web.api.schedule_preview`.
 
 Each is one scheduler SQL function through ``AsyncSchedules``:
 ``schedules()``, ``schedule_fires()``, ``create_schedule``,
 ``update_schedule``, ``pause_schedule``, ``resume_schedule``,
 ``trigger_schedule`` (``Idempotency-Key`` → its ``request_id``: a retried
-trigger fires once), ``backfill_schedule``; the preview is
-``cron_occurrences()`` from the database clock, each occurrence with its
-local time and UTC offset in the schedule's time zone (a changed offset
-marks a DST day). A create body is a ``ScheduleDefinition`` as JSON: its
-field names or camelCase forms, so ``scheduleCatchUpWindow`` (seconds) is
-the catch-up window. The database validates; its refusals (``InvalidCron``
-PB020, ``InvalidTimeZone`` PB021, ``InvalidSchedule`` PB061, …) are 400s
-and change nothing.
+trigger fires once), ``backfill_schedule``. A create body is a
+``ScheduleDefinition`` as JSON: its field names or camelCase forms, so
+``scheduleCatchUpWindow`` (seconds) is the catch-up window. The database
+validates; its refusals (``InvalidCron`` PB020, ``InvalidTimeZone`` PB021,
+``InvalidSchedule`` PB061, …) are 400s and change nothing.
+
+Every schedule name is reachable: the name is the rest of the path
+(``{schedule:path}``, percent-encoded, so ``a/b`` is ``a%2Fb`` or ``a/b``),
+the actions are POSTs ending in a fixed word (``…/pause``), and the routes
+that are not a schedule's live under ``/schedules/-/`` (no name starts with
+``-``). ``GET /schedules/preview``, the preview's old path, still answers
+while no schedule is named ``preview``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
-from psycopg.rows import dict_row
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from pgbatch._errors import InvalidArgument, InvalidSchedule, PgBatchError
-from pgbatch._ops import Op
+from pgbatch._errors import InvalidArgument, InvalidSchedule, PgBatchError, ScheduleNotFound
 from pgbatch.schedule.definition import ScheduleDefinition
-from pgbatch.web import db, params
+from pgbatch.web import params
+from pgbatch.web.api import schedule_preview
 from pgbatch.web.api.batch_calls import json_body, schedules
 from pgbatch.web.api.common import as_json, ok
 from pgbatch.web.openapi import IDEMPOTENCY_KEY, ApiRoute, Param
 
-NAME = Param("schedule", "path", "the schedule's name")
+NAME = Param("schedule", "path", "the schedule's name (percent-encoded; a / may stay as is)")
+#: The preview's path before ``/schedules/-/preview``; served while no schedule has the name.
+LEGACY_PREVIEW: Final = "preview"
 #: Longest schedule name the web passes on (the database refuses bad ones itself).
 MAX_NAME: Final = 200
-#: Most occurrences a preview shows.
-MAX_PREVIEW: Final = 50
 #: JSON names of update fields -> update_schedule's argument names.
 UPDATE_ALIASES: Final = {
     "cron": "cron_expr", "expression": "cron_expr", "timeZone": "tz",
@@ -144,50 +146,6 @@ def _flag(value: Any, name: str) -> bool:
     raise InvalidArgument(f"invalid {name}: must be true or false")
 
 
-@dataclass(frozen=True)
-class Occurrence:
-    """One previewed occurrence: the instant, its local time and UTC offset in the
-    schedule's zone, and whether the offset differs from the previous occurrence's
-    (a DST change happened in between)."""
-
-    at: datetime
-    local: str
-    utc_offset: str
-    offset_changed: bool
-
-
-def _offset_text(seconds: int) -> str:
-    sign = "-" if seconds < 0 else "+"
-    hours, rest = divmod(abs(seconds), 3600)
-    return f"{sign}{hours:02d}:{rest // 60:02d}"
-
-
-def preview_op(expr: str, tz: str, count: int) -> Op[list[Occurrence]]:
-    """``cron_occurrences(expr, tz, now(), now() + 5 years, count)`` with local times."""
-    def decode(rows: list[Any]) -> list[Occurrence]:
-        found: list[Occurrence] = []
-        previous: str | None = None
-        for r in rows:
-            offset = _offset_text(int(r["offset_s"]))
-            found.append(Occurrence(r["at"], r["local"], offset,
-                                    previous is not None and offset != previous))
-            previous = offset
-        return found
-
-    return Op("select o as at, to_char(o at time zone z, 'YYYY-MM-DD Dy HH24:MI') as local,"
-              " extract(epoch from (o at time zone z) - (o at time zone 'UTC')) as offset_s"
-              " from (select %s::text as z) t, pgbatch.cron_occurrences(%s, t.z, pgbatch.now(),"
-              " pgbatch.now() + interval '5 years', %s) o order by o",
-              (tz, expr, count), decode, dict_row)
-
-
-async def preview(request: Request, expr: str, tz: str, count: int) -> list[Occurrence]:
-    """The next ``count`` occurrences of ``expr`` in ``tz`` (1 to ``MAX_PREVIEW``)."""
-    if not 1 <= count <= MAX_PREVIEW:
-        raise InvalidArgument(f"invalid count: {count}, must be 1 to {MAX_PREVIEW}")
-    return await db.client(request).run(preview_op(expr, tz or "UTC", count))
-
-
 async def list_schedules(request: Request) -> Response:
     """Every schedule with its state."""
     return ok(as_json(await schedules(request).list()))
@@ -196,9 +154,14 @@ async def list_schedules(request: Request) -> Response:
 async def get_schedule(request: Request) -> Response:
     """One schedule and its fires (run history), newest first."""
     name = schedule_name(request.path_params["schedule"])
-    limit = params.limit(request.query_params.get("limit"))
     client = schedules(request)
-    schedule = await client.get(name)
+    try:
+        schedule = await client.get(name)
+    except ScheduleNotFound:
+        if name == LEGACY_PREVIEW:  # the preview's old path, while no schedule takes it
+            return await schedule_preview.preview_route(request)
+        raise
+    limit = params.limit(request.query_params.get("limit"))
     return ok({"schedule": as_json(schedule), "history": as_json(await client.history(
         name, limit=limit))})
 
@@ -254,18 +217,6 @@ def _text(value: Any, name: str) -> str | None:
     raise InvalidArgument(f"invalid {name}: must be an ISO 8601 string")
 
 
-async def preview_route(request: Request) -> Response:
-    """The next occurrences of a cron expression in a time zone."""
-    q = request.query_params
-    expr = q.get("cron") or q.get("expression") or ""
-    count_text = q.get("count") or "10"
-    try:
-        count = int(count_text)
-    except ValueError:
-        raise InvalidArgument(f"invalid count: {count_text[:20]!r} is not an integer") from None
-    return ok(as_json(await preview(request, expr, q.get("tz") or "UTC", count)))
-
-
 def routes() -> list[Route]:
     """The schedule routes."""
     fire = {"type": "object", "description": "a fire: schedule_fires row"}
@@ -275,39 +226,34 @@ def routes() -> list[Route]:
                      "type": "array", "items": sched},
                  summary="every schedule (schedules): next_due_at, last_fire_at (the "
                          "watermark), last_outcome, coalesced_total, paused_at"),
-        ApiRoute("/schedules/preview", preview_route, name="api_schedule_preview",
-                 params=[Param("cron", "query", "the cron expression", required=True),
-                         Param("tz", "query", "IANA time zone (default UTC)"),
-                         Param("count", "query", f"1 to {MAX_PREVIEW} (default 10)",
-                               schema_type="integer")],
-                 result={"type": "array", "items": {"type": "object"}},
-                 summary="the next occurrences from the database clock (cron_occurrences), "
-                         "each with local time and UTC offset; offset_changed marks DST days"),
+        schedule_preview.route(),
         ApiRoute("/schedules", create, name="api_schedule_create", action=True,
                  body=DEFINITION_BODY, result=sched,
                  summary="create a schedule (create_schedule); scheduleCatchUpWindow is the "
                          "catch-up window in seconds; 201"),
-        ApiRoute("/schedules/{schedule}", get_schedule, name="api_schedule",
+        ApiRoute("/schedules/{schedule:path}", get_schedule, name="api_schedule",
                  params=[NAME, Param("limit", "query", "fires to return",
                                      schema_type="integer")],
                  summary="one schedule and its run history (schedule_fires), newest first"),
-        ApiRoute("/schedules/{schedule}/update", update, name="api_schedule_update", action=True,
-                 params=[NAME], result=sched, body={"type": "object"},
+        ApiRoute("/schedules/{schedule:path}/update", update, name="api_schedule_update",
+                 action=True, params=[NAME], result=sched, body={"type": "object"},
                  summary="change fields (update_schedule): kind, cron_expr, tz, every, "
                          "misfire_threshold, scheduleCatchUpWindow, overlap_policy, …"),
-        ApiRoute("/schedules/{schedule}/pause", pause, name="api_schedule_pause", action=True,
-                 params=[NAME], result=sched, summary="pause a schedule (pause_schedule)"),
-        ApiRoute("/schedules/{schedule}/resume", resume, name="api_schedule_resume", action=True,
-                 params=[NAME, Param("catch_up", "query", "fire the latest missed occurrence "
-                                                         "once (within the window)",
-                                     schema_type="boolean")], result=sched,
+        ApiRoute("/schedules/{schedule:path}/pause", pause, name="api_schedule_pause",
+                 action=True, params=[NAME], result=sched,
+                 summary="pause a schedule (pause_schedule)"),
+        ApiRoute("/schedules/{schedule:path}/resume", resume, name="api_schedule_resume",
+                 action=True, params=[NAME, Param("catch_up", "query",
+                                                  "fire the latest missed occurrence once "
+                                                  "(within the window)",
+                                                  schema_type="boolean")], result=sched,
                  body={"type": "object", "properties": {"catch_up": {"type": "boolean"}}},
                  summary="resume a schedule (resume_schedule), with or without catch-up"),
-        ApiRoute("/schedules/{schedule}/trigger", trigger, name="api_schedule_trigger", action=True,
-                 params=[NAME, IDEMPOTENCY_KEY], result=fire,
+        ApiRoute("/schedules/{schedule:path}/trigger", trigger, name="api_schedule_trigger",
+                 action=True, params=[NAME, IDEMPOTENCY_KEY], result=fire,
                  summary="fire now (trigger_schedule, source manual); the same "
                          "Idempotency-Key fires once"),
-        ApiRoute("/schedules/{schedule}/backfill", backfill, name="api_schedule_backfill",
+        ApiRoute("/schedules/{schedule:path}/backfill", backfill, name="api_schedule_backfill",
                  action=True, params=[NAME],
                  body={"type": "object", "required": ["start", "end"], "properties": {
                      "start": {"type": "string"}, "end": {"type": "string"},

@@ -1,13 +1,20 @@
 """The schedules pages: ``/schedules`` (next due, watermark, last outcome,
 coalesced counts), ``/schedules/{schedule}`` (its run history; pause, resume with
 or without catch-up, trigger now, backfill) and the create/edit wizard
-(``/schedules/new``, ``/schedules/{schedule}/edit``): a Target step (a batch job
-and its parameters, or a queue and a payload), a Schedule step (kind,
-expression, time zone, misfire threshold, catch-up window) with a preview of
-the next occurrences from SQL (``cron_occurrences``, DST days marked), then
-create or save. The wizard's form becomes the same JSON body the REST API
-takes (:mod:`pgbatch.web.api.schedules`), so both validate alike; a refusal
+(``/schedules/-/new``, ``/schedules/-/edit/{schedule}``): a Target step (a batch
+job and its parameters, or a queue and a payload), a Schedule step (kind,
+expression, interval anchor, time zone, misfire threshold, catch-up window)
+with a preview of the next occurrences of every kind by the scheduler's own
+rule (``schedule_occurrences``, DST changes marked), then create or save.
+The wizard's form becomes the same JSON body the REST API takes
+(:mod:`pgbatch.web.api.schedules`), so both validate alike; a refusal
 re-renders the wizard with the PB code and message, nothing created.
+
+Every schedule name is reachable: the name is the rest of the path
+(``{schedule:path}``, links percent-encode it), actions are POSTs ending in a
+fixed word, and the wizard lives under ``/schedules/-/`` (no name starts with
+``-``). The old wizard paths ``/schedules/new`` and ``/schedules/{name}/edit``
+still open the wizard while no schedule has that name (``new``, ``x/edit``).
 """
 
 from __future__ import annotations
@@ -22,25 +29,23 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from pgbatch._errors import InvalidArgument, InvalidSchedule, PgBatchError
+from pgbatch._errors import InvalidArgument, InvalidSchedule, PgBatchError, ScheduleNotFound
 from pgbatch.schedule.types import Schedule
 from pgbatch.web import params
 from pgbatch.web.api.batch_calls import schedules
-from pgbatch.web.api.schedules import (
-    changes_from,
-    definition_from,
-    preview,
-    schedule_name,
-)
+from pgbatch.web.api.schedule_preview import Occurrence, Timing, preview, seconds
+from pgbatch.web.api.schedules import changes_from, definition_from, schedule_name
 from pgbatch.web.errors import status_of
 from pgbatch.web.templating import path_for, render
 
 #: The wizard's fields and their defaults.
 FIELDS: Final = {"name": "", "target": "batch", "job_name": "", "params": "{}", "queue": "",
-                 "payload": "{}", "kind": "cron", "expression": "", "tz": "UTC",
+                 "payload": "{}", "kind": "cron", "expression": "", "anchor": "", "tz": "UTC",
                  "misfire_threshold": "60", "catch_up_window": "", "overlap_policy": "allow"}
 KINDS: Final = ("cron", "interval", "once", "manual")
 OVERLAP: Final = ("allow", "skip", "queue")
+#: The old edit path's last segment (``/schedules/{name}/edit``).
+LEGACY_EDIT: Final = "/edit"
 #: Occurrences the wizard previews.
 PREVIEW_COUNT: Final = 12
 NOTICES: Final = {"paused": "Paused: nothing fires until it is resumed.",
@@ -61,6 +66,7 @@ def form_of(schedule: Schedule) -> dict[str, str]:
             "job_name": schedule.job_name or "", "params": json.dumps(schedule.params),
             "queue": schedule.queue or "", "payload": json.dumps(schedule.payload),
             "kind": schedule.kind, "expression": expression.get(schedule.kind, ""),
+            "anchor": schedule.anchor.isoformat() if schedule.anchor else "",
             "tz": schedule.tz, "misfire_threshold": _seconds(schedule.misfire_threshold),
             "catch_up_window": _seconds(schedule.catch_up_missed_within),
             "overlap_policy": schedule.overlap_policy}
@@ -100,6 +106,8 @@ def body_of(form: dict[str, str], *, edit: bool) -> dict[str, Any]:
     when_key = {"cron": "cron", "interval": "every", "once": "once_at", "manual": "manual"}[kind]
     when: Any = _number("interval", expr) if kind == "interval" else \
         True if kind == "manual" else expr
+    if kind == "interval" and form["anchor"].strip():
+        body["anchor"] = form["anchor"].strip()
     if form["target"] == "queue":
         body |= {"queue": form["queue"], "payload": _object("payload", form["payload"])}
     else:
@@ -114,6 +122,21 @@ def body_of(form: dict[str, str], *, edit: bool) -> dict[str, Any]:
     return {"name": form["name"], when_key: when, **body}
 
 
+def timing_of(form: dict[str, str]) -> Timing:
+    """The timing the wizard's Schedule step gives (what the preview shows)."""
+    kind, expr, tz = form["kind"], form["expression"].strip(), form["tz"] or "UTC"
+    if kind not in KINDS:
+        raise InvalidSchedule(f"invalid kind: {kind[:40]!r}, must be one of {', '.join(KINDS)}")
+    if kind == "cron":
+        return Timing("cron", cron=expr, tz=tz)
+    if kind == "interval":
+        return Timing("interval", tz=tz, every=seconds("interval", expr),
+                      anchor=params.time("anchor", form["anchor"].strip()))
+    if kind == "once":
+        return Timing("once", tz=tz, once_at=params.time("once_at", expr))
+    return Timing("manual", tz=tz)
+
+
 def _fields(form: FormData) -> dict[str, str]:
     values: dict[str, str] = dict(FIELDS)
     for key in FIELDS:
@@ -124,7 +147,7 @@ def _fields(form: FormData) -> dict[str, str]:
 
 
 async def _wizard(request: Request, form: dict[str, str], *, editing: str | None,
-                  occurrences: list[Any] | None = None, error: dict[str, str] | None = None,
+                  occurrences: list[Occurrence] | None = None, error: dict[str, str] | None = None,
                   status_code: int = 200) -> Response:
     return render(request, "schedules_wizard.html", {
         "form": form, "editing": editing, "kinds": KINDS, "overlaps": OVERLAP,
@@ -162,10 +185,7 @@ async def wizard_post(request: Request) -> Response:
                 name, notice = editing, "saved"
             return RedirectResponse(path_for(request, "schedule", schedule=name) +
                                     f"?notice={notice}", status_code=303)
-        occurrences = None
-        if form["kind"] == "cron":
-            occurrences = await preview(request, form["expression"], form["tz"] or "UTC",
-                                        PREVIEW_COUNT)
+        occurrences = await preview(request, timing_of(form), PREVIEW_COUNT)
         return await _wizard(request, form, editing=editing, occurrences=occurrences)
     except PgBatchError as exc:
         return await _wizard(request, form, editing=editing, status_code=status_of(exc),
@@ -182,7 +202,16 @@ async def schedule_page(request: Request) -> Response:
     """One schedule and its fires."""
     name = schedule_name(request.path_params["schedule"])
     client = schedules(request)
-    schedule = await client.get(name)
+    try:
+        schedule = await client.get(name)
+    except ScheduleNotFound:
+        # the wizard's old paths, while no schedule has their name
+        if name == "new":
+            return await new_page(request)
+        if name.endswith(LEGACY_EDIT) and len(name) > len(LEGACY_EDIT):
+            editing = name[:-len(LEGACY_EDIT)]
+            return await _wizard(request, form_of(await client.get(editing)), editing=editing)
+        raise
     notice = request.query_params.get("notice", "")
     fired = request.query_params.get("fired")
     return render(request, "schedules_detail.html", {
@@ -235,15 +264,21 @@ def routes() -> list[Route]:
     """The schedules pages, the wizard and the actions."""
     return [
         Route("/schedules", schedules_page, name="schedules"),
-        Route("/schedules/new", new_page, name="schedule_new"),
-        Route("/schedules/new", wizard_post, methods=["POST"], name="schedule_new_post"),
-        Route("/schedules/{schedule}", schedule_page, name="schedule"),
-        Route("/schedules/{schedule}/edit", edit_page, name="schedule_edit"),
-        Route("/schedules/{schedule}/edit", wizard_post, methods=["POST"],
+        Route("/schedules/-/new", new_page, name="schedule_new"),
+        Route("/schedules/-/new", wizard_post, methods=["POST"], name="schedule_new_post"),
+        Route("/schedules/-/edit/{schedule:path}", edit_page, name="schedule_edit"),
+        Route("/schedules/-/edit/{schedule:path}", wizard_post, methods=["POST"],
               name="schedule_edit_post"),
-        Route("/schedules/{schedule}/pause", pause, methods=["POST"], name="schedule_pause"),
-        Route("/schedules/{schedule}/resume", resume, methods=["POST"], name="schedule_resume"),
-        Route("/schedules/{schedule}/trigger", trigger, methods=["POST"], name="schedule_trigger"),
-        Route("/schedules/{schedule}/backfill", backfill, methods=["POST"],
+        Route("/schedules/new", wizard_post, methods=["POST"], name="schedule_new_post_old"),
+        Route("/schedules/{schedule:path}/edit", wizard_post, methods=["POST"],
+              name="schedule_edit_post_old"),
+        Route("/schedules/{schedule:path}", schedule_page, name="schedule"),
+        Route("/schedules/{schedule:path}/pause", pause, methods=["POST"],
+              name="schedule_pause"),
+        Route("/schedules/{schedule:path}/resume", resume, methods=["POST"],
+              name="schedule_resume"),
+        Route("/schedules/{schedule:path}/trigger", trigger, methods=["POST"],
+              name="schedule_trigger"),
+        Route("/schedules/{schedule:path}/backfill", backfill, methods=["POST"],
               name="schedule_backfill"),
     ]
