@@ -114,6 +114,9 @@ class ServerChunk:
         #: new cursor can be taken from the inserted rows (``RETURNING``, the cheaper form)
         self.returned_keys = returned_keys
         self._texts: dict[bool, str] = {}  # the statement's text: first chunk (True), others
+        #: the reader's input count (``SqlReader(count_total=True)``), kept in its context
+        #: entry as ``total`` like the reader keeps it; None when not counted
+        self.total: int | None = None
 
     @classmethod
     def plan(cls, conn: psycopg.Connection[Any], reader: SqlReader, writer: TableWriter,
@@ -179,12 +182,16 @@ class ServerChunk:
             # the placeholders' values in the order _compose writes them
             p = _Params(reader.params)
             for value in (*self._key_values(after), Jsonb(committed), reader.name, read_before,
-                          *self._commit_values(commit_args)):
+                          self._kept(), *self._commit_values(commit_args)):
                 p.add(value)
             return text, p.values
         query, values = self._compose(after, read_before, committed, commit_args)
         text = self._texts[after is None] = query.as_string(conn)
         return text, values
+
+    def _kept(self) -> Jsonb:
+        """What the reader's context entry keeps besides its cursor: ``{"total": n}``."""
+        return Jsonb({} if self.total is None else {"total": self.total})
 
     def _key_values(self, after: list[Any] | None) -> list[Any]:
         """The cursor's values as sent: integers as ``int8`` (one parameter type whatever
@@ -246,6 +253,7 @@ class ServerChunk:
         base = p.add(Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
+        kept = p.add(self._kept())
         se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
         query = sql.SQL(
             "with _pgbatch_page as materialized ({page}),"
@@ -256,7 +264,8 @@ class ServerChunk:
             " from _pgbatch_page where (select c.nulls = 0 from _pgbatch_count c){tail}),"
             " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
             " || jsonb_build_object({name}::text, jsonb_build_object('after',"
-            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n)) as context"
+            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n) || {kept}::jsonb)"
+            " as context"
             " from _pgbatch_count c left join _pgbatch_last l on true),"
             " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
             " where n > 0 and nulls = 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token},"
@@ -267,8 +276,8 @@ class ServerChunk:
             page=page, nulls=nulls, last=self._last("_pgbatch_page", reader.keys),
             target=w._target,
             columns=w._column_list, select_list=self.select_list, tail=tail, base=base,
-            name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
-            lease=lease)
+            name=name, typed=typed, read0=read0, kept=kept, se=se, job=job, token=token,
+            seq=seq, lease=lease)
         return query, p.values
 
     def _returning_statement(self, p: _Params, page: sql.Composable, tail: sql.Composable,
@@ -293,6 +302,7 @@ class ServerChunk:
         base = p.add(Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
+        kept = p.add(self._kept())
         se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
         query = sql.SQL(
             "with _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
@@ -302,7 +312,8 @@ class ServerChunk:
             " _pgbatch_last as ({last}),"
             " _pgbatch_context as materialized (select c.n, c.nulls, {base}::jsonb"
             " || jsonb_build_object({name}::text, jsonb_build_object('after',"
-            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n)) as context"
+            " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n) || {kept}::jsonb)"
+            " as context"
             " from _pgbatch_count c left join _pgbatch_last l on true),"
             " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
             " where n > 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token}, {seq},"
@@ -314,8 +325,8 @@ class ServerChunk:
             target=w._target, columns=w._column_list, select_list=self.select_list, page=page,
             tail=tail, returning=returning, nulls=nulls, last=self._last("_pgbatch_write", names),
             base=base,
-            name=name, typed=typed, read0=read0, se=se, job=job, token=token, seq=seq,
-            lease=lease)
+            name=name, typed=typed, read0=read0, kept=kept, se=se, job=job, token=token,
+            seq=seq, lease=lease)
         return query, p.values
 
     @staticmethod
@@ -336,7 +347,10 @@ def server_plan(pool: Any, reader: Any, writer: Any, processor: Any, chunk_size:
         return None
     reader._cursor_of(committed)  # InvalidCursor for a checkpoint that does not fit
     with pool.connection() as conn:
-        return ServerChunk.plan(conn, reader, writer, chunk_size)
+        server = ServerChunk.plan(conn, reader, writer, chunk_size)
+        if server is not None:
+            server.total = reader.total_for(committed, conn)
+        return server
 
 
 def null_key_error(server: ServerChunk) -> InvalidCursor:

@@ -142,6 +142,11 @@ class SqlReader:
     (``"tuple"``, the cheaper). ``name``: the key of the cursor in the step's
     ExecutionContext (give two readers of one step different names).
     ``prefetch``: read the next page ahead (see the module's docstring).
+    ``count_total``: count the query's rows once, at the step's first open (one
+    extra ``select count(*)`` at step start), and keep the count as ``total``
+    in the reader's context entry, so a restart keeps it and the dashboard
+    shows the step's progress (read of total); rows added or removed after
+    the count do not change it.
     ``same_database``: ``conninfo`` is the worker's own database; with a
     :class:`~pgbatch.batch.writers.TableWriter` and no processor the step
     then runs in the server, one statement per chunk (see
@@ -158,7 +163,8 @@ class SqlReader:
                  params: Sequence[Any] | Mapping[str, Any] | None = None,
                  page_size: int = DEFAULT_PAGE_SIZE, rows: RowShape = "dict",
                  name: str = "sql_reader", connect_kwargs: Mapping[str, Any] | None = None,
-                 prefetch: bool = True, same_database: bool = False) -> None:
+                 prefetch: bool = True, same_database: bool = False,
+                 count_total: bool = False) -> None:
         keys = [key] if isinstance(key, str) else list(key)
         if not keys or any(not isinstance(k, str) or not k for k in keys) or \
                 len(set(keys)) != len(keys):
@@ -180,6 +186,8 @@ class SqlReader:
         self.connect_kwargs = dict(connect_kwargs or {})
         self.prefetch = bool(prefetch)
         self.same_database = bool(same_database)
+        self.count_total = bool(count_total)
+        self.total: int | None = None  # the count of count_total, once known
         self._binary = False
         self._ahead: ThreadPoolExecutor | None = None
         self._pending: Future[list[tuple[Any, ...]]] | None = None
@@ -219,6 +227,29 @@ class SqlReader:
         self._after = self._fetched = after
         entry = context.get(self.name)
         self._read = int(entry.get("read", 0)) if isinstance(entry, dict) else 0
+        try:
+            self.total = self.total_for(context, self._conn_or_fail())
+        except BaseException:
+            self.close()
+            raise
+
+    def total_for(self, context: ExecutionContext, conn: psycopg.Connection[Any]) -> int | None:
+        """The input's row count: the one the context entry keeps, else (``count_total``)
+        ``select count(*)`` of the query on ``conn``; None when not counted."""
+        entry = context.get(self.name)
+        kept = entry.get("total") if isinstance(entry, dict) else None
+        if isinstance(kept, int) and not isinstance(kept, bool):
+            return kept
+        if not self.count_total:
+            return None
+        count = sql.SQL("select count(*) from ({}) as _pgbatch_q").format(self.query)
+        try:
+            row = conn.execute(count, self.params).fetchone()
+        except psycopg.Error as exc:
+            primary = exc.diag.message_primary if exc.sqlstate else None
+            raise InvalidReaderQuery(f"the reader's query cannot be counted: {primary or exc}",
+                                     detail=exc.diag.message_detail) from exc
+        return int(row[0]) if row is not None else 0
 
     def update(self, context: ExecutionContext) -> None:
         """Write the cursor (the key of the last item read) into ``context``."""
@@ -229,6 +260,7 @@ class SqlReader:
         context[self.name] = {
             "after": [encode_key_value(c, v) for c, v in zip(self.keys, self._after, strict=True)],
             "read": self._read,
+            **({} if self.total is None else {"total": self.total}),
         }
 
     def close(self) -> None:

@@ -68,18 +68,41 @@ _MAX_ID: Final = 2**63 - 1
 @dataclass(frozen=True)
 class StepView:
     """A step execution as the run page shows it: its row, the skips summed, and the
-    progress where its checkpoint context carries a ``total`` item count."""
+    progress where the total is known (see :func:`progress_of`): ``read`` of ``total``."""
 
     step: StepExecutionInfo
     skip_count: int
     total: int | None
+    read: int
 
     @property
     def percent(self) -> int | None:
         """0 to 100 when the total is known."""
         if self.total is None or self.total <= 0:
             return None
-        return min(100, int(100 * self.step.read_count / self.total))
+        return max(0, min(100, int(100 * self.read / self.total)))
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def progress_of(context: Any, read_count: int) -> tuple[int | None, int]:
+    """``(total, read)`` of a step from its checkpoint context: a top-level integer
+    ``total`` against the step's read count; else the entries of its readers that keep
+    one (``SqlReader(count_total=True)``: ``{"after", "read", "total"}``), their
+    ``read`` against their ``total``, summed (a restart keeps both); else no total."""
+    if not isinstance(context, dict):
+        return None, read_count
+    total = _count(context.get("total"))
+    if total is not None:
+        return total, read_count
+    entries = [e for e in context.values()
+               if isinstance(e, dict) and _count(e.get("total")) is not None]
+    if not entries:
+        return None, read_count
+    return (sum(e["total"] for e in entries),
+            sum(_count(e.get("read")) or 0 for e in entries))
 
 
 def run_id(text: str) -> int:
@@ -156,10 +179,9 @@ async def run_view(request: Request, execution_id: int) -> RunView:
         capabilities(request))
     views = []
     for s in steps:
-        total = s.context.get("total") if isinstance(s.context, dict) else None
+        total, read = progress_of(s.context, s.read_count)
         views.append(StepView(s, s.read_skip_count + s.process_skip_count + s.write_skip_count,
-                              total if isinstance(total, int) and not isinstance(total, bool)
-                              else None))
+                              total, read))
     offered = {a: execution.status in statuses and caps.get(a, True)
                for a, statuses in OFFERED_IN.items()}
     return RunView(execution, views, events, timeline(events), offered)
