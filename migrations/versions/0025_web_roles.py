@@ -45,7 +45,8 @@ do $pgbatch_viewer$
 declare
     v_viewer text := (select m.value from pgbatch.meta m where m.key = 'role.viewer');
 begin
-    if v_viewer is not null and exists (select from pg_catalog.pg_roles r where r.rolname = v_viewer) then
+    if v_viewer is not null
+       and exists (select from pg_catalog.pg_roles r where r.rolname = v_viewer) then
         execute format('revoke all on all routines in schema pgbatch from %I', v_viewer);
         execute format('revoke all on all tables in schema pgbatch from %I', v_viewer);
         execute format('revoke all on all sequences in schema pgbatch from %I', v_viewer);
