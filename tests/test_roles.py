@@ -331,6 +331,20 @@ def test_every_public_function_is_classified_for_the_viewer(conn: Conn) -> None:
                             " where p.pronamespace = 'pgbatch'::regnamespace")
 
 
+def test_no_function_the_viewer_may_call_returns_a_token(conn: Conn) -> None:
+    rows = conn.execute(
+        "select p.proname, coalesce(p.proargnames, '{}'), coalesce(p.proargmodes::text[], '{}'),"
+        " coalesce((select array_agg(a.attname::text) from pg_attribute a"
+        "           where a.attrelid = t.typrelid and a.attnum > 0), '{}')"
+        " from pg_proc p join pg_type t on t.oid = p.prorettype"
+        " where p.pronamespace = 'pgbatch'::regnamespace"
+        " and has_function_privilege('pgbatch_viewer', p.oid, 'execute')").fetchall()
+    assert {r[0] for r in rows} == FOR_VIEWER
+    for name, arg_names, modes, returned_columns in rows:
+        outputs = [n for n, m in zip(arg_names, modes, strict=False) if m in ("o", "b", "t")]
+        assert not [c for c in [*outputs, *returned_columns] if "token" in c], name
+
+
 def test_a_viewer_may_call_no_function_that_is_not_a_read(conn: Conn,
                                                           as_role: dict[str, Conn]) -> None:
     viewer = as_role["viewer"]
