@@ -312,9 +312,12 @@ class Client(NodeCalls):
         self.run(_ops.release(job_id, claim_token), conn)
 
     def requeue_dead_job(self, job_id: UUID, run_at: datetime | None = None, *,
+                               request_id: UUID | None = None,
                                conn: AnyConn | None = None) -> UUID:
-        """Revive a dead job with a fresh attempt count."""
-        return self.run(_ops.requeue_dead_job(job_id, run_at), conn)
+        """Revive a dead job with a fresh attempt count; returns its id.
+
+        A repeat with the same ``request_id`` returns the first answer and changes nothing."""
+        return self.run(_ops.requeue_dead_job(job_id, run_at, request_id), conn)
 
     def cancel_job(self, job_id: UUID, *, conn: AnyConn | None = None) -> str:
         """Cancel a pending job, or flag a claimed one; returns the resulting state."""

@@ -143,8 +143,9 @@ def release(job_id: UUID, claim_token: UUID) -> Op[None]:
     return Op("select pgbatch.release(%s, %s)", (job_id, claim_token), _none)
 
 
-def requeue_dead_job(job_id: UUID, run_at: datetime | None) -> Op[UUID]:
-    return Op("select pgbatch.requeue_dead_job(%s, %s)", (job_id, run_at),
+def requeue_dead_job(job_id: UUID, run_at: datetime | None,
+                     request_id: UUID | None = None) -> Op[UUID]:
+    return Op("select pgbatch.requeue_dead_job(%s, %s, %s)", (job_id, run_at, request_id),
               lambda rows: UUID(str(_scalar(rows))))
 
 

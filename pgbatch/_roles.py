@@ -1,17 +1,20 @@
 """The pgbatch group roles: their names, the SQL that sets them up, applying it.
 
 Least privilege (docs/roles.md): applications never connect as the owner of
-schema ``pgbatch``. Three NOLOGIN group roles carry the rights, and an
+schema ``pgbatch``. Four NOLOGIN group roles carry the rights, and an
 application's login role is granted one of them:
 
 - ``pgbatch_producer``: enqueue, cancel, stats, ``kv_get``, the pure helpers;
 - ``pgbatch_worker``: claim, settle, renew, reap, maintenance, node registry,
   and everything a producer may do (it is a member of producer);
 - ``pgbatch_admin``: pause, resume, requeue, notify switch, read-only reports
-  (SELECT on every table column except tokens), and everything a producer may do.
+  (SELECT on every table column except tokens), and everything a producer may do;
+- ``pgbatch_viewer``: the read half of admin: every report (payloads and errors
+  included) and the pure helpers, the same column SELECT, and no action at all
+  (a member of no other role; ``pgbatch web --read-only`` needs nothing more).
 
 The names live in ``pgbatch.meta`` (``role.producer``, ``role.worker``,
-``role.admin``); the session setting ``pgbatch.role_prefix`` read by
+``role.admin``, ``role.viewer``); the session setting ``pgbatch.role_prefix`` read by
 ``pgbatch._apply_privileges()`` changes them (``myapp_`` gives
 ``myapp_producer``, ...), so two applications in one cluster (roles are
 cluster-wide) keep separate roles. The SQL function does the work; this
@@ -36,7 +39,7 @@ import psycopg
 from psycopg import sql
 
 #: The kinds of group role, in the order of ``pgbatch._apply_privileges()``.
-KINDS: Final = ("producer", "worker", "admin")
+KINDS: Final = ("producer", "worker", "admin", "viewer")
 #: Prefix of the default names (``pgbatch_producer``, ...).
 DEFAULT_PREFIX: Final = "pgbatch_"
 #: What ``pgbatch._apply_privileges()`` accepts as a prefix.
@@ -51,21 +54,22 @@ class RoleSetupError(Exception):
 
 @dataclass(frozen=True)
 class RoleNames:
-    """The names of the three group roles of one database."""
+    """The names of the four group roles of one database."""
 
     producer: str
     worker: str
     admin: str
+    viewer: str
 
     def of(self, kind: str) -> str:
-        """The name of the role of ``kind`` (``producer``, ``worker`` or ``admin``)."""
+        """The name of the role of ``kind`` (``producer``, ``worker``, ``admin`` or ``viewer``)."""
         if kind not in KINDS:
             raise RoleSetupError(f"unknown role kind {kind!r}: use one of {', '.join(KINDS)}")
         return str(getattr(self, kind))
 
-    def all(self) -> tuple[str, str, str]:
-        """``(producer, worker, admin)``."""
-        return (self.producer, self.worker, self.admin)
+    def all(self) -> tuple[str, str, str, str]:
+        """``(producer, worker, admin, viewer)``."""
+        return (self.producer, self.worker, self.admin, self.viewer)
 
 
 def check_prefix(prefix: str) -> str:
@@ -125,7 +129,7 @@ def setup_sql(names: RoleNames, grants: Sequence[tuple[str, str]] = (), *,
 
     Every statement is idempotent: the script may run again.
     """
-    p, w, a = (_ident(n) for n in names.all())
+    p, w, a, v = (_ident(n) for n in names.all())
     out = ["-- 1. As a superuser or a role with CREATEROLE: the NOLOGIN group roles."]
     for name in names.all():
         out.append(
@@ -135,6 +139,7 @@ def setup_sql(names: RoleNames, grants: Sequence[tuple[str, str]] = (), *,
             "    end if;\nend $pgbatch_roles$;")
     out += [f"grant {p} to {w};  -- a worker may do what a producer may",
             f"grant {p} to {a};  -- so may an admin",
+            f"-- ({v} is a member of none: it reads and acts on nothing)",
             "",
             "-- 2. As the owner of schema pgbatch (after `pgbatch migrate`): the grants.",
             "-- (`pgbatch migrate` runs this itself; run it again once the roles exist.)"]
@@ -156,7 +161,7 @@ def setup_sql(names: RoleNames, grants: Sequence[tuple[str, str]] = (), *,
     else:
         out += ["", "-- 3. Then grant one group role to each application login role, e.g.:",
                 f"--   grant {w} to app_worker;", f"--   grant {p} to app_web;",
-                f"--   grant {a} to ops_user;"]
+                f"--   grant {a} to ops_user;", f"--   grant {v} to dashboard;"]
     return "\n".join(out) + "\n"
 
 

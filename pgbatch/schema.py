@@ -72,6 +72,7 @@ __all__ = [
     "job_execution",
     "job_execution_context",
     "job_instance",
+    "job_request",
     "kv",
     "leader",
     "meta",
@@ -209,6 +210,17 @@ kv = Table(
     Column("updated_at", _TSTZ, nullable=False, server_default=func.now()),
 )
 
+#: Operator requests on jobs made with a ``request_id`` (``requeue_dead_job``), for retries.
+job_request = Table(
+    "job_request",
+    metadata,
+    Column("job_id", UUID(as_uuid=True), primary_key=True),
+    Column("request_id", UUID(as_uuid=True), primary_key=True),
+    Column("kind", Text, primary_key=True),
+    Column("requested_at", _TSTZ, nullable=False),
+)
+Index("job_request_requested_at_idx", job_request.c.requested_at)
+
 #: Worker node registry (``register_node()`` / ``heartbeat_node()``).
 node = Table(
     "node",
@@ -227,8 +239,11 @@ function_access = Table(
     Column("function_name", Text, primary_key=True),
     Column("granted_to", Text, nullable=False),
     Column("security_definer", Boolean, nullable=False, server_default=text("true")),
+    Column("viewer", Boolean, nullable=False, server_default=text("false")),
     CheckConstraint("granted_to in ('producer', 'worker', 'admin')",
                     name="function_access_granted_to_check"),
+    CheckConstraint("not viewer or granted_to in ('producer', 'admin')",
+                    name="function_access_viewer_only_reads"),
 )
 
 #: Leadership leases by database time (``try_lead()`` / ``resign_lead()``), one row per scope.

@@ -1,4 +1,4 @@
-"""Least-privilege roles (docs/roles.md): what producer, worker and admin logins may do.
+"""Least-privilege roles (docs/roles.md): what producer, worker, admin and viewer logins may do.
 
 Each login role here is a member of exactly one group role and has no other
 right. Setup, fault injection and checks use the superuser connection.
@@ -24,27 +24,57 @@ from pgbatch import AckEffects, MaintenanceConfig, Worker, _roles
 from pgbatch.cli import main as cli_main
 from pgbatch.embedded import PgServer, default_data_dir
 from tests.conftest import TEST_WORKER_LOGIN, PgTestServer, TestDatabase, short_tmp_dir
-from tests.helpers import archive_row, expire_lease, job_row, scalar
+from tests.helpers import archive_row, expire_lease, job_row, scalar, state_snapshot
 from tests.worker_harness import LoopThread, app_on, wait_until
 
 Conn = psycopg.Connection[Any]
 PRODUCER_LOGIN = "pgbatch_test_producer"
 ADMIN_LOGIN = "pgbatch_test_admin"
+VIEWER_LOGIN = "pgbatch_test_viewer"
 DENIED = psycopg.errors.InsufficientPrivilege
+
+#: Every public function the viewer may execute: each changes nothing (reports and pure
+#: helpers). A new public function must be put in this set or in NOT_FOR_VIEWER.
+FOR_VIEWER = frozenset({
+    "approvals", "backoff", "canonical_params", "channel_name", "check_compat", "cron_missed",
+    "cron_next", "cron_occurrences", "cron_parse", "cron_prev", "execution_events",
+    "get_execution", "get_job", "job_executions", "job_executions_page", "job_key", "kv_get",
+    "limits", "list_jobs", "list_tasks", "max_payload_bytes", "metrics", "now",
+    "paused_executions", "queue_stats", "schedule_fires", "schedule_occurrences", "schedules",
+    "step_executions", "uuid_v7", "web_nodes",
+})
+#: Every other public function: it changes state, or is a worker's own call.
+NOT_FOR_VIEWER = frozenset({
+    "abandon_execution", "ack", "ack_ids", "ack_many", "announce_due", "approve_gate",
+    "await_gate", "backfill_schedule", "cancel_execution", "cancel_job", "claim",
+    "commit_chunk", "compact_counters", "create_schedule", "dead_letter", "delete_schedule",
+    "deregister_node", "drop_queue", "end_step", "enqueue", "enqueue_arrays", "enqueue_many",
+    "enqueue_task", "ensure_schedule", "execution_control", "expire_gates", "fence_claim",
+    "handoff_execution", "heartbeat_node", "holds_lead", "launch_job", "nack", "next_due",
+    "next_instance", "park_execution", "pause_execution", "pause_queue", "pause_schedule",
+    "purge_batch_history", "reap_expired", "recover_execution", "recover_executions",
+    "register_job", "register_node", "register_tasks", "reject_gate", "release", "renew_lease",
+    "requeue_dead_job", "resign_lead", "restart_execution", "resume_due_executions",
+    "resume_execution", "resume_queue", "resume_schedule", "set_queue_notify",
+    "start_execution", "start_step", "stop_execution", "sweep_retention", "tick_schedules",
+    "trigger_schedule", "try_lead", "update_schedule", "vacuum_stats",
+})
 
 
 @pytest.fixture(scope="session")
 def logins(pg_server: PgTestServer, template_db: str) -> dict[str, str]:
     """Login roles of the session: kind -> name, each a member of one group role only."""
     with psycopg.connect(pg_server.admin_dsn(template_db), autocommit=True) as c:
-        for login, group in ((PRODUCER_LOGIN, "pgbatch_producer"), (ADMIN_LOGIN, "pgbatch_admin")):
+        for login, group in ((PRODUCER_LOGIN, "pgbatch_producer"), (ADMIN_LOGIN, "pgbatch_admin"),
+                             (VIEWER_LOGIN, "pgbatch_viewer")):
             with c.transaction():
                 c.execute("select pg_advisory_xact_lock(8099550625553147906)")
                 if c.execute("select from pg_roles where rolname = %s", [login]).fetchone() is None:
                     c.execute(sql.SQL("create role {} login").format(sql.Identifier(login)))
                 c.execute(sql.SQL("grant {} to {}").format(sql.Identifier(group),
                                                            sql.Identifier(login)))
-    return {"producer": PRODUCER_LOGIN, "worker": TEST_WORKER_LOGIN, "admin": ADMIN_LOGIN}
+    return {"producer": PRODUCER_LOGIN, "worker": TEST_WORKER_LOGIN, "admin": ADMIN_LOGIN,
+            "viewer": VIEWER_LOGIN}
 
 
 @pytest.fixture
@@ -86,23 +116,24 @@ def test_every_function_is_executable_by_exactly_its_roles_and_never_by_public(
         conn: Conn) -> None:
     rows = conn.execute("""
         select p.proname, p.prosecdef, coalesce(p.proconfig, '{}'),
-               a.granted_to, a.security_definer,
+               a.granted_to, a.security_definer, a.viewer,
                exists (select from aclexplode(p.proacl) x where x.grantee = 0),
                has_function_privilege('pgbatch_producer', p.oid, 'execute'),
                has_function_privilege('pgbatch_worker', p.oid, 'execute'),
-               has_function_privilege('pgbatch_admin', p.oid, 'execute')
+               has_function_privilege('pgbatch_admin', p.oid, 'execute'),
+               has_function_privilege('pgbatch_viewer', p.oid, 'execute')
           from pg_proc p left join pgbatch.function_access a on a.function_name = p.proname
          where p.pronamespace = 'pgbatch'::regnamespace""").fetchall()
     assert len(rows) > 30
     may = {"producer": (True, True, True), "worker": (False, True, False),
            "admin": (False, False, True)}
-    for name, secdef, config, granted_to, want_secdef, public, *by_role in rows:
+    for name, secdef, config, granted_to, want_secdef, viewer, public, *by_role in rows:
         assert not public, f"PUBLIC may execute pgbatch.{name}"
         if name.startswith("_"):
-            assert by_role == [False, False, False], f"a group role may execute pgbatch.{name}"
+            assert by_role == [False] * 4, f"a group role may execute pgbatch.{name}"
             continue
         assert granted_to is not None, f"pgbatch.{name} has no function_access row"
-        assert tuple(by_role) == may[granted_to], (name, by_role)
+        assert tuple(by_role) == (*may[granted_to], viewer), (name, by_role)
         assert secdef == want_secdef, name
         if secdef:
             assert "search_path=pg_catalog, pgbatch, pg_temp" in config, (name, config)
@@ -132,19 +163,20 @@ def test_no_group_role_has_a_table_privilege_but_admin_reads_columns_without_tok
         "select relname from pg_class where relnamespace = 'pgbatch'::regnamespace"
         " and relkind = 'r' and relname <> 'alembic_version'").fetchall()]
     for table in tables:
-        for role in ("pgbatch_producer", "pgbatch_worker", "pgbatch_admin"):
+        for role in ("pgbatch_producer", "pgbatch_worker", "pgbatch_admin", "pgbatch_viewer"):
             for priv in ("insert", "update", "delete", "truncate"):
                 assert not scalar(conn, "select has_table_privilege(%s, %s, %s)",
                                   [role, f"pgbatch.{table}", priv]), (role, table, priv)
         for role in ("pgbatch_producer", "pgbatch_worker"):
             assert not scalar(conn, "select has_any_column_privilege(%s, %s, 'select')",
                               [role, f"pgbatch.{table}"]), (role, table)
-    for table, column in (("job", "claim_token"), ("job", "settled_token"),
-                          ("job_archive", "claim_token")):
-        assert not scalar(conn, "select has_column_privilege('pgbatch_admin', %s, %s, 'select')",
-                          [f"pgbatch.{table}", column])
-    assert scalar(conn, "select has_column_privilege('pgbatch_admin', 'pgbatch.job', 'payload',"
-                        " 'select')")
+    for role in ("pgbatch_admin", "pgbatch_viewer"):
+        for table, column in (("job", "claim_token"), ("job", "settled_token"),
+                              ("job_archive", "claim_token")):
+            assert not scalar(conn, "select has_column_privilege(%s, %s, %s, 'select')",
+                              [role, f"pgbatch.{table}", column])
+        assert scalar(conn, "select has_column_privilege(%s, 'pgbatch.job', 'payload',"
+                            " 'select')", [role])
 
 
 # -- producer --------------------------------------------------------------------------------
@@ -278,6 +310,88 @@ def test_an_admin_pauses_resumes_and_requeues_but_cannot_claim_or_read_tokens(
     _denied(admin, "update pgbatch.job set priority = 9")
 
 
+# -- viewer ----------------------------------------------------------------------------------
+
+def test_every_public_function_is_classified_for_the_viewer(conn: Conn) -> None:
+    rows = conn.execute(
+        "select p.proname, has_function_privilege('pgbatch_viewer', p.oid, 'execute')"
+        " from pg_proc p where p.pronamespace = 'pgbatch'::regnamespace"
+        " and left(p.proname, 1) <> '_'").fetchall()
+    names = {name for name, _ in rows}
+    assert not FOR_VIEWER & NOT_FOR_VIEWER
+    assert names - FOR_VIEWER - NOT_FOR_VIEWER == set(), "classify these for the viewer"
+    assert {name for name, may in rows if may} == FOR_VIEWER & names
+    assert names >= FOR_VIEWER
+    # the viewer is a member of no other role, and admin has every right the viewer has
+    assert scalar(conn, "select count(*) from pg_auth_members"
+                        " where member = 'pgbatch_viewer'::regrole") == 0
+    assert not scalar(conn, "select bool_or(has_function_privilege('pgbatch_viewer', p.oid,"
+                            " 'execute') and not has_function_privilege('pgbatch_admin', p.oid,"
+                            " 'execute')) from pg_proc p"
+                            " where p.pronamespace = 'pgbatch'::regnamespace")
+
+
+def test_no_function_the_viewer_may_call_returns_a_token(conn: Conn) -> None:
+    rows = conn.execute(
+        "select p.proname, coalesce(p.proargnames, '{}'), coalesce(p.proargmodes::text[], '{}'),"
+        " coalesce((select array_agg(a.attname::text) from pg_attribute a"
+        "           where a.attrelid = t.typrelid and a.attnum > 0), '{}')"
+        " from pg_proc p join pg_type t on t.oid = p.prorettype"
+        " where p.pronamespace = 'pgbatch'::regnamespace"
+        " and has_function_privilege('pgbatch_viewer', p.oid, 'execute')").fetchall()
+    assert {r[0] for r in rows} == FOR_VIEWER
+    for name, arg_names, modes, returned_columns in rows:
+        outputs = [n for n, m in zip(arg_names, modes, strict=False) if m in ("o", "b", "t")]
+        assert not [c for c in [*outputs, *returned_columns] if "token" in c], name
+
+
+def test_a_viewer_may_call_no_function_that_is_not_a_read(conn: Conn,
+                                                          as_role: dict[str, Conn]) -> None:
+    viewer = as_role["viewer"]
+    jid = _enqueue(conn)
+    _claim(conn)
+    before = state_snapshot(conn)
+    calls = conn.execute(
+        "select p.proname, p.prokind, coalesce(string_agg('null::' || format_type(t, null),"
+        " ', ' order by n), '') from pg_proc p"
+        " left join lateral unnest(p.proargtypes::oid[]) with ordinality a(t, n) on true"
+        " where p.pronamespace = 'pgbatch'::regnamespace and left(p.proname, 1) <> '_'"
+        " group by p.oid, p.proname, p.prokind order by p.proname").fetchall()
+    tried = 0
+    for name, kind, args in calls:
+        if name in FOR_VIEWER:
+            continue
+        verb = "call" if kind == "p" else "select"
+        _denied(viewer, f"{verb} pgbatch.{name}({args})")
+        tried += 1
+    assert tried >= len(NOT_FOR_VIEWER)
+    _denied(viewer, "select claim_token from pgbatch.job")
+    _denied(viewer, "update pgbatch.job set priority = 9")
+    _denied(viewer, "delete from pgbatch.job_archive")
+    _denied(viewer, "select pgbatch._apply_privileges()")
+    assert state_snapshot(conn) == before
+    assert _state(conn, jid) == "claimed"
+
+
+def test_a_viewer_reads_jobs_payloads_and_reports(conn: Conn, as_role: dict[str, Conn]) -> None:
+    viewer = as_role["viewer"]
+    jid = _enqueue(conn)
+    assert scalar(viewer, "select payload from pgbatch.get_job(%s)", [jid]) == {"secret": "s"}
+    assert viewer.execute("select id from pgbatch.list_jobs()").fetchall() == [(jid,)]
+    assert scalar(viewer, "select pending from pgbatch.queue_stats('q')") == 1
+    for query in ("select * from pgbatch.web_nodes()", "select * from pgbatch.metrics()",
+                  "select * from pgbatch.schedules()", "select * from pgbatch.approvals()",
+                  "select * from pgbatch.job_executions_page()", "select pgbatch.limits()",
+                  "select pgbatch.now()", "select * from pgbatch.list_tasks()"):
+        viewer.execute(query).fetchall()
+    assert viewer.execute("select id, payload from pgbatch.job").fetchall() == [
+        (jid, {"secret": "s"})]
+    with viewer.cursor() as cur:
+        cur.execute("select * from pgbatch.get_job(%s)", [jid])
+        assert cur.description is not None
+        assert not [c.name for c in cur.description if "token" in c.name]
+
+
 # -- the clock and the functions themselves -------------------------------------------------
 
 def test_no_group_role_can_move_the_clock(conn: Conn, as_role: dict[str, Conn]) -> None:
@@ -339,6 +453,60 @@ def test_pgbatch_roles_apply_creates_and_grants_a_login(
             _denied(c, "select * from pgbatch.claim('q')")
     finally:
         conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(login)))
+
+
+def test_pgbatch_roles_prints_the_viewer_role_and_its_grant(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["roles", "--viewer", "dashboard"]) == 0
+    out = capsys.readouterr().out
+    assert 'create role "pgbatch_viewer" nologin;' in out
+    assert 'grant "pgbatch_viewer" to "dashboard";' in out
+    assert 'to "pgbatch_viewer";' not in out  # a member of no other role
+
+
+def test_pgbatch_roles_apply_grants_a_viewer_login(
+        db: TestDatabase, conn: Conn, capsys: pytest.CaptureFixture[str]) -> None:
+    login = f"pgbatch_t_view_{uuid.uuid4().hex[:8]}"
+    jid = _enqueue(conn)
+    try:
+        assert cli_main(["--dsn", db.dsn, "roles", "--apply", "--create-logins",
+                         "--viewer", login]) == 0
+        assert f"granted pgbatch_viewer to {login}" in capsys.readouterr().out
+        with psycopg.connect(make_conninfo(db.dsn, user=login), autocommit=True) as c:
+            assert c.execute("select id from pgbatch.list_jobs()").fetchall() == [(jid,)]
+            _denied(c, "select pgbatch.enqueue('q', '{}')")
+            _denied(c, "select pgbatch.cancel_job(%s)", [jid])
+        capsys.readouterr()
+        viewer_dsn = make_conninfo(db.dsn, user=login)
+        assert cli_main(["--dsn", viewer_dsn, "jobs", "list"]) == 0
+        assert str(jid) in capsys.readouterr().out
+        assert cli_main(["--dsn", viewer_dsn, "jobs", "show", str(jid)]) == 0
+        assert cli_main(["--dsn", viewer_dsn, "status"]) == 0
+    finally:
+        conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(login)))
+    assert _state(conn, jid) == "pending"
+
+
+def test_a_viewer_added_later_takes_the_prefix_the_other_roles_have(conn: Conn) -> None:
+    """Set up with --role-prefix before the viewer existed: the upgrade names it alike."""
+    prefix = f"v{uuid.uuid4().hex[:6]}_"
+    names = _roles.names_for_prefix(prefix)
+    conn.execute("delete from pgbatch.meta where key = 'role.viewer'")
+    conn.execute("update pgbatch.meta set value = %s || substr(key, 6) where key like 'role.%%'",
+                 [prefix])
+    try:
+        conn.execute("select pgbatch._apply_privileges()")
+        assert _roles.role_names(conn) == names
+        assert scalar(conn, "select has_function_privilege(%s, 'pgbatch.get_job(uuid)',"
+                            " 'execute')", [names.viewer])
+        assert not scalar(conn, "select has_function_privilege(%s, 'pgbatch.cancel_job(uuid)',"
+                                " 'execute')", [names.viewer])
+    finally:
+        conn.execute("drop schema pgbatch cascade")
+        for name in names.all():
+            if scalar(conn, "select count(*) from pg_roles where rolname = %s", [name]):
+                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
 
 
 def test_the_dba_script_sets_up_roles_that_a_role_without_createrole_could_not(

@@ -22,12 +22,15 @@ from pgbatch.cli.common import Commands, add_command, dsn_of
 DESCRIPTION = """\
 Print the SQL that sets up pgbatch's least-privilege roles, or apply it.
 
-Three NOLOGIN group roles carry the rights; each application login role is
+Four NOLOGIN group roles carry the rights; each application login role is
 granted one of them:
   pgbatch_producer  enqueue, enqueue_many, cancel_job, queue_stats, kv_get
   pgbatch_worker    claim, settle, renew, reap, maintenance; includes producer
   pgbatch_admin     pause, resume, requeue, set_queue_notify, read-only
                     reports; includes producer
+  pgbatch_viewer    the read-only reports only (jobs with payloads and errors,
+                    queues, nodes, metrics, runs, approvals, schedules): for
+                    `pgbatch web --read-only` and the CLI's read commands
 `pgbatch migrate` creates the group roles when its role may (superuser or
 CREATEROLE); otherwise a DBA runs the SQL printed here. With --apply, run it
 on the database (as the schema owner; creating roles needs CREATEROLE)."""
@@ -38,6 +41,7 @@ examples:
   pgbatch roles --worker app_worker --producer app_web
   pgbatch roles --apply --worker app_worker       # grant pgbatch_worker to app_worker
   pgbatch roles --apply --create-logins --worker app_worker   # also create the login
+  pgbatch roles --apply --create-logins --viewer dashboard    # a read-only dashboard login
   pgbatch roles --role-prefix myapp_ --apply      # myapp_producer, myapp_worker, ...
 
 Applications connect as their login role, never as the schema owner."""
@@ -50,13 +54,15 @@ def register(commands: Commands) -> None:
     p.add_argument("--apply", action="store_true",
                    help="run it on the database instead of printing it (as the schema owner)")
     p.add_argument("--role-prefix", metavar="PREFIX", type=_prefix,
-                   help="name the group roles PREFIXproducer, PREFIXworker, PREFIXadmin "
-                        f"(default {_roles.DEFAULT_PREFIX}; with --apply, renames them)")
+                   help="name the group roles PREFIXproducer, PREFIXworker, PREFIXadmin, "
+                        f"PREFIXviewer (default {_roles.DEFAULT_PREFIX}; with --apply, "
+                        "renames them)")
     for kind in _roles.KINDS:
         p.add_argument(f"--{kind}", action="append", default=[], metavar="LOGIN",
                        help=f"grant the {kind} group role to login role LOGIN (repeatable)")
     p.add_argument("--create-logins", action="store_true",
-                   help="also create the login roles named by --producer/--worker/--admin "
+                   help="also create the login roles named by --producer/--worker/--admin/"
+                        "--viewer "
                         "when missing (password: $PGBATCH_LOGIN_PASSWORD, if set)")
 
 
@@ -109,8 +115,8 @@ def _report_missing(names: _roles.RoleNames, missing: list[str], warnings: list[
 def add_migrate_options(parser: argparse.ArgumentParser) -> None:
     """``migrate --role-prefix``."""
     parser.add_argument("--role-prefix", metavar="PREFIX", type=_prefix,
-                        help="name the group roles PREFIXproducer, PREFIXworker, PREFIXadmin "
-                             f"(default {_roles.DEFAULT_PREFIX}; see `pgbatch roles`)")
+                        help="name the group roles PREFIXproducer, PREFIXworker, PREFIXadmin, "
+                             f"PREFIXviewer (default {_roles.DEFAULT_PREFIX}; see `pgbatch roles`)")
 
 
 def offline_prelude(args: argparse.Namespace) -> str:

@@ -2,7 +2,10 @@
 
 Binds 127.0.0.1:8080 by default and connects like every command (``--dsn``,
 ``$PGBATCH_DSN``, else the embedded server). Listening on any other address
-needs at least one ``--token``; ``--read-only`` refuses every action.
+needs at least one ``--token``; ``--read-only`` refuses every action. Before
+listening it checks the database role's rights (``pgbatch.web.db.rights``):
+a read-only server needs the viewer group role's reports, any other one the
+admin group role's actions too; without them it refuses to start.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def cmd_web(args: argparse.Namespace) -> int:
     config.check()  # before connecting: a refused bind starts no embedded server
     dsn = dsn_of(args)
     check_schema(dsn)
+    _check_rights(dsn, args.read_only)
     app = create_app(dataclasses.replace(config, dsn=dsn))
     print(f"pgbatch web on http://{args.host}:{args.port}{args.root_path}/ "
           f"({'read-only, ' if args.read_only else ''}"
@@ -52,14 +56,31 @@ def cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_rights(dsn: str, read_only: bool) -> None:
+    """``CliError`` when the role may not execute what the server would call."""
+    import psycopg  # noqa: PLC0415
+
+    from pgbatch._roles import libpq_dsn  # noqa: PLC0415
+    from pgbatch.web import db  # noqa: PLC0415
+
+    op = db.rights()
+    with psycopg.connect(libpq_dsn(dsn), autocommit=True, connect_timeout=10) as conn:
+        role, denied = op.decode(conn.execute(op.query, op.params).fetchall())
+    problem = db.rights_problem(role, denied, read_only)
+    if problem is not None:
+        raise CliError(problem)
+
+
 def register(commands: Commands) -> None:
     """Add ``web``."""
     p = add_command(
         commands, "web", "serve the dashboard and the REST API",
         "Serve the dashboard (overview, jobs) and the REST API under /api/v1, with\n"
         "/metrics for Prometheus. Every read and action is one SQL API function; the\n"
-        "login role should be granted pgbatch_admin. Binds 127.0.0.1 by default; any\n"
-        "other address needs at least one --token (or $PGBATCH_WEB_TOKENS).\n"
+        "login role is granted pgbatch_admin, or only pgbatch_viewer for --read-only\n"
+        "(a server that may act refuses to start without the admin rights).\n"
+        "Binds 127.0.0.1 by default; any other address needs at least one --token\n"
+        "(or $PGBATCH_WEB_TOKENS).\n"
         "Credentials are NAME:KIND:SECRET, KIND read or admin: send the secret as\n"
         "'Authorization: Bearer SECRET', or log in with basic auth as NAME / SECRET.\n"
         "Read-only credentials see everything and act on nothing; --read-only makes\n"

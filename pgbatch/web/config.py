@@ -57,7 +57,8 @@ class WebConfig:
     """Everything ``create_app`` needs.
 
     - ``dsn``: the database (a login role granted ``pgbatch_admin``; with
-      ``read_only`` any role that may run the read functions).
+      ``read_only``, ``pgbatch_viewer`` is enough). The app refuses to start
+      when the role lacks those rights (``pgbatch.web.db.RoleRightsError``).
     - ``credentials``: tokens (each also a basic-auth user); empty means no authentication,
       which only a loopback ``host`` allows.
     - ``read_only``: no action at all, whoever asks (every POST is refused).

@@ -2,11 +2,14 @@
 
 Reads are ``list_jobs()`` and ``get_job()``; actions are one call each:
 retry is ``requeue_dead_job()`` (a dead job back to pending, fresh attempt
-count), cancel is ``cancel_job()`` (idempotent by itself), requeue enqueues a
-new job with a finished job's queue, payload, priority and max_attempts
-(``enqueue()``). With an ``Idempotency-Key`` the requeued job's id is derived
-from the key and the source job, so a retried request returns the job the
-first one made instead of making another.
+count), cancel is ``cancel_job()`` (idempotent by itself: a repeat answers
+the outcome again and changes nothing), requeue enqueues a new job with a
+finished job's queue, payload, priority and max_attempts (``enqueue()``).
+An ``Idempotency-Key`` makes a retried request repeat the first answer: for
+retry it becomes ``requeue_dead_job``'s ``request_id`` (a repeat revives
+nothing, even if the job died again since); for requeue the new job's id is
+derived from the key and the source job, so a retried request returns the
+job the first one made instead of making another.
 """
 
 from __future__ import annotations
@@ -70,10 +73,10 @@ async def get_job(request: Request) -> Response:
 
 
 async def retry(request: Request) -> Response:
-    """A dead job back to pending (``requeue_dead_job``)."""
+    """A dead job back to pending (``requeue_dead_job``, Idempotency-Key as its request_id)."""
     job_id = params.job_id(request.path_params["job_id"])
     client = db.client(request)
-    await client.requeue_dead_job(job_id)
+    await client.requeue_dead_job(job_id, request_id=params.request_id(request, f"retry:{job_id}"))
     return ok(await client.get_job(job_id))
 
 
@@ -124,11 +127,15 @@ def routes() -> list[Route]:
         ApiRoute("/jobs/{job_id}/retry", retry, name="api_job_retry", action=True,
                  params=[JOB_ID, IDEMPOTENCY_KEY], result=JOB_SCHEMA,
                  summary="revive a dead job as pending with a fresh attempt count "
-                         "(requeue_dead_job); 409 InvalidState when it is not dead"),
+                         "(requeue_dead_job); 409 InvalidState when it is not dead; a "
+                         "retried request with the same Idempotency-Key answers 200 again "
+                         "and revives nothing, even if the job died again since"),
         ApiRoute("/jobs/{job_id}/cancel", cancel, name="api_job_cancel", action=True,
                  params=[JOB_ID, IDEMPOTENCY_KEY],
                  summary="cancel a pending job, or flag a claimed one (cancel_job); outcome "
-                         "'cancelled' or 'cancel_requested'; 409 for a done or dead job"),
+                         "'cancelled' or 'cancel_requested'; 409 for a done or dead job; "
+                         "idempotent without a key: a repeat answers the outcome again "
+                         "and changes nothing"),
         ApiRoute("/jobs/{job_id}/requeue", requeue, name="api_job_requeue", action=True,
                  params=[JOB_ID, IDEMPOTENCY_KEY],
                  summary="enqueue a new job with a finished job's queue, payload, priority and "

@@ -4,20 +4,24 @@
 -- --apply`. Only the owner (or a superuser) may run it. See docs/roles.md.
 --
 -- 1. Role names: pgbatch.meta rows role.producer / role.worker / role.admin
---    (default pgbatch_producer, ...). A session setting pgbatch.role_prefix
---    ('myapp_' gives myapp_producer, ...) rewrites them.
--- 2. The three NOLOGIN group roles are created when the running role may
+--    / role.viewer (default pgbatch_producer, ...). A session setting
+--    pgbatch.role_prefix ('myapp_' gives myapp_producer, ...) rewrites them.
+-- 2. The four NOLOGIN group roles are created when the running role may
 --    (superuser or CREATEROLE); worker and admin are made members of
---    producer. What it may not do is reported as a WARNING (a DBA runs the
---    SQL that `pgbatch roles` prints, then this again).
--- 3. Functions: PUBLIC and the three roles lose EXECUTE on every function of
+--    producer (the viewer is a member of none). What it may not do is
+--    reported as a WARNING (a DBA runs the SQL that `pgbatch roles` prints,
+--    then this again).
+-- 3. Functions: PUBLIC and the four roles lose EXECUTE on every function of
 --    schema pgbatch; each public function is set SECURITY DEFINER with a
 --    pinned search_path (or SECURITY INVOKER for the table-free helpers that
---    pgbatch.function_access marks so) and granted to its role. A public
---    function without a pgbatch.function_access row raises.
--- 4. Tables: no right for PUBLIC, producer or worker; admin may SELECT every
---    column except claim and settlement tokens. pgbatch.alembic_version is
---    readable by all three (workers check the revision at start).
+--    pgbatch.function_access marks so) and granted to its role, and to the
+--    viewer too where function_access.viewer says so (functions that change
+--    nothing; each is a producer or admin function, so admin has them all).
+--    A public function without a pgbatch.function_access row raises.
+-- 4. Tables: no right for PUBLIC, producer or worker; admin and viewer may
+--    SELECT every column except claim and settlement tokens.
+--    pgbatch.alembic_version is readable by all four (workers check the
+--    revision at start).
 -- 5. VACUUM of the hot table: MAINTAIN on pgbatch.job for worker on
 --    PostgreSQL 17+; on 15/16 per-table autovacuum settings instead.
 create or replace function pgbatch._apply_privileges()
@@ -27,7 +31,8 @@ set search_path = pg_catalog, pgbatch, pg_temp
 as $$
 declare
     v_prefix text := nullif(current_setting('pgbatch.role_prefix', true), '');
-    v_kinds constant text[] := array['producer', 'worker', 'admin'];
+    v_kinds constant text[] := array['producer', 'worker', 'admin', 'viewer'];
+    v_known_prefix text;
     v_names text[];
     v_present text[];
     v_may_create boolean;
@@ -50,13 +55,16 @@ begin
         select 'role.' || k, v_prefix || k from unnest(v_kinds) k
         on conflict (key) do update set value = excluded.value;
     else
+        -- a kind added later (viewer) takes the prefix the others were given
+        select left(m.value, length(m.value) - length('producer')) into v_known_prefix
+          from pgbatch.meta m where m.key = 'role.producer' and m.value like '%producer';
         insert into pgbatch.meta (key, value)
-        select 'role.' || k, 'pgbatch_' || k from unnest(v_kinds) k
+        select 'role.' || k, coalesce(v_known_prefix, 'pgbatch_') || k from unnest(v_kinds) k
         on conflict (key) do nothing;
     end if;
     select array_agg(m.value order by array_position(v_kinds, substr(m.key, 6)))
       into v_names
-      from pgbatch.meta m where m.key = any (array['role.producer', 'role.worker', 'role.admin']);
+      from pgbatch.meta m where m.key = any (array['role.producer', 'role.worker', 'role.admin', 'role.viewer']);
 
     -- 2. roles and memberships
     select r.rolsuper or r.rolcreaterole into v_may_create from pg_roles r where r.rolname = current_user;
@@ -112,7 +120,7 @@ begin
         if not found then
             raise exception 'public function pgbatch.% has no row in pgbatch.function_access', f.sig
                 using errcode = '42501',
-                      hint = 'say which role may execute it (producer, worker or admin) in sql/<domain>/privileges/ and in the migration that creates it';
+                      hint = 'say which role may execute it (producer, worker or admin; viewer = true for a read) in sql/<domain>/privileges/ and in the migration that creates it';
         end if;
         if v_access.security_definer then
             execute format('alter routine %s security definer set search_path = pg_catalog, pgbatch, pg_temp', f.sig);
@@ -122,6 +130,9 @@ begin
         v_name := v_names[array_position(v_kinds, v_access.granted_to)];
         if v_name = any (v_present) then
             execute format('grant execute on routine %s to %I', f.sig, v_name);
+        end if;
+        if v_access.viewer and v_names[4] = any (v_present) then
+            execute format('grant execute on routine %s to %I', f.sig, v_names[4]);
         end if;
     end loop;
 
@@ -145,14 +156,16 @@ begin
             foreach v_name in array v_present loop
                 execute format('grant select on %s to %I', t.rel, v_name);
             end loop;
-        elsif v_names[3] = any (v_present) then
+        else
             select string_agg(quote_ident(a.attname), ', ' order by a.attnum) into v_cols
               from pg_attribute a
              where a.attrelid = t.rel and a.attnum > 0 and not a.attisdropped
                and a.attname not like '%token%';
-            if v_cols is not null then
-                execute format('grant select (%s) on %s to %I', v_cols, t.rel, v_names[3]);
-            end if;
+            foreach v_name in array v_names[3:4] loop
+                if v_cols is not null and v_name = any (v_present) then
+                    execute format('grant select (%s) on %s to %I', v_cols, t.rel, v_name);
+                end if;
+            end loop;
         end if;
     end loop;
 

@@ -6,7 +6,16 @@
 -- id (a pair left by an older pgbatch, see _archive); InvalidTime (PB013)
 -- for a run_at that is not finite or too far from now. Nothing changes
 -- when it refuses.
-create or replace function pgbatch.requeue_dead_job(job_id uuid, run_at timestamptz default null)
+-- `request_id` (optional) makes a retried call safe: the first call that
+-- succeeds with it records (job_id, request_id) in pgbatch.job_request in
+-- its own transaction; a later call with the same request_id for the same
+-- job returns the job's id again and changes nothing, whatever the job's
+-- state is now (pending, claimed, done, dead again, or swept), and its
+-- run_at is ignored. A concurrent second call waits for the first one's
+-- commit. A refused call records nothing, so its retry is tried afresh. A
+-- different request_id (or none) behaves as a first call.
+create or replace function pgbatch.requeue_dead_job(job_id uuid, run_at timestamptz default null,
+    request_id uuid default null)
 returns uuid
 language plpgsql
 as $$
@@ -16,6 +25,14 @@ declare
     v_at    timestamptz := coalesce(requeue_dead_job.run_at, v_now);
     v_state text;
 begin
+    if requeue_dead_job.request_id is not null and requeue_dead_job.job_id is not null then
+        insert into pgbatch.job_request (job_id, request_id, kind, requested_at)
+        values (requeue_dead_job.job_id, requeue_dead_job.request_id, 'requeue_dead', v_now)
+        on conflict do nothing;
+        if not found then
+            return requeue_dead_job.job_id;  -- a repeat of a call that succeeded
+        end if;
+    end if;
     perform pgbatch._check(pgbatch._time_problem('run_at', requeue_dead_job.run_at, v_now));
     if exists (select 1 from pgbatch.job j where j.id = requeue_dead_job.job_id)
        and exists (select 1 from pgbatch.job_archive x where x.id = requeue_dead_job.job_id and x.state = 'dead') then

@@ -10,6 +10,10 @@
 -- A done sweep passes over the dead records created before its cutoff that
 -- are not due yet (dead_after is longer), and over records created long ago
 -- but settled recently (jobs scheduled far ahead).
+-- It also deletes up to `limit` request records of requeue_dead_job
+-- (pgbatch.job_request) older than `dead_after` (not counted in the result):
+-- a retry with the same request_id is recognised as long as a dead record
+-- would be kept.
 -- Commits without waiting for the WAL flush. The ages are 0 to limits()
 -- max_retention_seconds (InvalidArgument, PB007).
 create or replace function pgbatch.sweep_retention(
@@ -62,6 +66,12 @@ begin
         returning 1
     )
     select count(*) into v_n from gone;
+    delete from pgbatch.job_request r
+     where (r.job_id, r.request_id, r.kind) in (
+           select o.job_id, o.request_id, o.kind from pgbatch.job_request o
+            where o.requested_at < v_now - dead_after
+            limit sweep_retention."limit"
+              for update skip locked);
     return v_n;
 end
 $$;
