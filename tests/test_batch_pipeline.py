@@ -197,7 +197,8 @@ def backend(conn: Conn, where: str) -> int:
 
 @pytest.mark.parametrize("victim", ["commit_in_flight", "open_insert"])
 def test_a_terminated_backend_is_resolved_and_every_row_is_written_once(
-        db: TestDatabase, conn: Conn, tables: None, hook: Any, victim: str) -> None:
+        db: TestDatabase, conn: Conn, tables: None, hook: Any, victim: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     hold_commits(conn)
     job = copy_job(NOWHERE, same_database=True)
     register_jobs(conn, [job])
@@ -214,7 +215,7 @@ def test_a_terminated_backend_is_resolved_and_every_row_is_written_once(
     hook(hold)
     with app_on(db.dsn) as app, LoopThread() as lt:
         use_batch(app, [job], recovery_interval=0.5)
-        worker = lt.start(Worker(app, concurrency=1, poll_interval=0.2))
+        worker = lt.start(Worker(app, concurrency=1, poll_interval=0.2), idle=False)
         committing = backend(conn, "query = 'commit' and wait_event_type = 'Lock'"
                                    " and wait_event = 'advisory'")
         # the 5th chunk's insert ran on the other connection meanwhile: its transaction
@@ -234,6 +235,13 @@ def test_a_terminated_backend_is_resolved_and_every_row_is_written_once(
         hook(None)
         wait_status(conn, exec_id, "COMPLETED")
         lt.stop(worker)
+    lost = [r.getMessage() for r in caplog.records
+            if "pipelined in the server: connection lost" in r.getMessage()]
+    # the commit in flight was the 4th chunk's in both cases: when its backend was
+    # terminated its outcome was asked; else the 5th chunk's commit found its own lost
+    assert len(lost) == 1, lost
+    assert lost[0].startswith("chunk 3 " if victim == "commit_in_flight" else "chunk 4 ")
+    assert lost[0].endswith("checking whether it committed")
     dst_equals_src(conn)  # every row once (dst's primary key fails a duplicate)
     status, read, written, _, commits, seq, context = bookkeeping(conn, exec_id)
     assert (status, read, written, commits, seq) == ("COMPLETED", ROWS, ROWS, CHUNKS, CHUNKS)
