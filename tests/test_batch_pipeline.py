@@ -16,6 +16,7 @@ its backend is terminated.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -272,3 +273,20 @@ def test_kill_9_of_a_pipelining_worker_process_then_recovery_writes_each_row_onc
     assert x["recovery_count"] == 1
     assert steps(conn, exec_id)[0]["read_count"] == items
     assert execution(conn, exec_id)["lease_owner"] is None
+
+
+def test_a_reader_that_reads_the_writers_table_commits_one_by_one(
+        db: TestDatabase, conn: Conn, tables: None, caplog: pytest.LogCaptureFixture) -> None:
+    # the next chunk's insert would run before the chunk before commits: its snapshot
+    # would not see that chunk's rows, so such a step is not pipelined
+    job = copy_job(NOWHERE, same_database=True,
+                   query="select s.a, s.b, s.note from public.src s left join public.dst d"
+                         " using (a, b) where d.a is null and s.a >= %s")
+    register_jobs(conn, [job])
+    exec_id = launch(conn, "copy")
+    caplog.set_level(logging.INFO, logger="pgbatch.batch")
+    run_until(db, conn, job, exec_id, "COMPLETED")
+    dst_equals_src(conn)
+    assert bookkeeping(conn, exec_id)[:6] == ("COMPLETED", ROWS, ROWS, 0, CHUNKS, CHUNKS)
+    assert any("chunks committed one by one (the reader's query may read the writer's table)"
+               in r.getMessage() for r in caplog.records)

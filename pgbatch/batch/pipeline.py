@@ -135,10 +135,9 @@ def run_in_server(run: ChunkRun, server: ServerChunk) -> bool | None:
         if spare is not None and run.pipeline is None:
             try:
                 run.pipeline = not reads_its_target(conn, server)
-            except psycopg.Error:
-                pool.putconn(spare)
-                pool.putconn(conn)
-                raise
+            except psycopg.Error as exc:  # not worth failing the step for
+                log.info("the plan of reader %r cannot be read (%s)", server.reader.name, exc)
+                run.pipeline = False
         if spare is not None and run.pipeline:
             return ChunkPipeline(run, server, pool, [conn, spare]).run()
         if spare is not None:
@@ -147,7 +146,7 @@ def run_in_server(run: ChunkRun, server: ServerChunk) -> bool | None:
         log.info("step %s (execution %s): chunks committed one by one (%s)",
                  run.sctx.step_name, run.sctx.execution_id,
                  "no second connection in the pool" if spare is None
-                 else "the reader's query reads the writer's table")
+                 else "the reader's query may read the writer's table")
         run.pipeline = False
     return run._commit_in_server(server)
 
