@@ -9,7 +9,8 @@ costs BEGIN, the writer's statements, ``commit_chunk`` and COMMIT. A writer
 that offers its
 chunk as one statement (``chunk_statement``, e.g. ``TableWriter(method=
 "unnest")``) has it run as a data-modifying ``WITH`` of the ``commit_chunk``
-call: one autocommit statement. After the commit: an operator's stop or
+call: one autocommit statement (a step run in the server, pushdown.py, pipelines
+its commits on two connections: pipeline.py). After the commit: an operator's stop or
 ``request_stop()`` ends the step STOPPED, an operator's pause parks it
 (:mod:`pgbatch.batch.pausing`; ``request_pause()`` commits the chunk and the
 pause in one transaction), the worker's shutdown hands it off (or stops or
@@ -46,6 +47,7 @@ from pgbatch.batch.definition import ChunkStep
 from pgbatch.batch.faults import fault_point
 from pgbatch.batch.items import ExecutionContext
 from pgbatch.batch.pausing import commit_and_park
+from pgbatch.batch.pipeline import run_in_server
 from pgbatch.batch.pushdown import ServerChunk, null_key_error, server_plan
 from pgbatch.batch.streams import make_reader, make_writer
 from pgbatch.worker.context import JobContext
@@ -85,7 +87,7 @@ class ChunkRun:
 
     def __init__(self, ctx: JobContext, step: ChunkStep, sctx: StepContext, start: dict[str, Any],
                  lease: timedelta, on_shutdown: str, outage: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, *, pipeline: bool = True) -> None:
         self.ctx = ctx
         self.step = step
         self.sctx = sctx
@@ -103,6 +105,8 @@ class ChunkRun:
         self.server: ServerChunk | None = None  # the step runs in the server (pushdown.py)
         self.pause_read_back = False  # an operator's pause, read back at the last commit
         self.parked: dict[str, Any] | None = None  # park_execution's row (request_pause)
+        #: whether the step run in the server pipelines its commits (None: not decided yet)
+        self.pipeline: bool | None = None if pipeline else False
 
     # -- streams ----------------------------------------------------------------------
     def _open(self) -> None:
@@ -129,7 +133,7 @@ class ChunkRun:
         try:
             while True:
                 if self.server is not None:
-                    stop_read_back: bool | None = self._commit_in_server(self.server)
+                    stop_read_back: bool | None = run_in_server(self, self.server)
                     if stop_read_back is None:
                         return "COMPLETED"
                 else:

@@ -67,13 +67,17 @@ class BatchExecutor:
     unreachable before the attempt fails. ``on_parked``: called (on the worker
     thread, after the commit) with a :class:`~pgbatch.batch.parking.Parked`
     each time this executor parks an execution (PAUSED, or AWAITING_APPROVAL at
-    a gate); its exceptions are logged.
+    a gate); its exceptions are logged. ``pipeline``: a chunk step run in the
+    server overlaps each chunk's durable commit with the next chunk's insert
+    on a second connection of the sync pool (:mod:`pgbatch.batch.pipeline`);
+    False commits its chunks one by one.
     """
 
     def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30),
                  poll_interval: float = 1.0, outage: float = 60.0, *,
-                 on_parked: ParkedHook | None = None) -> None:
+                 on_parked: ParkedHook | None = None, pipeline: bool = True) -> None:
         self._jobs = {job.name: job for job in jobs}
+        self._pipeline = pipeline
         self._on_parked = on_parked
         self._lease = lease
         self._poll_interval = poll_interval
@@ -184,7 +188,8 @@ class BatchExecutor:
                 if sctx.stop_asked:
                     status = "STOPPED"
             else:
-                run = ChunkRun(ctx, step, sctx, s, self._lease, job.on_shutdown, self._outage)
+                run = ChunkRun(ctx, step, sctx, s, self._lease, job.on_shutdown, self._outage,
+                               pipeline=self._pipeline)
                 outcome = run.run()
                 if outcome == "HANDOFF":
                     self._handoff(ctx, execution_id)

@@ -13,7 +13,10 @@ fault point costs one attribute read. The points:
 - ``after_write_before_commit`` (``execution_id``, ``step``, ``seq``): the
   writer wrote chunk ``seq`` (0-based), its transaction is not committed
   (for a writer whose chunk is folded into the commit statement, such as
-  ``TableWriter(method="unnest")``: right before that statement is sent).
+  ``TableWriter(method="unnest")``: right before that statement is sent; for a
+  step run in the server whose commits are pipelined, :mod:`pgbatch.batch.pipeline`:
+  once the chunk's page insert returned, while the chunk before may still be
+  committing).
 - ``after_commit_before_ack`` (``execution_id``, ``step``, ``seq``): chunk
   ``seq`` committed (``seq`` = the new chunk count); the work item is not
   acked yet.

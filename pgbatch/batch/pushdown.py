@@ -113,7 +113,8 @@ class ServerChunk:
         #: the target's columns that hold the key columns, of the same types, when the
         #: new cursor can be taken from the inserted rows (``RETURNING``, the cheaper form)
         self.returned_keys = returned_keys
-        self._texts: dict[bool, str] = {}  # the statement's text: first chunk (True), others
+        #: the statement's text by (first chunk, with commit_chunk)
+        self._texts: dict[tuple[bool, bool], str] = {}
         #: the reader's input count (``SqlReader(count_total=True)``), kept in its context
         #: entry as ``total`` like the reader keeps it; None when not counted
         self.total: int | None = None
@@ -165,28 +166,33 @@ class ServerChunk:
         return cls(reader, writer, chunk_size, tags, select_list, returned, casts)
 
     def statement(self, conn: psycopg.Connection[Any], committed: ExecutionContext,
-                  commit_args: list[Any]) -> tuple[str, Any]:
+                  commit_args: list[Any] | None) -> tuple[str, Any]:
         """The chunk's statement (as text) and its parameters.
 
         ``commit_args``: ``commit_chunk``'s step_execution_id, job_id,
-        claim_token, expected_seq and lease. The text is built once for the
-        first chunk and once for the others (the same text each time, so
-        psycopg prepares it); only the parameters change.
+        claim_token, expected_seq and lease; None for the page insert alone
+        (the first part of a pipelined chunk, :mod:`pgbatch.batch.pipeline`:
+        it returns the counts and the new context, and calls no
+        ``commit_chunk``). The text is built once for the first chunk and
+        once for the others (the same text each time, so psycopg prepares
+        it); only the parameters change.
         """
         reader = self.reader
         after = reader._cursor_of(committed)
         entry = committed.get(reader.name)
         read_before = int(entry.get("read", 0)) if isinstance(entry, dict) else 0
-        text = self._texts.get(after is None)
+        form = (after is None, commit_args is not None)
+        text = self._texts.get(form)
         if text is not None:
             # the placeholders' values in the order _compose writes them
             p = _Params(reader.params)
             for value in (*self._key_values(after), Jsonb(committed), reader.name, read_before,
-                          self._kept(), *self._commit_values(commit_args)):
+                          self._kept(),
+                          *(self._commit_values(commit_args) if commit_args else ())):
                 p.add(value)
             return text, p.values
         query, values = self._compose(after, read_before, committed, commit_args)
-        text = self._texts[after is None] = query.as_string(conn)
+        text = self._texts[form] = query.as_string(conn)
         return text, values
 
     def _kept(self) -> Jsonb:
@@ -236,8 +242,24 @@ class ServerChunk:
         return sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
             reader.query, where, keys, sql.Literal(self.chunk_size))
 
+    def _tail(self, p: _Params, commit_args: list[Any] | None, guard: str,
+              read_count: str) -> sql.Composable:
+        """The statement's end: ``commit_chunk`` of the new context (a CTE) and the
+        result row; without ``commit_args``, the result row alone."""
+        result = (" select x.n as pushdown_read, x.nulls as pushdown_nulls,"
+                  " x.context as pushdown_context{} from _pgbatch_context x{}")
+        if commit_args is None:
+            return sql.SQL(result.format("", ""))
+        se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
+        return sql.SQL(
+            ", _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
+            " where n > 0" + guard + ") g, lateral pgbatch.commit_chunk({se}, {job}, {token},"
+            " {seq}, g.context, read_count => " + read_count + ", write_count => g.n,"
+            " lease => {lease}) r)" + result.format(", k.*", " left join _pgbatch_commit k on true")
+        ).format(se=se, job=job, token=token, seq=seq, lease=lease)
+
     def _compose(self, after: list[Any] | None, read_before: int, committed: ExecutionContext,
-                 commit_args: list[Any]) -> tuple[sql.Composed, Any]:
+                 commit_args: list[Any] | None) -> tuple[sql.Composed, Any]:
         reader, w = self.reader, self.writer
         p = _Params(reader.params)
         page = self._page(p, after)
@@ -254,7 +276,6 @@ class ServerChunk:
         name = p.add(reader.name)
         read0 = p.add(read_before)
         kept = p.add(self._kept())
-        se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
         query = sql.SQL(
             "with _pgbatch_page as materialized ({page}),"
             " _pgbatch_count as materialized (select count(*) as n,"
@@ -266,27 +287,22 @@ class ServerChunk:
             " || jsonb_build_object({name}::text, jsonb_build_object('after',"
             " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n) || {kept}::jsonb)"
             " as context"
-            " from _pgbatch_count c left join _pgbatch_last l on true),"
-            " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
-            " where n > 0 and nulls = 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token},"
-            " {seq}, g.context, read_count => g.n, write_count => g.n, lease => {lease}) r)"
-            " select x.n as pushdown_read, x.nulls as pushdown_nulls,"
-            " x.context as pushdown_context, k.* from _pgbatch_context x"
-            " left join _pgbatch_commit k on true").format(
+            " from _pgbatch_count c left join _pgbatch_last l on true){tail_}").format(
             page=page, nulls=nulls, last=self._last("_pgbatch_page", reader.keys),
             target=w._target,
             columns=w._column_list, select_list=self.select_list, tail=tail, base=base,
-            name=name, typed=typed, read0=read0, kept=kept, se=se, job=job, token=token,
-            seq=seq, lease=lease)
+            name=name, typed=typed, read0=read0, kept=kept,
+            tail_=self._tail(p, commit_args, " and nulls = 0", "g.n"))
         return query, p.values
 
     def _returning_statement(self, p: _Params, page: sql.Composable, tail: sql.Composable,
                              committed: ExecutionContext, read_before: int,
-                             commit_args: list[Any]) -> tuple[sql.Composed, Any]:
+                             commit_args: list[Any] | None) -> tuple[sql.Composed, Any]:
         """The cheaper form: the rows go straight from the page into the table, and the
         counts and the last key come from its ``RETURNING`` (no conflict clause skips a
         row; the key columns land in columns of the same types). A NULL key makes
-        ``commit_chunk``'s read count negative: the statement fails whole (PB007)."""
+        ``commit_chunk``'s read count negative: the statement fails whole (PB007);
+        without ``commit_args`` the caller sees ``null_keys`` and rolls back."""
         reader, w = self.reader, self.writer
         assert self.returned_keys is not None
         names = [f"_pgbatch_k{i}" for i in range(len(reader.keys))]
@@ -303,7 +319,6 @@ class ServerChunk:
         name = p.add(reader.name)
         read0 = p.add(read_before)
         kept = p.add(self._kept())
-        se, job, token, seq, lease = self._commit_placeholders(p, commit_args)
         query = sql.SQL(
             "with _pgbatch_write as (insert into {target} ({columns}) select {select_list}"
             " from ({page}) as _pgbatch_page{tail} returning {returning}),"
@@ -314,25 +329,18 @@ class ServerChunk:
             " || jsonb_build_object({name}::text, jsonb_build_object('after',"
             " jsonb_build_array({typed}), 'read', {read0}::bigint + c.n) || {kept}::jsonb)"
             " as context"
-            " from _pgbatch_count c left join _pgbatch_last l on true),"
-            " _pgbatch_commit as materialized (select r.* from (select * from _pgbatch_context"
-            " where n > 0) g, lateral pgbatch.commit_chunk({se}, {job}, {token}, {seq},"
-            " g.context, read_count => case when g.nulls = 0 then g.n else -1 end,"
-            " write_count => g.n, lease => {lease}) r)"
-            " select x.n as pushdown_read, x.nulls as pushdown_nulls,"
-            " x.context as pushdown_context, k.* from _pgbatch_context x"
-            " left join _pgbatch_commit k on true").format(
+            " from _pgbatch_count c left join _pgbatch_last l on true){tail_}").format(
             target=w._target, columns=w._column_list, select_list=self.select_list, page=page,
             tail=tail, returning=returning, nulls=nulls, last=self._last("_pgbatch_write", names),
             base=base,
-            name=name, typed=typed, read0=read0, kept=kept, se=se, job=job, token=token,
-            seq=seq, lease=lease)
+            name=name, typed=typed, read0=read0, kept=kept,
+            tail_=self._tail(p, commit_args, "", "case when g.nulls = 0 then g.n else -1 end"))
         return query, p.values
 
     @staticmethod
     def result(row: dict[str, Any]) -> ServerChunkResult:
         """The statement's row as a :class:`ServerChunkResult`."""
-        commit = None if row["chunk_seq"] is None else {
+        commit = None if row.get("chunk_seq") is None else {
             k: row[k] for k in ("chunk_seq", "applied", "status", "stop_requested",
                                 "pause_requested")}
         return ServerChunkResult(int(row["pushdown_read"]), int(row["pushdown_nulls"]),

@@ -4,7 +4,9 @@
   fenced transactions of async handlers; ``concurrency + 4`` connections.
 - a sync pool (``sync_client()``), opened at first use from a sync
   handler's thread: the fenced transactions of sync handlers (transactional
-  tasks included); ``concurrency`` connections. A worker whose handlers never
+  tasks included); ``concurrency + 1`` connections (the one more lets one
+  batch chunk step run in the server pipeline its commits on two,
+  :mod:`pgbatch.batch.pipeline`). A worker whose handlers never
   open a fenced transaction from a thread never opens it.
 
 In transaction pooler mode (``pooler="transaction"``) both pools prepare no
@@ -81,7 +83,7 @@ class WorkerConnections:
             if self._closed:
                 raise RuntimeError("the worker's connections are closed")
             if self._sync is None:
-                self._sync = Client.connect(self.dsn, min_size=1, max_size=self.concurrency,
+                self._sync = Client.connect(self.dsn, min_size=1, max_size=self.concurrency + 1,
                                             pooler=self.pooler)
             return self._sync
 
