@@ -185,8 +185,11 @@ job_archive = Table(
     # The job's enqueue order (job.seq), copied when archived; 0 for older records.
     Column("seq", BigInteger, nullable=False, server_default=text("0")),
 )
-Index("job_archive_dead_idx", job_archive.c.finished_at,
-      postgresql_where=job_archive.c.state == "dead")
+Index("job_archive_rare_listing_idx", job_archive.c.state, job_archive.c.created_at,
+      job_archive.c.seq, job_archive.c.id, postgresql_where=job_archive.c.state != "done")
+Index("job_archive_rare_queue_listing_idx", job_archive.c.queue, job_archive.c.state,
+      job_archive.c.created_at, job_archive.c.seq, job_archive.c.id,
+      postgresql_where=job_archive.c.state != "done")
 Index("job_archive_listing_idx", job_archive.c.created_at, job_archive.c.seq, job_archive.c.id)
 
 #: Append-only per-queue counter deltas of archived jobs (summed by ``queue_stats()``).

@@ -227,3 +227,50 @@ def test_a_deep_page_of_a_large_archive_reads_one_page_of_rows(conn: Conn) -> No
     assert {j.queue for j in page} == {"q1"}
     assert seq1 - seq0 == 0
     assert idx1 - idx0 <= 70
+
+
+RARE_ARCHIVED = 200_000
+
+
+def test_pages_of_dead_and_cancelled_jobs_read_one_page_of_rows_among_many_done_ones(
+        conn: Conn) -> None:
+    # one record in a hundred is dead (every third of those cancelled instead), in 3 queues;
+    # large enough that reading along the listing index would show (100 rows per kept one)
+    conn.execute(
+        "insert into pgbatch.job_archive (id, queue, payload, priority, run_at, state, attempt,"
+        " max_attempts, created_at, finished_at, seq)"
+        " select gen_random_uuid(), 'q' || ((i / 7) %% 3), '{}', 0, t,"
+        " case when i %% 100 <> 0 then 'done' when i %% 300 = 0 then 'cancelled' else 'dead' end,"
+        " 1, 20, t, t, i"
+        " from generate_series(1, %s) i,"
+        " lateral (select timestamptz '2030-01-01Z' + (i / 50) * interval '1 ms') x(t)",
+        [RARE_ARCHIVED])
+    conn.execute("analyze pgbatch.job_archive")
+    client = Client(None)  # type: ignore[arg-type] # every call runs on conn
+    for queue in (None, "q1"):
+        for state in ("dead", "cancelled"):
+            want = [int(r[0]) for r in conn.execute(
+                "select seq from pgbatch.job_archive where state = %s"
+                " and (%s::text is null or queue = %s)"
+                " order by created_at desc, seq desc, id desc", [state, queue, queue]).fetchall()]
+            assert len(want) >= 150, (queue, state)
+            # page by page, in order, neither repeating nor skipping a job
+            listed: list[int] = []
+            cursor: JobCursor | None = None
+            while True:
+                with conn.transaction():
+                    seq0, idx0 = _archive_reads(conn)
+                    page = client.list_jobs(queue, state=state, limit=50, cursor=cursor,
+                                            conn=conn)
+                    seq1, idx1 = _archive_reads(conn)
+                assert {j.state for j in page} <= {state}
+                assert queue is None or {j.queue for j in page} <= {queue}
+                # along the rare states' indexes: about the page (at most the rare records
+                # of the three queues), not the hundred done records around each kept one
+                assert seq1 - seq0 == 0
+                assert idx1 - idx0 <= 3 * 50 + 10, (queue, state, len(listed))
+                listed.extend(j.seq for j in page)
+                if len(page) < 50:
+                    break
+                cursor = page[-1].cursor
+            assert listed == want

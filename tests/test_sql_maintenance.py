@@ -240,8 +240,11 @@ def test_an_archived_done_job_costs_two_index_entries(conn: Conn) -> None:
     indexes = {r[0]: r[1] for r in conn.execute(
         "select indexname, indexdef from pg_indexes"
         " where schemaname = 'pgbatch' and tablename = 'job_archive'").fetchall()}
-    assert set(indexes) == {"job_archive_pkey", "job_archive_listing_idx", "job_archive_dead_idx"}
-    assert "WHERE (state = 'dead'::text)" in indexes["job_archive_dead_idx"]
+    assert set(indexes) == {"job_archive_pkey", "job_archive_listing_idx",
+                            "job_archive_rare_listing_idx", "job_archive_rare_queue_listing_idx"}
+    # the two others hold only dead and cancelled records
+    assert "WHERE (state <> 'done'::text)" in indexes["job_archive_rare_listing_idx"]
+    assert "WHERE (state <> 'done'::text)" in indexes["job_archive_rare_queue_listing_idx"]
 
 
 def test_requeue_dead_job_after_sweep_is_job_not_found(db: TestDatabase, conn: Conn) -> None:

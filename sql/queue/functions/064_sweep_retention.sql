@@ -5,10 +5,11 @@
 -- creation time (a job is never settled before it was created, so every
 -- record finished before the cutoff was created before it; under a clock
 -- override that moves backwards, a record is swept once both times are past
--- the cutoff); dead ones along the partial job_archive_dead_idx. The archive
--- has no index for done records of its own: an ack writes one entry fewer.
--- A done sweep passes over the dead records created before its cutoff that
--- are not due yet (dead_after is longer), and over records created long ago
+-- the cutoff); dead ones the same way along the partial
+-- job_archive_rare_listing_idx (state, creation time). The archive has no
+-- index for done records of its own: an ack writes one entry fewer. A done
+-- sweep passes over the dead records created before its cutoff that are not
+-- due yet (dead_after is longer), and a sweep over records created long ago
 -- but settled recently (jobs scheduled far ahead).
 -- It also deletes up to `limit` request records of requeue_dead_job
 -- (pgbatch.job_request) older than `dead_after` (not counted in the result):
@@ -48,7 +49,8 @@ begin
            for update skip locked
     ), dead_victims as (
         select a.id from pgbatch.job_archive a
-         where a.state = 'dead' and a.finished_at < v_now - dead_after
+         where a.state = 'dead' and a.created_at < v_now - dead_after
+           and a.finished_at < v_now - dead_after
          limit greatest(sweep_retention."limit" - (select count(*) from done_victims), 0)
            for update skip locked
     ), victims as (

@@ -16,6 +16,12 @@
 -- cursor (a page costs about `limit` index entries when no filter rejects
 -- most rows; the time bounds narrow the scan, queue and state filter it);
 -- the live table, as small as the backlog, is scanned and top-N sorted.
+-- Filtered by a rare archived state (dead, cancelled), the archive is read
+-- along job_archive_rare_listing_idx (or job_archive_rare_queue_listing_idx
+-- with a queue), which hold only those records: a page costs `limit` index
+-- entries however many done jobs surround them. A queue filter alone, or
+-- with state done, filters the listing index's walk (it skips the other
+-- queues' records).
 -- InvalidQueueName (PB005) or InvalidArgument (PB007) for bad arguments.
 create or replace function pgbatch.list_jobs(
     queue             text        default null,
@@ -64,6 +70,27 @@ begin
     end if;
     if list_jobs.cursor_created_at is not null and not isfinite(list_jobs.cursor_created_at) then
         perform pgbatch._raise('PB007', 'invalid cursor_created_at: must be a finite time');
+    end if;
+
+    if list_jobs.state in ('dead', 'cancelled') then
+        -- planned for each call with the state as a literal, so the planner
+        -- may use the partial indexes (a generic plan could not) and knows
+        -- how rare the state is
+        return query execute format(
+            'select a.id, a.seq, a.queue, a.state, a.payload, a.priority, a.attempt,'
+            '       a.max_attempts, a.run_at, a.created_at, a.dedup_key, a.claimed_by,'
+            '       null::timestamptz, null::timestamptz, false, a.finished_at, a.last_error,'
+            '       a.result'
+            '  from pgbatch.job_archive a'
+            ' where a.state = %L%s'
+            '   and a.created_at >= $2 and a.created_at < $3'
+            '   and (a.created_at, a.seq, a.id) < ($4, $5, $6)'
+            ' order by a.created_at desc, a.seq desc, a.id desc'
+            ' limit $7',
+            list_jobs.state,
+            case when list_jobs.queue is null then '' else ' and a.queue = $1' end)
+        using list_jobs.queue, v_after, v_before, v_c_at, v_c_seq, v_c_id, list_jobs."limit";
+        return;
     end if;
 
     return query

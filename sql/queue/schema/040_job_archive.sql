@@ -20,13 +20,20 @@ create table pgbatch.job_archive (
     -- 0 for records archived before the column existed (their id breaks ties)
     seq            bigint      not null default 0
 );
--- Retention sweeps of dead records (kept longer than done ones). Partial: an
--- ack of a done job writes no entry into it. Done and cancelled records are
--- swept along job_archive_listing_idx (see sweep_retention), so an archived
--- job costs two index entries (this key and the listing), not three.
-create index job_archive_dead_idx on pgbatch.job_archive (finished_at) where state = 'dead';
 -- list_jobs(): the listing order (creation, then enqueue order, then id) read
 -- backwards from a keyset cursor, so a page costs `limit` index entries
 -- however large the archive is. One more index entry per archived job; the
 -- live table gets no such index (every enqueue and claim would pay for it).
 create index job_archive_listing_idx on pgbatch.job_archive (created_at, seq, id);
+-- The dead and cancelled records (partial: an ack of a done job writes no
+-- entry into either, so an archived done job costs two index entries, the
+-- primary key and the listing): list_jobs() filtered by a rare state reads
+-- them in the listing order (any queue; within one queue), a page costing
+-- `limit` entries instead of a walk along the listing index past every done
+-- job; and the retention sweep of dead records (kept longer than done ones)
+-- finds them by state and creation time, as the done sweep does along the
+-- listing index. A dead or cancelled job costs two more entries.
+create index job_archive_rare_listing_idx on pgbatch.job_archive (state, created_at, seq, id)
+    where state <> 'done';
+create index job_archive_rare_queue_listing_idx on pgbatch.job_archive (queue, state, created_at, seq, id)
+    where state <> 'done';
