@@ -28,6 +28,12 @@ from pgbatch.web.errors import WebError
 
 COOKIE: Final = "pgbatch_csrf"
 FIELD: Final = "csrf_token"
+#: The form field of a rendered form's request key: a random value per rendered form,
+#: which an action takes as its ``Idempotency-Key`` (the form sent twice repeats the
+#: first call: :func:`pgbatch.web.params.request_id`).
+REQUEST_FIELD: Final = "pgbatch_request"
+#: Where :func:`verify` leaves the form's request key (``scope["state"]``).
+REQUEST_STATE: Final = "form_request"
 HEADER: Final = "x-csrf-token"
 #: Largest action body read for the token check (forms are small).
 MAX_BODY: Final = 1 << 20
@@ -79,12 +85,12 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _form_token(body: bytes, content_type: str) -> str | None:
+def _form_token(body: bytes, content_type: str, field: str = FIELD) -> str | None:
     if content_type.startswith("application/x-www-form-urlencoded"):
-        values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get(FIELD)
+        values = parse_qs(body.decode("latin-1"), keep_blank_values=True).get(field)
         return values[0] if values else None
     if content_type.startswith("multipart/form-data"):
-        marker = f'name="{FIELD}"'.encode()
+        marker = f'name="{field}"'.encode()
         at = body.find(marker)
         if at >= 0:
             start = body.find(b"\r\n\r\n", at)
@@ -98,16 +104,21 @@ async def verify(request: Request, config: WebConfig) -> Receive:
     """Check the action's token (``WebError`` 403 ``CsrfRejected`` when it fails).
 
     Returns a ``receive`` that replays the body, so the endpoint reads it as usual.
+    The form's request key (``REQUEST_FIELD``), if any, is left in the request's
+    state (``REQUEST_STATE``).
     """
     body = await _read_body(request.receive)
-    submitted = request.headers.get(HEADER) or _form_token(
-        body, request.headers.get("content-type", ""))
+    content_type = request.headers.get("content-type", "")
+    submitted = request.headers.get(HEADER) or _form_token(body, content_type)
     cookie = request.cookies.get(COOKIE)
     if not (is_valid(config, cookie) and submitted
             and hmac.compare_digest(str(cookie), submitted)):
         raise WebError(403, "CsrfRejected",
                        "the form's CSRF token is missing or does not match: reload the page "
                        "and try again")
+    key = _form_token(body, content_type, REQUEST_FIELD)
+    if key:
+        request.scope.setdefault("state", {})[REQUEST_STATE] = key
     sent = False
 
     async def replay() -> Message:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from pgbatch import _checks
 from pgbatch._errors import InvalidArgument
 from pgbatch._types import JOB_STATES, JobCursor
+from pgbatch.web.csrf import REQUEST_STATE
 
 #: Page size when none is asked for, and the largest the web allows.
 DEFAULT_LIMIT: Final = 50
@@ -108,9 +109,14 @@ def request_id(request: Request, scope: str) -> UUID | None:
     The same key for the same ``scope`` (the action and its target, e.g.
     ``"requeue:<job id>"``) always gives the same UUID, so a retried request
     repeats the same operator call; a key that is already a UUID is used
-    as is (for scope-free request ids, pass ``scope=""``).
+    as is (for scope-free request ids, pass ``scope=""``). Without the header,
+    a dashboard form's request key (a random value per rendered form, see
+    :mod:`pgbatch.web.csrf`) is the key: the same form sent twice (a double
+    click, a browser's resubmit) repeats the first call.
     """
     key = request.headers.get("idempotency-key")
+    if key is None:
+        key = request.scope.get("state", {}).get(REQUEST_STATE)
     if key is None:
         return None
     if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:

@@ -13,6 +13,7 @@ field, see :mod:`pgbatch.web.csrf`), ``principal`` and ``read_only``
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -89,7 +90,9 @@ def context(request: Request) -> dict[str, Any]:
 
     def csrf_field() -> Markup:
         token = csrf.token_for(request, config)
-        return Markup('<input type="hidden" name="{}" value="{}">').format(csrf.FIELD, token)
+        return Markup('<input type="hidden" name="{}" value="{}">'
+                      '<input type="hidden" name="{}" value="{}">').format(
+            csrf.FIELD, token, csrf.REQUEST_FIELD, uuid.uuid4())
 
     return {
         "request": request,

@@ -66,7 +66,8 @@ def _back(request: Request, job_id: object, notice: str) -> Response:
 async def retry(request: Request) -> Response:
     """Form action: ``requeue_dead_job``."""
     job_id = params.job_id(request.path_params["job_id"])
-    await db.client(request).requeue_dead_job(job_id)
+    await db.client(request).requeue_dead_job(
+        job_id, request_id=params.request_id(request, f"retry:{job_id}"))
     return _back(request, job_id, "retried")
 
 
