@@ -21,7 +21,8 @@ parameters ``part`` and ``parts`` make it read only the ids with
 commit points, at chunk sequence K); ``--kill-on-item V`` SIGKILLs it when the
 processor sees item V (a crash loop); ``--lease``, ``--node-id``; ``--pushdown 1``
 makes each step a ``SqlReader`` -> ``TableWriter`` copy of ``src`` into ``out``
-(no processor, no ``ext``), which runs in the server.
+(no processor, no ``ext``), which runs in the server (its chunk loop in the
+database unless ``--server-loop 0``).
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ async def serve(args: argparse.Namespace) -> int:
     """Run the worker until it stops."""
     app = App(args.dsn, pool_size=4)
     use_batch(app, [build_job(args)], lease=timedelta(seconds=args.lease),
-              recovery_interval=args.recovery_interval)
+              recovery_interval=args.recovery_interval, server_loop=bool(args.server_loop))
     install_fault(args.fault)
     worker = Worker(app, concurrency=args.concurrency, node_id=args.node_id, poll_interval=0.5,
                     shutdown_grace=args.shutdown_grace,
@@ -299,6 +300,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pushdown", type=int, default=0,
                    help="1: each step is a SqlReader -> TableWriter copy of src into out,"
                         " run in the server")
+    p.add_argument("--server-loop", type=int, default=1,
+                   help="0: a step run in the server sends each chunk from the worker"
+                        " (pipelined) instead of the loop in the database")
     p.add_argument("--gate", default=None, help="a Gate step of this name after s1")
     p.add_argument("--node-id", default=None)
     p.add_argument("--concurrency", type=int, default=1)

@@ -99,10 +99,11 @@ def hook() -> Iterator[Callable[[Hook | None], None]]:
 
 
 def run_until(db: TestDatabase, conn: Conn, job: Job, execution_id: int, status: str, *,
-              pipeline: bool = True) -> None:
-    """Run one in-process worker (concurrency 1) on ``job`` until the execution is ``status``."""
+              pipeline: bool = True, server_loop: bool = False) -> None:
+    """Run one in-process worker (concurrency 1) on ``job`` until the execution is ``status``
+    (the worker sends each chunk: no chunk loop in the database unless ``server_loop``)."""
     with app_on(db.dsn) as app, LoopThread() as lt:
-        use_batch(app, [job], recovery_interval=0.5, pipeline=pipeline)
+        use_batch(app, [job], recovery_interval=0.5, pipeline=pipeline, server_loop=server_loop)
         worker = lt.start(Worker(app, concurrency=1, poll_interval=0.2))
         wait_status(conn, execution_id, status)
         lt.stop(worker)
@@ -259,13 +260,15 @@ def test_kill_9_of_a_pipelining_worker_process_then_recovery_writes_each_row_onc
     register_etl(conn, chunk_size=chunk, pushdown=True)
     exec_id = launch(conn, "etl")
     with BatchProcs(db.dsn, tmp_path) as procs:
-        a = procs.spawn("a", node_id="n1", fault=fault, chunk_size=chunk, pushdown=1)
+        a = procs.spawn("a", node_id="n1", fault=fault, chunk_size=chunk, pushdown=1,
+                        server_loop=0)
         assert a.wait_exit(60) == KILLED, a.describe()
         committed = int(steps(conn, exec_id)[0]["read_count"])
         assert scalar(conn, "select count(*) from public.out") == committed
         assert committed >= 2 * chunk
         assert alternating(writers(conn))  # process a pipelined its chunks
-        b = procs.spawn("b", node_id="n1", chunk_size=chunk, pushdown=1)
+        b = procs.spawn("b", node_id="n1", chunk_size=chunk, pushdown=1,
+                        server_loop=0)
         x = wait_status(conn, exec_id, "COMPLETED", procs=[b])
         b.stop()
     distinct, most_writes, ext = sink_counts(conn)

@@ -55,7 +55,7 @@ NOT_FOR_VIEWER = frozenset({
     "purge_batch_history", "reap_expired", "recover_execution", "recover_executions",
     "register_job", "register_node", "register_tasks", "reject_gate", "release", "renew_lease",
     "requeue_dead_job", "resign_lead", "restart_execution", "resume_due_executions",
-    "resume_execution", "resume_queue", "resume_schedule", "set_queue_notify",
+    "resume_execution", "resume_queue", "resume_schedule", "run_server_chunks", "set_queue_notify",
     "start_execution", "start_step", "stop_execution", "sweep_retention", "tick_schedules",
     "trigger_schedule", "try_lead", "update_schedule", "vacuum_stats",
 })

@@ -87,7 +87,8 @@ class ChunkRun:
 
     def __init__(self, ctx: JobContext, step: ChunkStep, sctx: StepContext, start: dict[str, Any],
                  lease: timedelta, on_shutdown: str, outage: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep, *, pipeline: bool = True) -> None:
+                 sleep: Callable[[float], None] = time.sleep, *, pipeline: bool = True,
+                 server_loop: bool = True) -> None:
         self.ctx = ctx
         self.step = step
         self.sctx = sctx
@@ -107,6 +108,9 @@ class ChunkRun:
         self.parked: dict[str, Any] | None = None  # park_execution's row (request_pause)
         #: whether the step run in the server pipelines its commits (None: not decided yet)
         self.pipeline: bool | None = None if pipeline else False
+        #: whether the step run in the server runs its chunk loop in the database
+        #: (:mod:`pgbatch.batch.server_loop`)
+        self.server_loop = server_loop
 
     # -- streams ----------------------------------------------------------------------
     def _open(self) -> None:

@@ -70,14 +70,19 @@ class BatchExecutor:
     a gate); its exceptions are logged. ``pipeline``: a chunk step run in the
     server overlaps each chunk's durable commit with the next chunk's insert
     on a second connection of the sync pool (:mod:`pgbatch.batch.pipeline`);
-    False commits its chunks one by one.
+    False commits its chunks one by one. ``server_loop``: such a step runs its
+    chunk loop in the database (``pgbatch.run_server_chunks``, one call per
+    second of chunks, :mod:`pgbatch.batch.server_loop`), the default; False:
+    the worker sends each chunk (``pipeline`` says how).
     """
 
     def __init__(self, jobs: Iterable[Job], lease: timedelta = timedelta(seconds=30),
                  poll_interval: float = 1.0, outage: float = 60.0, *,
-                 on_parked: ParkedHook | None = None, pipeline: bool = True) -> None:
+                 on_parked: ParkedHook | None = None, pipeline: bool = True,
+                 server_loop: bool = True) -> None:
         self._jobs = {job.name: job for job in jobs}
         self._pipeline = pipeline
+        self._server_loop = server_loop
         self._on_parked = on_parked
         self._lease = lease
         self._poll_interval = poll_interval
@@ -189,7 +194,7 @@ class BatchExecutor:
                     status = "STOPPED"
             else:
                 run = ChunkRun(ctx, step, sctx, s, self._lease, job.on_shutdown, self._outage,
-                               pipeline=self._pipeline)
+                               pipeline=self._pipeline, server_loop=self._server_loop)
                 outcome = run.run()
                 if outcome == "HANDOFF":
                     self._handoff(ctx, execution_id)

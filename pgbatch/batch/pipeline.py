@@ -62,6 +62,7 @@ from pgbatch._errors import ClaimLost, JobNotFound, translate
 from pgbatch.batch.faults import fault_point
 from pgbatch.batch.items import ExecutionContext
 from pgbatch.batch.pushdown import ServerChunk, ServerChunkResult, null_key_error
+from pgbatch.batch.server_loop import loop_in_server, takes_server_loop
 
 if TYPE_CHECKING:
     from pgbatch.batch.chunks import ChunkRun
@@ -118,12 +119,16 @@ def reads_its_target(conn: Conn, server: ServerChunk) -> bool:
 
 
 def run_in_server(run: ChunkRun, server: ServerChunk) -> bool | None:
-    """The chunks of a step run in the server: pipelined while the pool gives a
-    second connection, else one statement per chunk (``ChunkRun._commit_in_server``).
+    """The chunks of a step run in the server: in the database's own loop
+    (:mod:`pgbatch.batch.server_loop`) unless the executor says not to; else
+    pipelined while the pool gives a second connection, else one statement per
+    chunk (``ChunkRun._commit_in_server``).
 
     Returns the stop read-back of the last chunk committed, or None at the end of
     the input; the chunk loop checks stop, pause and shutdown after it.
     """
+    if takes_server_loop(run):
+        return loop_in_server(run, server)
     services = run.ctx.services
     if run.pipeline is not False and services is not None:
         pool = services.sync_client().pool

@@ -71,12 +71,22 @@ def is_candidate(reader: Any, writer: Any, processor: Any, pool_conninfo: str | 
                                     and reader.conninfo == pool_conninfo)
 
 
-class _Params:
+@dataclass(frozen=True)
+class Expr:
+    """A per-chunk value of the in-database loop's statements, as an SQL expression over
+    its parameters ($1 the committed context, $2 the expected sequence number)."""
+
+    sql: sql.Composable
+
+
+class Params:
     """Parameters in the order their placeholders are written (positional or named)."""
 
-    def __init__(self, base: Any) -> None:
+    def __init__(self, base: Any, query: sql.Composable) -> None:
         self.named = isinstance(base, Mapping)
         self.values: Any = dict(base) if self.named else list(base or ())
+        #: the reader's query as the statement writes it
+        self.query = query
 
     def add(self, value: Any) -> sql.Composable:
         if self.named:
@@ -115,6 +125,9 @@ class ServerChunk:
         self.returned_keys = returned_keys
         #: the statement's text by (first chunk, with commit_chunk)
         self._texts: dict[tuple[bool, bool], str] = {}
+        #: the in-database loop's statements (server_loop.loop_statements) and the
+        #: commit arguments they were built for
+        self.loop: tuple[tuple[Any, ...], Any] | None = None
         #: the reader's input count (``SqlReader(count_total=True)``), kept in its context
         #: entry as ``total`` like the reader keeps it; None when not counted
         self.total: int | None = None
@@ -185,13 +198,13 @@ class ServerChunk:
         text = self._texts.get(form)
         if text is not None:
             # the placeholders' values in the order _compose writes them
-            p = _Params(reader.params)
+            p = Params(reader.params, reader.query)
             for value in (*self._key_values(after), Jsonb(committed), reader.name, read_before,
                           self._kept(),
                           *(self._commit_values(commit_args) if commit_args else ())):
                 p.add(value)
             return text, p.values
-        query, values = self._compose(after, read_before, committed, commit_args)
+        query, values = self.compose(after, read_before, committed, commit_args)
         text = self._texts[form] = query.as_string(conn)
         return text, values
 
@@ -202,7 +215,7 @@ class ServerChunk:
     def _key_values(self, after: list[Any] | None) -> list[Any]:
         """The cursor's values as sent: integers as ``int8`` (one parameter type whatever
         their size, so one prepared statement)."""
-        return [Int8(v) if tag == "int" else v
+        return [Int8(v) if tag == "int" and not isinstance(v, Expr) else v
                 for v, tag in zip(after or (), self.tags, strict=False)]
 
     @staticmethod
@@ -210,9 +223,9 @@ class ServerChunk:
         """commit_chunk's arguments with the integers sent as ``int8`` (stable parameter
         types: one prepared statement whatever their size)."""
         se, job, token, seq, lease = commit_args
-        return [Int8(se), job, token, Int8(seq), lease]
+        return [Int8(se), job, token, seq if isinstance(seq, Expr) else Int8(seq), lease]
 
-    def _commit_placeholders(self, p: _Params, commit_args: list[Any]) -> list[sql.Composable]:
+    def _commit_placeholders(self, p: Params, commit_args: list[Any]) -> list[sql.Composable]:
         """The placeholders of commit_chunk's arguments, cast to its parameters' types."""
         return [sql.SQL("{}::{}").format(p.add(v), sql.SQL(t)) for v, t in zip(
             self._commit_values(commit_args), ("bigint", "uuid", "uuid", "bigint", "interval"),
@@ -229,7 +242,7 @@ class ServerChunk:
             keys=sql.SQL(", ").join(sql.Identifier(n) for n in names), src=sql.Identifier(source),
             desc=sql.SQL(", ").join(sql.SQL("{} desc").format(sql.Identifier(n)) for n in names))
 
-    def _page(self, p: _Params, after: list[Any] | None) -> sql.Composable:
+    def _page(self, p: Params, after: list[Any] | None) -> sql.Composable:
         """The next page after the cursor: the key placeholders cast to the keys' types,
         the chunk size a literal (the same text each chunk, planned once)."""
         reader = self.reader
@@ -240,9 +253,9 @@ class ServerChunk:
                 sql.SQL("{}::{}").format(p.add(v), sql.SQL(cast)) if cast else p.add(v)
                 for v, cast in zip(self._key_values(after), self.casts, strict=True)))
         return sql.SQL("select * from ({}) as _pgbatch_q{} order by {} limit {}").format(
-            reader.query, where, keys, sql.Literal(self.chunk_size))
+            p.query, where, keys, sql.Literal(self.chunk_size))
 
-    def _tail(self, p: _Params, commit_args: list[Any] | None, guard: str,
+    def _tail(self, p: Params, commit_args: list[Any] | None, guard: str,
               read_count: str) -> sql.Composable:
         """The statement's end: ``commit_chunk`` of the new context (a CTE) and the
         result row; without ``commit_args``, the result row alone."""
@@ -258,10 +271,12 @@ class ServerChunk:
             " lease => {lease}) r)" + result.format(", k.*", " left join _pgbatch_commit k on true")
         ).format(se=se, job=job, token=token, seq=seq, lease=lease)
 
-    def _compose(self, after: list[Any] | None, read_before: int, committed: ExecutionContext,
-                 commit_args: list[Any] | None) -> tuple[sql.Composed, Any]:
+    def compose(self, after: list[Any] | None, read_before: Any, committed: Any,
+                 commit_args: list[Any] | None,
+                 p: Params | None = None) -> tuple[sql.Composed, Any]:
         reader, w = self.reader, self.writer
-        p = _Params(reader.params)
+        if p is None:
+            p = Params(reader.params, reader.query)
         page = self._page(p, after)
         nulls = sql.SQL(" or ").join(sql.SQL("{} is null").format(sql.Identifier(k))
                                      for k in reader.keys)
@@ -272,7 +287,7 @@ class ServerChunk:
             for tag, k in zip(self.tags, reader.keys, strict=True))
         if self.returned_keys is not None:
             return self._returning_statement(p, page, tail, committed, read_before, commit_args)
-        base = p.add(Jsonb(committed))
+        base = p.add(committed if isinstance(committed, Expr) else Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
         kept = p.add(self._kept())
@@ -295,8 +310,8 @@ class ServerChunk:
             tail_=self._tail(p, commit_args, " and nulls = 0", "g.n"))
         return query, p.values
 
-    def _returning_statement(self, p: _Params, page: sql.Composable, tail: sql.Composable,
-                             committed: ExecutionContext, read_before: int,
+    def _returning_statement(self, p: Params, page: sql.Composable, tail: sql.Composable,
+                             committed: Any, read_before: Any,
                              commit_args: list[Any] | None) -> tuple[sql.Composed, Any]:
         """The cheaper form: the rows go straight from the page into the table, and the
         counts and the last key come from its ``RETURNING`` (no conflict clause skips a
@@ -315,7 +330,7 @@ class ServerChunk:
             sql.SQL("jsonb_build_object('t', {}::text, 'v', to_jsonb(l.{}))").format(
                 sql.Literal(tag), sql.Identifier(n))
             for tag, n in zip(self.tags, names, strict=True))
-        base = p.add(Jsonb(committed))
+        base = p.add(committed if isinstance(committed, Expr) else Jsonb(committed))
         name = p.add(reader.name)
         read0 = p.add(read_before)
         kept = p.add(self._kept())

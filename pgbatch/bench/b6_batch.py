@@ -11,7 +11,9 @@
   ``dst_batch``), with no processor: the step runs in the server
   (``pgbatch.batch.pushdown``), each chunk ONE statement that selects the next
   1,000 rows after the cursor, inserts them, and commits the new cursor, the
-  counters and the fence (``commit_chunk``). A worker of this process
+  counters and the fence (``commit_chunk``), its chunk loop in the database
+  (``pgbatch.run_server_chunks``, one call per second of chunks, each chunk its
+  own durable commit: ``pgbatch.batch.server_loop``). A worker of this process
   (concurrency 1) runs it; the time runs from the launch until the execution
   is COMPLETED, in database time (the execution's ``end_time`` minus its
   ``create_time``; the status is polled every 0.1 s, so the polling neither
