@@ -4,7 +4,9 @@ commit. Through real workers: the copy and its bookkeeping equal those of the wo
 chunk loop, and every chunk was written inside the CALL; an operator's stop or pause read
 back at chunk N leaves exactly N chunks; a backend terminated in the middle of a call is
 resolved from the committed checkpoint with every row written once; a SIGKILLed worker's
-backend ends by itself (it does not keep committing) and recovery writes each row once.
+backend ends by itself (it does not keep committing) and recovery writes each row once; a
+SIGSTOPped one, once another node took its execution over, changes nothing when it comes
+back.
 Bad input to the procedure is refused.
 
 A chunk is held in the middle of its insert by a statement trigger on the target table that
@@ -232,6 +234,42 @@ def test_kill_9_of_a_worker_in_a_call_ends_its_backend_and_recovery_writes_each_
     assert x["recovery_count"] == 1
     assert steps(conn, exec_id)[0]["read_count"] == items
     assert execution(conn, exec_id)["lease_owner"] is None
+
+
+def test_a_sigstopped_worker_in_a_call_is_fenced_when_it_comes_back(
+        db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
+    items, chunk = 97, 5
+    seed_source(conn, items)
+    log_chunks(conn, "public.out")
+    register_etl(conn, chunk_size=chunk, pushdown=True)
+    exec_id = launch(conn, "etl")
+    holder = hold(db, conn, 4)
+    try:
+        with BatchProcs(db.dsn, tmp_path) as procs:
+            a = procs.spawn("a", node_id="a", lease=2, chunk_size=chunk, pushdown=1)
+            pid = held_backend(conn)
+            a.signal(signal.SIGSTOP)
+            epoch = execution(conn, exec_id)["lease_epoch"]
+            conn.execute("delete from public.hold_at")
+            holder.execute("select pg_advisory_unlock(%s)", [HOLD])
+            # the call ends (its time is up, or the input) and its backend waits for the
+            # frozen worker: nothing extends the lease any more
+            wait_until(lambda: scalar(conn, "select state from pg_stat_activity where pid = %s",
+                                      [pid]) == "idle", 30, "the frozen worker's call to end")
+            b = procs.spawn("b", node_id="b", lease=2, chunk_size=chunk, pushdown=1)
+            x = wait_status(conn, exec_id, "COMPLETED", procs=[b])
+            assert x["lease_epoch"] == epoch + 1
+            b.stop()
+            before = (sink_counts(conn), steps(conn, exec_id), execution(conn, exec_id))
+            a.signal(signal.SIGCONT)
+            wait_until(lambda: "lost claim" in a.stderr_path.read_text(), 60,
+                       "the zombie to find its claim lost")
+            a.stop()
+    finally:
+        holder.close()
+    after = (sink_counts(conn), steps(conn, exec_id), execution(conn, exec_id))
+    assert after == before, "the zombie changed nothing"
+    assert sink_counts(conn)[:2] == (items, 1)
 
 
 def test_bad_input_to_the_procedure_is_refused(conn: Conn) -> None:

@@ -126,10 +126,14 @@ def _seed(conn: Conn) -> Seeded:
 
 
 def _functions(conn: Conn) -> list[Function]:
+    """The public functions. Not the procedures: ``run_server_chunks`` runs the caller's
+    own statements with the caller's rights (a statement is not input it could validate;
+    tests/test_batch_server_loop.py refuses its bad arguments)."""
     rows = conn.execute(
         "select p.proname, coalesce(p.proargnames[1:p.pronargs], '{}'),"
         " array(select format_type(t, null) from unnest(p.proargtypes) t), p.pronargdefaults"
         " from pg_proc p where p.pronamespace = 'pgbatch'::regnamespace and p.proname !~ '^_'"
+        " and p.prokind = 'f'"
         " order by p.proname").fetchall()
     return [Function(r[0], list(r[1]), list(r[2]), r[3]) for r in rows]
 
