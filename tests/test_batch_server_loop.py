@@ -6,7 +6,8 @@ back at chunk N leaves exactly N chunks; a backend terminated in the middle of a
 resolved from the committed checkpoint with every row written once; a SIGKILLed worker's
 backend ends by itself (it does not keep committing) and recovery writes each row once; a
 SIGSTOPped one, once another node took its execution over, changes nothing when it comes
-back.
+back; a server restarted in the middle of a call (``pg_ctl restart -m immediate``) loses
+the chunk in progress only, and the worker goes on with its claim.
 Bad input to the procedure is refused.
 
 A chunk is held in the middle of its insert by a statement trigger on the target table that
@@ -28,6 +29,7 @@ import pytest
 from pgbatch.batch import Job, register_jobs
 from tests.batch_helpers import (
     BatchProcs,
+    event_count,
     execution,
     invariants_checked,  # noqa: F401 - the fixture of pytestmark
     launch,
@@ -37,7 +39,7 @@ from tests.batch_helpers import (
     steps,
     wait_status,
 )
-from tests.conftest import TestDatabase
+from tests.conftest import PgTestServer, TestDatabase
 from tests.helpers import scalar
 from tests.test_batch_pipeline import (
     CHUNKS,
@@ -234,6 +236,31 @@ def test_kill_9_of_a_worker_in_a_call_ends_its_backend_and_recovery_writes_each_
     assert x["recovery_count"] == 1
     assert steps(conn, exec_id)[0]["read_count"] == items
     assert execution(conn, exec_id)["lease_owner"] is None
+
+
+def test_a_postgres_restart_in_the_middle_of_a_call_then_the_step_completes_once(
+        db: TestDatabase, conn: Conn, tmp_path: Path, pg_server: PgTestServer) -> None:
+    items, chunk = 97, 5
+    seed_source(conn, items)
+    log_chunks(conn, "public.out")
+    register_etl(conn, chunk_size=chunk, pushdown=True)
+    exec_id = launch(conn, "etl")
+    holder = hold(db, conn, 4)  # its lock ends with the server
+    with BatchProcs(db.dsn, tmp_path) as procs:
+        w = procs.spawn("w", node_id="w", chunk_size=chunk, pushdown=1)
+        held_backend(conn)
+        conn.close()
+        pg_server.restart("immediate")
+        holder.close()
+        conn = db.connect()
+        wait_status(conn, exec_id, "COMPLETED", timeout=120, procs=[w])
+        w.stop(60)
+    assert sink_counts(conn)[:2] == (items, 1), "every item exactly once"
+    s = steps(conn, exec_id)[0]
+    assert (s["read_count"], s["commit_count"]) == (items, -(-items // chunk))
+    assert all(in_call for _, in_call in logged(conn))
+    # shorter than the lease: the worker went on with its claim, nothing was recovered
+    assert event_count(conn, exec_id, "recovered") == 0
 
 
 def test_a_sigstopped_worker_in_a_call_is_fenced_when_it_comes_back(

@@ -22,16 +22,25 @@ from typing import Any
 import psycopg
 import pytest
 
-from pgbatch import App
+from pgbatch import App, Worker
 from pgbatch._aio_client import AsyncClient
 from pgbatch._errors import InvalidArgument
 from pgbatch._types import EnqueueRequest
+from pgbatch.batch import register_jobs, use_batch
 from pgbatch.cli import main as cli_main
 from tests import pooler
+from tests.batch_helpers import launch, wait_status
 from tests.conftest import TEST_WORKER_LOGIN, PgTestServer, TestDatabase
 from tests.helpers import counts, scalar
+from tests.test_batch_pipeline import (
+    CHUNKS,
+    tables,  # noqa: F401 - a fixture
+)
+from tests.test_batch_pushdown import NOWHERE, copy_job, dst_equals_src
+from tests.test_batch_server_loop import log_chunks, logged
 from tests.worker_harness import (
     DONE_TABLE_DDL,
+    LoopThread,
     ProcGroup,
     WorkerProcess,
     wait_until,
@@ -231,3 +240,27 @@ def test_a_pooled_worker_with_a_direct_listen_dsn_is_woken_by_notifications(
     assert report["stats"]["succeeded"] == 1
     assert not [e for e in wp.events_of("log")
                 if "LISTEN does not work" in e["msg"] or "not listening" in e["msg"]]
+
+
+@pytest.mark.usefixtures("tables")
+def test_a_batch_step_run_in_the_server_loops_in_the_database_through_the_pooler(
+        db: TestDatabase, conn: psycopg.Connection[Any], bouncer: pooler.PgBouncer) -> None:
+    # the procedure commits inside one CALL: PgBouncer keeps the server connection for
+    # the call (one client transaction until it returns)
+    log_chunks(conn, "public.dst")
+    job = copy_job(NOWHERE, same_database=True)
+    register_jobs(conn, [job])
+    exec_id = launch(conn, "copy")
+    app = App(_pooled(bouncer, db), pool_size=4, pooler="transaction")
+    try:
+        with LoopThread() as lt:
+            use_batch(app, [job], recovery_interval=0.5)
+            worker = lt.start(Worker(app, concurrency=1, poll_interval=0.2))
+            wait_status(conn, exec_id, "COMPLETED")
+            lt.stop(worker)
+    finally:
+        app.close()
+    dst_equals_src(conn)
+    chunks = logged(conn)
+    assert len(chunks) == CHUNKS
+    assert all(in_call for _, in_call in chunks)

@@ -136,8 +136,9 @@ def test_pause_and_resume_from_the_run_page(web_server: WebFactory, conn: Conn,
     stale = browser.find_element(By.ID, "resume")
     conn.execute("select * from pgbatch.resume_execution(%s, 'another-tab')", [execution_id])
     stale.click()
-    notice = wait_for(browser, lambda d: d.find_element(By.ID, "notice"))
-    assert "already resumed by another request" in notice.text
+    # the page still shows the pause's notice until the resume's answer replaces it
+    wait_for(browser, lambda d: "already resumed by another request"
+             in d.find_element(By.ID, "notice").text, "the resume's notice")
     assert scalar(conn, "select count(*) from pgbatch.job_execution") == 1
     assert_invariants(conn)
 
