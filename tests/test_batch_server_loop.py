@@ -299,6 +299,27 @@ def test_a_sigstopped_worker_in_a_call_is_fenced_when_it_comes_back(
     assert sink_counts(conn)[:2] == (items, 1)
 
 
+@pytest.mark.usefixtures("tables")
+def test_without_the_procedure_the_worker_sends_the_chunks(
+        db: TestDatabase, conn: Conn, caplog: pytest.LogCaptureFixture) -> None:
+    # a database not migrated to 0028_server_chunks yet
+    conn.execute("drop procedure pgbatch.run_server_chunks")
+    log_chunks(conn, "public.dst")
+    job = copy_job(NOWHERE, same_database=True)
+    register_jobs(conn, [job])
+    exec_id = launch(conn, "copy")
+    caplog.set_level(logging.WARNING, logger="pgbatch.batch")
+    run_until(db, conn, job, exec_id, "COMPLETED", server_loop=True)
+    dst_equals_src(conn)
+    chunks = logged(conn)
+    assert len(chunks) == CHUNKS
+    assert not any(in_call for _, in_call in chunks)
+    assert bookkeeping(conn, exec_id)[:6] == ("COMPLETED", ROWS, ROWS, 0, CHUNKS, CHUNKS)
+    said = [r.getMessage() for r in caplog.records if "no pgbatch.run_server_chunks" in
+            r.getMessage()]
+    assert len(said) == 1, said
+
+
 def test_bad_input_to_the_procedure_is_refused(conn: Conn) -> None:
     call = "call pgbatch.run_server_chunks(null, 'select 1', %s::jsonb, %s::bigint, %s)"
     for context, seq, seconds, what in (("{}", 0, 0.0, "max_seconds"),

@@ -22,7 +22,9 @@ the step's committed checkpoint back (``start_step`` in a transaction rolled
 back, fenced like every call of the claim) and continues from it: nothing is
 retried blindly, and a lost claim is ``ClaimLost``.
 
-Not taken while a fault hook is installed (:mod:`pgbatch.batch.faults`: the
+On a database not yet migrated to 0028_server_chunks (no procedure) the
+worker says so once per step and sends the chunks itself. Not taken while a
+fault hook is installed (:mod:`pgbatch.batch.faults`: the
 points between chunks are in the worker), nor when the executor is built with
 ``server_loop=False``: the worker then sends each chunk itself (pipelined,
 :mod:`pgbatch.batch.pipeline`, or one statement per chunk).
@@ -135,6 +137,15 @@ def loop_in_server(run: ChunkRun, server: ServerChunk) -> bool | None:
                     cur.execute(CALL, [first, texts.next, Jsonb(run.committed), Int8(run.seq),
                                        STRETCH_SECONDS], prepare=False)
                     row = cur.fetchone()
+            except psycopg.errors.UndefinedFunction as exc:
+                if "run_server_chunks" not in str(exc):
+                    raise
+                # a schema before 0028_server_chunks: nothing ran; the worker sends the chunks
+                log.warning("step %s (execution %s): the database has no"
+                            " pgbatch.run_server_chunks (migrate it: pgbatch migrate); the"
+                            " worker sends each chunk", x.step_name, x.execution_id)
+                run.server_loop = False
+                return False
             except psycopg.Error as exc:
                 mine = translate(exc)
                 if isinstance(mine, InvalidArgument) and server.returned_keys is not None \
