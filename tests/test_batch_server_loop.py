@@ -204,14 +204,23 @@ def test_a_backend_terminated_in_the_middle_of_a_call_continues_from_the_checkpo
                for r in caplog.records)
 
 
+#: The ETL job of the worker-process tests: items and chunk size (its steps run in the server).
+ITEMS, ETL_CHUNK = 97, 5
+
+
+def launch_held_etl(db: TestDatabase, conn: Conn) -> tuple[int, psycopg.Connection[Any]]:
+    """Launch batch_worker_proc's ETL job (run in the server) with its fifth chunk held in its
+    insert; the execution id and the holding connection."""
+    seed_source(conn, ITEMS)
+    log_chunks(conn, "public.out")
+    register_etl(conn, chunk_size=ETL_CHUNK, pushdown=True)
+    return launch(conn, "etl"), hold(db, conn, 4)
+
+
 def test_kill_9_of_a_worker_in_a_call_ends_its_backend_and_recovery_writes_each_row_once(
         db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
-    items, chunk = 97, 5
-    seed_source(conn, items)
-    log_chunks(conn, "public.out")
-    register_etl(conn, chunk_size=chunk, pushdown=True)
-    exec_id = launch(conn, "etl")
-    holder = hold(db, conn, 4)
+    items, chunk = ITEMS, ETL_CHUNK
+    exec_id, holder = launch_held_etl(db, conn)
     try:
         with BatchProcs(db.dsn, tmp_path) as procs:
             a = procs.spawn("a", node_id="n1", chunk_size=chunk, pushdown=1)
@@ -240,12 +249,8 @@ def test_kill_9_of_a_worker_in_a_call_ends_its_backend_and_recovery_writes_each_
 
 def test_a_postgres_restart_in_the_middle_of_a_call_then_the_step_completes_once(
         db: TestDatabase, conn: Conn, tmp_path: Path, pg_server: PgTestServer) -> None:
-    items, chunk = 97, 5
-    seed_source(conn, items)
-    log_chunks(conn, "public.out")
-    register_etl(conn, chunk_size=chunk, pushdown=True)
-    exec_id = launch(conn, "etl")
-    holder = hold(db, conn, 4)  # its lock ends with the server
+    items, chunk = ITEMS, ETL_CHUNK
+    exec_id, holder = launch_held_etl(db, conn)  # its lock ends with the server
     with BatchProcs(db.dsn, tmp_path) as procs:
         w = procs.spawn("w", node_id="w", chunk_size=chunk, pushdown=1)
         held_backend(conn)
@@ -265,12 +270,8 @@ def test_a_postgres_restart_in_the_middle_of_a_call_then_the_step_completes_once
 
 def test_a_sigstopped_worker_in_a_call_is_fenced_when_it_comes_back(
         db: TestDatabase, conn: Conn, tmp_path: Path) -> None:
-    items, chunk = 97, 5
-    seed_source(conn, items)
-    log_chunks(conn, "public.out")
-    register_etl(conn, chunk_size=chunk, pushdown=True)
-    exec_id = launch(conn, "etl")
-    holder = hold(db, conn, 4)
+    items, chunk = ITEMS, ETL_CHUNK
+    exec_id, holder = launch_held_etl(db, conn)
     try:
         with BatchProcs(db.dsn, tmp_path) as procs:
             a = procs.spawn("a", node_id="a", lease=2, chunk_size=chunk, pushdown=1)
