@@ -130,7 +130,7 @@ def test_K5_sixteen_worker_processes_boot_at_once(
         for p in procs:
             p.wait_event("up", timeout=120)
         wait_until(lambda: scalar(conn, "select count(*) from pgbatch.schedule_fire"
-                                  " where schedule_id like 's%%'") == 10,
+                                  " where schedule_id like 's%%'") >= 10,
                    60, "every due schedule to be decided")
         seen = len(fired_at(conn, "heartbeat"))
         wait_until(lambda: len(fired_at(conn, "heartbeat")) >= seen + 3, 60,
